@@ -1,0 +1,271 @@
+//! The one place every AWS call goes through.
+//!
+//! [`Fleet`] holds the management account's configuration. [`Fleet::enter`] assumes the
+//! member role and gives an [`AccountSession`], which builds per-region clients lazily.
+//! Every client carries a [`counter::CallCounter`] interceptor, so each call (and each
+//! retry) is counted by service, operation, account, region and outcome, whoever makes it;
+//! every call is awaited through [`AccountSession::call`], which bounds concurrency per
+//! account and fleet-wide. Retries with backoff on throttling are the SDK's standard
+//! retry strategy, with the attempt budget set here.
+
+pub mod counter;
+pub mod credentials;
+pub mod endpoint;
+pub mod error;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_types::region::Region as SdkRegion;
+pub use counter::{CallKey, CallStats};
+pub use error::{code_of, AwsError};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+
+/// Limits and retry budget for AWS calls.
+#[derive(Clone, Debug)]
+pub struct CallLimits {
+    /// Calls in flight at once across the whole fleet.
+    pub fleet_concurrency: usize,
+    /// Calls in flight at once within one account.
+    pub account_concurrency: usize,
+    /// Attempts per call, the first included (throttling and transient errors are retried).
+    pub max_attempts: u32,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self { fleet_concurrency: 32, account_concurrency: 4, max_attempts: 8 }
+    }
+}
+
+/// The management account's view of AWS, and the shared limits and counters.
+#[derive(Clone)]
+pub struct Fleet {
+    base: SdkConfig,
+    home_region: String,
+    limits: CallLimits,
+    fleet_sem: Arc<Semaphore>,
+    pub stats: Arc<CallStats>,
+    management: Arc<AccountSession>,
+}
+
+impl Fleet {
+    /// Loads the default credential chain and the standard AWS environment variables
+    /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_REGION`, ...).
+    pub async fn from_env(home_region: &str, limits: CallLimits) -> Self {
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(SdkRegion::new(home_region.to_string()))
+            .retry_config(RetryConfig::standard().with_max_attempts(limits.max_attempts))
+            .load()
+            .await;
+        let stats = Arc::new(CallStats::default());
+        let fleet_sem = Arc::new(Semaphore::new(limits.fleet_concurrency.max(1)));
+        let management = Arc::new(AccountSession::new(
+            "management".into(),
+            base.clone(),
+            home_region.to_string(),
+            &limits,
+            fleet_sem.clone(),
+            stats.clone(),
+        ));
+        Self { base, home_region: home_region.to_string(), limits, fleet_sem, stats, management }
+    }
+
+    /// The session of the management account (Organizations, STS).
+    pub fn management(&self) -> &AccountSession {
+        &self.management
+    }
+
+    /// Assumes `role_name` in `account_id` and returns a session for that account. The
+    /// first AssumeRole happens here, so that a denied role fails the account at once.
+    pub async fn enter(
+        &self,
+        account_id: &str,
+        role_name: &str,
+        external_id: Option<&str>,
+        session_name: &str,
+    ) -> Result<AccountSession, AwsError> {
+        let role_arn = format!("arn:aws:iam::{account_id}:role/{role_name}");
+        let provider = credentials::AssumeRoleCredentials::new(
+            self.management.sts(),
+            role_arn,
+            external_id.map(str::to_string),
+            session_name.to_string(),
+        );
+        provider.refresh().await?;
+        let config = self
+            .base
+            .clone()
+            .into_builder()
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+            .build();
+        Ok(AccountSession::new(
+            account_id.to_string(),
+            config,
+            self.home_region.clone(),
+            &self.limits,
+            self.fleet_sem.clone(),
+            self.stats.clone(),
+        ))
+    }
+}
+
+/// Per-region clients of one service, built on first use.
+struct ClientCache<C>(Mutex<HashMap<String, C>>);
+
+impl<C: Clone> ClientCache<C> {
+    fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+    fn get(&self, region: &str, make: impl FnOnce() -> C) -> C {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(region.to_string()).or_insert_with(make).clone()
+    }
+}
+
+/// One account's clients, all counted and limited.
+pub struct AccountSession {
+    pub account_id: String,
+    config: SdkConfig,
+    home_region: String,
+    account_sem: Semaphore,
+    fleet_sem: Arc<Semaphore>,
+    stats: Arc<CallStats>,
+    sts: ClientCache<aws_sdk_sts::Client>,
+    organizations: ClientCache<aws_sdk_organizations::Client>,
+    iam: ClientCache<aws_sdk_iam::Client>,
+    s3: ClientCache<aws_sdk_s3::Client>,
+    s3control: ClientCache<aws_sdk_s3control::Client>,
+    kms: ClientCache<aws_sdk_kms::Client>,
+    cloudtrail: ClientCache<aws_sdk_cloudtrail::Client>,
+    ec2: ClientCache<aws_sdk_ec2::Client>,
+}
+
+macro_rules! client {
+    ($(#[$m:meta])* $name:ident, $krate:ident) => {
+        $(#[$m])*
+        pub fn $name(&self, region: &str) -> $krate::Client {
+            self.$name.get(region, || {
+                let conf = $krate::config::Builder::from(&self.config)
+                    .region(SdkRegion::new(region.to_string()))
+                    .interceptor(self.counter(region));
+                $krate::Client::from_conf(conf.build())
+            })
+        }
+    };
+}
+
+impl AccountSession {
+    fn new(
+        account_id: String,
+        config: SdkConfig,
+        home_region: String,
+        limits: &CallLimits,
+        fleet_sem: Arc<Semaphore>,
+        stats: Arc<CallStats>,
+    ) -> Self {
+        Self {
+            account_id,
+            config,
+            home_region,
+            account_sem: Semaphore::new(limits.account_concurrency.max(1)),
+            fleet_sem,
+            stats,
+            sts: ClientCache::new(),
+            organizations: ClientCache::new(),
+            iam: ClientCache::new(),
+            s3: ClientCache::new(),
+            s3control: ClientCache::new(),
+            kms: ClientCache::new(),
+            cloudtrail: ClientCache::new(),
+            ec2: ClientCache::new(),
+        }
+    }
+
+    fn counter(&self, region: &str) -> counter::CallCounter {
+        counter::CallCounter::new(self.account_id.clone(), region.to_string(), self.stats.clone())
+    }
+
+    pub fn home_region(&self) -> &str {
+        &self.home_region
+    }
+
+    /// Awaits one AWS call within the account's and the fleet's concurrency limits.
+    pub async fn call<T>(&self, fut: impl Future<Output = T>) -> T {
+        let _fleet = self.fleet_sem.acquire().await;
+        let _account = self.account_sem.acquire().await;
+        fut.await
+    }
+
+    /// The STS client of the home region.
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        let region = self.home_region.clone();
+        self.sts.get(&region, || {
+            let conf = aws_sdk_sts::config::Builder::from(&self.config)
+                .region(SdkRegion::new(region.clone()))
+                .interceptor(self.counter(&region));
+            aws_sdk_sts::Client::from_conf(conf.build())
+        })
+    }
+
+    /// Organizations is global; its calls go to the home region's configuration.
+    pub fn organizations(&self) -> aws_sdk_organizations::Client {
+        let region = self.home_region.clone();
+        self.organizations.get(&region, || {
+            let conf = aws_sdk_organizations::config::Builder::from(&self.config)
+                .region(SdkRegion::new(region.clone()))
+                .interceptor(self.counter("global"));
+            aws_sdk_organizations::Client::from_conf(conf.build())
+        })
+    }
+
+    /// IAM is global; counted under region `global`.
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        let region = self.home_region.clone();
+        self.iam.get(&region, || {
+            let conf = aws_sdk_iam::config::Builder::from(&self.config)
+                .region(SdkRegion::new(region.clone()))
+                .interceptor(self.counter("global"));
+            aws_sdk_iam::Client::from_conf(conf.build())
+        })
+    }
+
+    /// S3 in `region`; path-style addressing when an endpoint override points at an emulator.
+    pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        self.s3.get(region, || {
+            let conf = aws_sdk_s3::config::Builder::from(&self.config)
+                .region(SdkRegion::new(region.to_string()))
+                .force_path_style(endpoint::overridden(&self.config, "S3"))
+                .interceptor(self.counter(region));
+            aws_sdk_s3::Client::from_conf(conf.build())
+        })
+    }
+
+    /// S3 Control in `region` (account-level settings).
+    pub fn s3control(&self, region: &str) -> aws_sdk_s3control::Client {
+        self.s3control.get(region, || {
+            let mut conf = aws_sdk_s3control::config::Builder::from(&self.config)
+                .region(SdkRegion::new(region.to_string()))
+                .interceptor(self.counter(region));
+            if endpoint::overridden(&self.config, "S3_CONTROL") {
+                conf = conf.endpoint_resolver(endpoint::NoAccountHostPrefix::default());
+            }
+            aws_sdk_s3control::Client::from_conf(conf.build())
+        })
+    }
+
+    client!(
+        /// KMS in `region`.
+        kms, aws_sdk_kms
+    );
+    client!(
+        /// CloudTrail in `region`.
+        cloudtrail, aws_sdk_cloudtrail
+    );
+    client!(
+        /// EC2 in `region`.
+        ec2, aws_sdk_ec2
+    );
+}

@@ -1,0 +1,319 @@
+//! Reads and validates a desired-state directory.
+//!
+//! Layout (see `desired-state/README.md`):
+//! `settings.yaml`, `tiers.yaml`, `features/*.yaml` (one per feature F01-F15),
+//! `accounts/*.yaml` (one per member account), `policies/**.json`.
+//!
+//! Every problem found is reported with `file:line:col: message` and a one-line hint; all
+//! files are read so that one run shows every mistake, and nothing else runs until the
+//! directory is clean.
+
+use super::names::{self, FeatureId, LoadContext, TierName, FEATURES};
+use super::{AccountFile, AccountFileRaw, DesiredState, Feature, FeatureFile, Settings, Tier};
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem in desired state, located as precisely as the file allows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem concerns the file as a whole.
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?;
+        } else {
+            write!(f, "{}: {}", self.file.display(), self.message)?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// All problems found in one load.
+#[derive(Debug, Clone)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        for e in &self.0 {
+            writeln!(f, "error: {e}")?;
+        }
+        write!(f, "desired state is invalid: {} error(s); nothing was changed", self.0.len())
+    }
+}
+
+impl std::error::Error for LoadErrors {}
+
+fn split_hint(message: &str) -> (String, Option<String>) {
+    match message.split_once("; hint: ") {
+        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+        None => (message.to_string(), None),
+    }
+}
+
+fn whole_file(file: &Path, message: impl Into<String>, hint: Option<&str>) -> LoadError {
+    LoadError {
+        file: file.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: message.into(),
+        hint: hint.map(str::to_string),
+    }
+}
+
+fn yaml_error(file: &Path, e: &serde_yaml::Error) -> LoadError {
+    let mut text = e.to_string();
+    let (line, column) = match e.location() {
+        Some(loc) => {
+            let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+            if let Some(pos) = text.find(&suffix) {
+                text.replace_range(pos..pos + suffix.len(), "");
+            }
+            (loc.line(), loc.column())
+        }
+        None => (0, 0),
+    };
+    let (message, mut hint) = split_hint(&text);
+    if hint.is_none() && message.contains("unknown field") {
+        hint = Some("check the spelling against desired-state/README.md".into());
+    }
+    LoadError { file: file.to_path_buf(), line, column, message, hint }
+}
+
+/// Parses one YAML file with `cx` as load context.
+fn parse_file<T: DeserializeOwned>(
+    cx: LoadContext,
+    file: &Path,
+    errors: &mut Vec<LoadError>,
+) -> (Option<T>, LoadContext) {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(whole_file(file, format!("cannot read: {e}"), None));
+            return (None, cx);
+        }
+    };
+    let mut cx = cx;
+    cx.current_file = file.to_path_buf();
+    let (res, cx) = names::with_context(cx, || serde_yaml::from_str::<T>(&text));
+    match res {
+        Ok(v) => (Some(v), cx),
+        Err(e) => {
+            errors.push(yaml_error(file, &e));
+            (None, cx)
+        }
+    }
+}
+
+fn yaml_files(dir: &Path, errors: &mut Vec<LoadError>) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(whole_file(dir, format!("cannot read directory: {e}"), None));
+            return vec![];
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Placeholders every resource may use; settings may add more under `variables`.
+pub const BUILTIN_PLACEHOLDERS: [&str; 5] =
+    ["account_id", "region", "home_region", "partition", "management_account_id"];
+
+/// Finds `{name}` placeholders in `text` that are not known, with their line and column.
+fn unknown_placeholders(file: &Path, text: &str, known: &BTreeSet<String>) -> Vec<LoadError> {
+    let mut out = vec![];
+    for (lineno, line) in text.lines().enumerate() {
+        let bytes = line.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'{' && (i == 0 || bytes[i - 1] != b'$') {
+                let rest = &line[i + 1..];
+                let end = rest.find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+                if let Some(end) = end {
+                    if end > 0 && rest.as_bytes()[end] == b'}' {
+                        let name = &rest[..end];
+                        if !known.contains(name) {
+                            let hint = names::did_you_mean(name, known.iter().map(String::as_str))
+                                .map(|m| format!("did you mean {{{m}}}?"))
+                                .unwrap_or_else(|| {
+                                    "define it under `variables` in settings.yaml".to_string()
+                                });
+                            out.push(LoadError {
+                                file: file.to_path_buf(),
+                                line: lineno + 1,
+                                column: line[..i].chars().count() + 1,
+                                message: format!("unknown placeholder {{{name}}}"),
+                                hint: Some(hint),
+                            });
+                        }
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+fn files_below(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files_below(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+}
+
+/// Loads and validates the desired-state directory `dir`.
+pub fn load(dir: &Path) -> Result<DesiredState, LoadErrors> {
+    let mut errors = vec![];
+    let cx = LoadContext { dir: dir.to_path_buf(), ..Default::default() };
+
+    let settings_file = dir.join("settings.yaml");
+    let (settings, cx) = parse_file::<Settings>(cx, &settings_file, &mut errors);
+
+    let tiers_file = dir.join("tiers.yaml");
+    let (tiers_raw, mut cx) = parse_file::<BTreeMap<String, Tier>>(cx, &tiers_file, &mut errors);
+    let tiers: BTreeMap<TierName, Tier> = tiers_raw
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (TierName::new_unchecked(&k), v))
+        .collect();
+    if tiers.is_empty() && errors.iter().all(|e| e.file != tiers_file) {
+        errors.push(whole_file(&tiers_file, "no tier is defined", Some("define `basic` and `secure`")));
+    }
+    cx.tiers = Some(tiers.keys().map(|t| t.as_str().to_string()).collect());
+
+    let mut features = BTreeMap::new();
+    for file in yaml_files(&dir.join("features"), &mut errors) {
+        let (f, next) = parse_file::<FeatureFile>(cx, &file, &mut errors);
+        cx = next;
+        if let Some(f) = f {
+            features.insert(
+                f.id.0.clone(),
+                Feature {
+                    id: f.id.0,
+                    title: f.title,
+                    description: f.description,
+                    kind: f.kind,
+                    also_when_required: f.also_when_required,
+                    tag: f.tag,
+                    requires: f.requires,
+                    resources: f.resources,
+                    file,
+                },
+            );
+        }
+    }
+    if errors.is_empty() {
+        let missing: Vec<&str> = FEATURES
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !features.keys().any(|f: &FeatureId| f.as_str() == *id))
+            .collect();
+        if !missing.is_empty() {
+            errors.push(whole_file(
+                &dir.join("features"),
+                format!("no definition for {}", missing.join(", ")),
+                Some("every feature F01-F15 needs a file under features/ (an empty `resources: []` is allowed)"),
+            ));
+        }
+        if let Some(cycle) = requirement_cycle(&features) {
+            errors.push(whole_file(
+                &features[&cycle[0]].file,
+                format!("features require each other in a cycle: {}", cycle.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(" -> ")),
+                Some("a feature cannot depend on itself, directly or not"),
+            ));
+        }
+    }
+
+    let mut accounts = BTreeMap::new();
+    for file in yaml_files(&dir.join("accounts"), &mut errors) {
+        let (a, next) = parse_file::<AccountFileRaw>(cx, &file, &mut errors);
+        cx = next;
+        if let Some(a) = a {
+            accounts.insert(
+                a.account_id.0.clone(),
+                AccountFile { account_id: a.account_id.0, name: a.name, tier: a.tier, opt_in: a.opt_in, file },
+            );
+        }
+    }
+
+    // Placeholders are checked in the text itself, so that the error points at them.
+    let mut known: BTreeSet<String> = BUILTIN_PLACEHOLDERS.iter().map(|s| s.to_string()).collect();
+    if let Some(s) = &settings {
+        known.extend(s.variables.keys().cloned());
+    }
+    let mut scanned = vec![];
+    files_below(&dir.join("features"), &mut scanned);
+    files_below(&dir.join("policies"), &mut scanned);
+    scanned.sort();
+    for file in scanned {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            errors.extend(unknown_placeholders(&file, &text, &known));
+        }
+    }
+
+    match settings {
+        Some(settings) if errors.is_empty() => {
+            Ok(DesiredState { dir: dir.to_path_buf(), settings, tiers, features, accounts })
+        }
+        _ => {
+            if errors.is_empty() {
+                errors.push(whole_file(&settings_file, "missing settings", None));
+            }
+            Err(LoadErrors(errors))
+        }
+    }
+}
+
+/// A cycle among `requires`, if there is one.
+fn requirement_cycle(features: &BTreeMap<FeatureId, Feature>) -> Option<Vec<FeatureId>> {
+    fn visit(
+        f: &FeatureId,
+        features: &BTreeMap<FeatureId, Feature>,
+        stack: &mut Vec<FeatureId>,
+        done: &mut BTreeSet<FeatureId>,
+    ) -> Option<Vec<FeatureId>> {
+        if let Some(pos) = stack.iter().position(|s| s == f) {
+            let mut c = stack[pos..].to_vec();
+            c.push(f.clone());
+            return Some(c);
+        }
+        if done.contains(f) {
+            return None;
+        }
+        stack.push(f.clone());
+        for r in features.get(f).map(|x| x.requires.as_slice()).unwrap_or_default() {
+            if let Some(c) = visit(&r.feature, features, stack, done) {
+                return Some(c);
+            }
+        }
+        stack.pop();
+        done.insert(f.clone());
+        None
+    }
+    let mut done = BTreeSet::new();
+    features.keys().find_map(|f| visit(f, features, &mut vec![], &mut done))
+}

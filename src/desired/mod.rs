@@ -1,0 +1,278 @@
+//! Desired state: the operators' YAML, loaded, validated and resolved per account.
+//!
+//! The format is documented in `desired-state/README.md`. [`load`] reads a directory and
+//! rejects anything it does not understand with `file:line:col` and a hint;
+//! [`resolve`] turns the features of one account's tier and opt-ins into concrete
+//! resources with `{account_id}` and `{region}` filled in.
+
+pub mod load;
+pub mod names;
+pub mod policy;
+pub mod resolve;
+
+use names::{AccountId, FeatureId, OwnerTag, Region, TierName, UniqueAccountId, UniqueFeatureId};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+pub use load::{load, LoadError};
+
+/// Everything under `desired-state/`, validated.
+#[derive(Debug, Clone)]
+pub struct DesiredState {
+    pub dir: PathBuf,
+    pub settings: Settings,
+    pub tiers: BTreeMap<TierName, Tier>,
+    pub features: BTreeMap<FeatureId, Feature>,
+    pub accounts: BTreeMap<AccountId, AccountFile>,
+}
+
+/// `settings.yaml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where account-wide singletons live (trail, buckets, KMS key, aggregators).
+    pub home_region: Region,
+    /// The role the daemon assumes in every member account.
+    pub member_role_name: String,
+    /// External id passed to AssumeRole, if the member role's trust policy asks for one.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Session name of the assumed-role sessions (shows in the members' CloudTrail).
+    #[serde(default = "default_session_name")]
+    pub session_name: String,
+    /// Regions never touched, even when enabled in an account.
+    #[serde(default)]
+    pub excluded_regions: Vec<Region>,
+    #[serde(default)]
+    pub control_tower: ControlTower,
+    #[serde(default)]
+    pub quotas: Quotas,
+    /// What the member role must keep so that the next run can still do its work.
+    #[serde(default)]
+    pub lockout_guard: LockoutGuard,
+    /// Extra `{placeholders}` operators may use in resources and policy files.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+fn default_session_name() -> String {
+    "cm-baseline".into()
+}
+
+/// R2: accounts enrolled in Control Tower keep their own trail, Config and users.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlTower {
+    /// An IAM role whose presence marks a Control Tower account.
+    pub detect_role: String,
+    /// Features skipped in such accounts.
+    pub skip_features: Vec<FeatureId>,
+}
+
+impl Default for ControlTower {
+    fn default() -> Self {
+        Self {
+            detect_role: "aws-controltower-AdministratorExecutionRole".into(),
+            skip_features: ["F02", "F07", "F08"]
+                .iter()
+                .filter_map(|f| FeatureId::parse(f).ok())
+                .collect(),
+        }
+    }
+}
+
+/// R6: limits that are reported, never fought.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    #[serde(default = "default_trails")]
+    pub trails_per_region: usize,
+    #[serde(default = "default_buckets")]
+    pub buckets_per_account: usize,
+}
+
+fn default_trails() -> usize {
+    5
+}
+fn default_buckets() -> usize {
+    10_000
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self { trails_per_region: default_trails(), buckets_per_account: default_buckets() }
+    }
+}
+
+/// The actions the member role's own policies must still allow after any change the
+/// daemon makes to that role; a change that would drop one is refused.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutGuard {
+    pub required_actions: Vec<String>,
+}
+
+impl Default for LockoutGuard {
+    fn default() -> Self {
+        Self {
+            required_actions: [
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:PutRolePolicy",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        }
+    }
+}
+
+/// One entry of `tiers.yaml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The features initial setup applies for this tier.
+    pub features: Vec<FeatureId>,
+    /// Whether an opt-in feature of this tier is opted in when the account file says nothing.
+    pub opt_in_default: bool,
+}
+
+/// How maintenance treats a feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// CM-managed: applied at initial setup and at every maintenance.
+    Managed,
+    /// Applied at initial setup; maintained only while the account opts in.
+    OptIn,
+    /// Applied at initial setup only; the customer may change or delete it afterwards.
+    InitialOnly,
+}
+
+/// One file under `features/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureFile {
+    pub id: UniqueFeatureId,
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub kind: FeatureKind,
+    /// For an initial-only feature: also (re)created at maintenance when a maintained
+    /// feature requires it and it is gone (the KMS logs key).
+    #[serde(default)]
+    pub also_when_required: bool,
+    /// Value of `cm:Members` written on what the feature creates.
+    pub tag: TagByTier,
+    #[serde(default)]
+    pub requires: Vec<Requirement>,
+    #[serde(default)]
+    pub resources: Vec<crate::resources::ResourceEntry>,
+}
+
+/// A feature, once loaded.
+#[derive(Debug, Clone)]
+pub struct Feature {
+    pub id: FeatureId,
+    pub title: String,
+    pub description: Option<String>,
+    pub kind: FeatureKind,
+    pub also_when_required: bool,
+    pub tag: TagByTier,
+    pub requires: Vec<Requirement>,
+    pub resources: Vec<crate::resources::ResourceEntry>,
+    pub file: PathBuf,
+}
+
+/// R3: a feature that must be in place first.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    pub feature: FeatureId,
+    /// Only for accounts of these tiers (all tiers when absent).
+    #[serde(default)]
+    pub tiers: Option<Vec<TierName>>,
+}
+
+/// `tag: Managed`, or per tier: `tag: {basic: Initialized, secure: SecureAccount}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum TagByTier {
+    All(OwnerTag),
+    ByTier(BTreeMap<TierName, OwnerTag>),
+}
+
+impl TagByTier {
+    /// The tag for `tier`; a tier the map does not name gets `Initialized`.
+    pub fn for_tier(&self, tier: &TierName) -> OwnerTag {
+        match self {
+            TagByTier::All(t) => *t,
+            TagByTier::ByTier(m) => m.get(tier).copied().unwrap_or(OwnerTag::Initialized),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TagByTier {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TagByTier;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("Managed, Initialized or SecureAccount, or a map from tier to one of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TagByTier, E> {
+                OwnerTag::deserialize(de::value::StrDeserializer::<E>::new(v)).map(TagByTier::All)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TagByTier, A::Error> {
+                let mut m = BTreeMap::new();
+                while let Some(k) = map.next_key::<TierName>()? {
+                    let v = map.next_value::<OwnerTag>()?;
+                    m.insert(k, v);
+                }
+                Ok(TagByTier::ByTier(m))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One file under `accounts/`: a member account enrolled in the baseline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountFileRaw {
+    pub account_id: UniqueAccountId,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub tier: TierName,
+    /// Per-feature opt-in overrides; features not named take the tier's default.
+    #[serde(default)]
+    pub opt_in: BTreeMap<FeatureId, bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountFile {
+    pub account_id: AccountId,
+    pub name: Option<String>,
+    pub tier: TierName,
+    pub opt_in: BTreeMap<FeatureId, bool>,
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+impl DesiredState {
+    /// Whether `feature` is opted in for `account` (explicit setting, else its tier's default).
+    pub fn opted_in(&self, account: &AccountFile, feature: &FeatureId) -> bool {
+        account.opt_in.get(feature).copied().unwrap_or_else(|| {
+            let tier = self.tiers.get(&account.tier);
+            tier.map(|t| t.opt_in_default && t.features.contains(feature)).unwrap_or(false)
+        })
+    }
+}

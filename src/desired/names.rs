@@ -1,0 +1,380 @@
+//! Validated names used across desired state: feature ids, account ids, regions, tiers,
+//! ownership tag values.
+//!
+//! Each one checks itself while serde reads it, so that a bad value is reported by
+//! `serde_yaml` with the file, line and column where it stands. Checks that need to know
+//! other files (does this tier exist? was this account listed twice?) read the
+//! [`LoadContext`] that the loader sets for the file being read.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The features of the baseline, by id, with a short title. Fixed by the specification:
+/// desired state describes each one, it cannot invent new ids.
+pub const FEATURES: [(&str, &str); 15] = [
+    ("F01", "cm-* IAM roles"),
+    ("F02", "initial IAM user and group"),
+    ("F03", "IAM password policy"),
+    ("F04", "S3 account-level public access block"),
+    ("F05", "Compute Optimizer"),
+    ("F06", "IAM Access Analyzer"),
+    ("F07", "CloudTrail"),
+    ("F08", "AWS Config"),
+    ("F09", "KMS logs key"),
+    ("F10", "default VPC deletion"),
+    ("F11", "EBS default encryption"),
+    ("F12", "GuardDuty"),
+    ("F13", "Security Hub"),
+    ("F14", "Detective"),
+    ("F15", "security alert routing"),
+];
+
+/// Commercial AWS regions this release knows. A name outside this list is a typo until
+/// proven otherwise; add new regions here.
+pub const REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// What the loader knows while it reads one file: where desired state lives, which tiers
+/// exist, which accounts and features were already defined (and where).
+#[derive(Default, Debug)]
+pub struct LoadContext {
+    pub dir: PathBuf,
+    pub tiers: Option<BTreeSet<String>>,
+    pub accounts_seen: BTreeMap<String, PathBuf>,
+    pub features_seen: BTreeMap<String, PathBuf>,
+    pub current_file: PathBuf,
+}
+
+thread_local! {
+    static CONTEXT: RefCell<Option<LoadContext>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `cx` as the load context, and gives the context back afterwards.
+pub fn with_context<T>(cx: LoadContext, f: impl FnOnce() -> T) -> (T, LoadContext) {
+    CONTEXT.with(|c| *c.borrow_mut() = Some(cx));
+    let out = f();
+    let cx = CONTEXT.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (out, cx)
+}
+
+/// Reads the load context, if one is set (it is not when a saved plan is read back).
+pub fn context<T>(f: impl FnOnce(&mut LoadContext) -> T) -> Option<T> {
+    CONTEXT.with(|c| c.borrow_mut().as_mut().map(f))
+}
+
+/// The nearest of `candidates` to `word`, when it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Reads a string and checks it inside the visitor, so that serde_yaml reports the error
+/// at the scalar itself; a number where a quoted string was needed gets its own hint.
+struct Checked<F>(&'static str, F);
+
+impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for Checked<F> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.1)(v).map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        Err(E::custom(format!(
+            "expected {}, found the number {v}; hint: quote it, as in \"{v:012}\", so that leading zeros are kept",
+            self.0
+        )))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        Err(E::custom(format!("expected {}, found the number {v}", self.0)))
+    }
+}
+
+macro_rules! string_newtype {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// A feature id, `F01` to `F15`.
+    FeatureId
+);
+string_newtype!(
+    /// A 12-digit AWS account id.
+    AccountId
+);
+string_newtype!(
+    /// An AWS region name known to this release.
+    Region
+);
+string_newtype!(
+    /// The name of a tier defined in `tiers.yaml`.
+    TierName
+);
+
+impl FeatureId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if FEATURES.iter().any(|(id, _)| *id == s) {
+            Ok(Self(s.to_string()))
+        } else {
+            let hint = did_you_mean(s, FEATURES.iter().map(|(id, _)| *id))
+                .map(|m| format!("did you mean {m}?"))
+                .unwrap_or_else(|| "feature ids are F01 to F15 (see REQUIREMENTS)".into());
+            Err(format!("unknown feature `{s}`; hint: {hint}"))
+        }
+    }
+    pub fn title(&self) -> &'static str {
+        FEATURES
+            .iter()
+            .find(|(id, _)| *id == self.0)
+            .map(|(_, t)| *t)
+            .unwrap_or("")
+    }
+}
+
+impl AccountId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(format!(
+                "malformed account id `{s}`; hint: an account id is exactly 12 digits, quoted"
+            ))
+        }
+    }
+}
+
+impl Region {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if REGIONS.contains(&s) {
+            Ok(Self(s.to_string()))
+        } else {
+            let hint = did_you_mean(s, REGIONS.iter().copied())
+                .map(|m| format!("did you mean {m}?"))
+                .unwrap_or_else(|| "use an AWS region name such as ap-northeast-1".into());
+            Err(format!("unknown region `{s}`; hint: {hint}"))
+        }
+    }
+    /// A region reported by AWS itself (DescribeRegions); trusted as is.
+    pub fn from_aws(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl TierName {
+    pub fn new_unchecked(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for FeatureId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Checked("a feature id such as F07", FeatureId::parse))
+    }
+}
+
+impl<'de> Deserialize<'de> for Region {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Checked("a region name", |s: &str| {
+            if context(|_| ()).is_none() {
+                // Read back from a saved plan or report: regions there came from AWS.
+                return Ok(Region(s.to_string()));
+            }
+            Region::parse(s)
+        }))
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Checked("a 12-digit account id in quotes", AccountId::parse))
+    }
+}
+
+impl<'de> Deserialize<'de> for TierName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Checked("a tier name", |s: &str| {
+            let known = context(|cx| cx.tiers.clone()).flatten();
+            match known {
+                Some(tiers) if !tiers.contains(s) => {
+                    let hint = did_you_mean(s, tiers.iter().map(String::as_str))
+                        .map(|m| format!("did you mean {m}?"))
+                        .unwrap_or_else(|| {
+                            format!("tiers defined in tiers.yaml: {}", tiers.iter().cloned().collect::<Vec<_>>().join(", "))
+                        });
+                    Err(format!("unknown tier `{s}`; hint: {hint}"))
+                }
+                _ => Ok(TierName(s.to_string())),
+            }
+        }))
+    }
+}
+
+/// An account id that must not have been defined by another account file.
+#[derive(Clone, Debug)]
+pub struct UniqueAccountId(pub AccountId);
+
+impl<'de> Deserialize<'de> for UniqueAccountId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Checked("a 12-digit account id in quotes", |s: &str| {
+            let id = AccountId::parse(s)?;
+            let earlier = context(|cx| {
+                let file = cx.current_file.clone();
+                cx.accounts_seen.insert(id.0.clone(), file)
+            })
+            .flatten();
+            match earlier {
+                Some(first) => Err(format!("duplicate account {id}; hint: it is already defined in {}", first.display())),
+                None => Ok(UniqueAccountId(id)),
+            }
+        }))
+    }
+}
+
+/// A feature id that must not have been defined by another feature file.
+#[derive(Clone, Debug)]
+pub struct UniqueFeatureId(pub FeatureId);
+
+impl<'de> Deserialize<'de> for UniqueFeatureId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Checked("a feature id such as F07", |s: &str| {
+            let id = FeatureId::parse(s)?;
+            let earlier = context(|cx| {
+                let file = cx.current_file.clone();
+                cx.features_seen.insert(id.0.clone(), file)
+            })
+            .flatten();
+            match earlier {
+                Some(first) => {
+                    Err(format!("feature {id} is defined twice; hint: it is already defined in {}", first.display()))
+                }
+                None => Ok(UniqueFeatureId(id)),
+            }
+        }))
+    }
+}
+
+/// The value of the `cm:Members` ownership tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum OwnerTag {
+    /// CM-managed: customers may not change it.
+    Managed,
+    /// Created by the basic or common setup.
+    Initialized,
+    /// Created by the secure setup.
+    SecureAccount,
+}
+
+/// The tag key that marks what this tool may change.
+pub const OWNER_TAG_KEY: &str = "cm:Members";
+
+impl OwnerTag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerTag::Managed => "Managed",
+            OwnerTag::Initialized => "Initialized",
+            OwnerTag::SecureAccount => "SecureAccount",
+        }
+    }
+}
+
+/// Resolves `path` against the desired-state directory of the current load context.
+pub fn context_path(path: &str) -> PathBuf {
+    let dir = context(|cx| cx.dir.clone()).unwrap_or_default();
+    dir.join(Path::new(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typo_suggestions() {
+        assert_eq!(did_you_mean("ap-northeast-9", REGIONS.iter().copied()), Some("ap-northeast-1"));
+        assert_eq!(did_you_mean("us-east1", REGIONS.iter().copied()), Some("us-east-1"));
+        assert_eq!(did_you_mean("mars-1", REGIONS.iter().copied()), None);
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(AccountId::parse("123456789012").is_ok());
+        assert!(AccountId::parse("12345678901").is_err());
+        assert!(AccountId::parse("12345678901a").is_err());
+        assert!(FeatureId::parse("F15").is_ok());
+        assert!(FeatureId::parse("F16").unwrap_err().contains("did you mean"));
+    }
+}

@@ -1,0 +1,62 @@
+//! Reads one account's current state: the Control Tower marker, then every resource of
+//! the features the planner may act on, in the typed shape of desired state.
+
+use crate::aws::{code_of, AccountSession, AwsError};
+use crate::desired::names::FeatureId;
+use crate::desired::resolve::{AccountBaseline, GLOBAL};
+use crate::desired::Quotas;
+use crate::plan::Observed;
+use crate::resources::Cx;
+use futures::future::join_all;
+use std::collections::BTreeSet;
+
+/// Whether the account carries the Control Tower marker role (R2).
+pub async fn control_tower(session: &AccountSession, baseline: &AccountBaseline) -> Result<bool, AwsError> {
+    let iam = session.iam();
+    match session.call(iam.get_role().role_name(&baseline.control_tower.detect_role).send()).await {
+        Ok(_) => Ok(true),
+        Err(e) if code_of(&e) == Some("NoSuchEntity") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The region a resource's calls go to: its own, or the home region for global ones.
+pub fn call_region<'a>(baseline: &'a AccountBaseline, region: &'a str) -> &'a str {
+    if region == GLOBAL {
+        &baseline.home_region
+    } else {
+        region
+    }
+}
+
+/// Observes every resource of `features`. Reads run concurrently, within the session's
+/// limits; any failed read fails the observation (a plan is never made on a partial view).
+pub async fn observe(
+    session: &AccountSession,
+    baseline: &AccountBaseline,
+    features: &BTreeSet<FeatureId>,
+    control_tower: bool,
+    quotas: &Quotas,
+) -> Result<Observed, AwsError> {
+    let account_id = baseline.account_id.as_str();
+    let reads = baseline
+        .features
+        .iter()
+        .filter(|f| features.contains(&f.id))
+        .flat_map(|f| f.resources.iter())
+        .map(|r| async move {
+            let cx = Cx { session, account_id, region: call_region(baseline, &r.key.region), quotas };
+            let seen = r
+                .spec
+                .observe(&cx)
+                .await
+                .map_err(|e| AwsError::new(e.code, format!("reading {}: {}", r.key, e.message)))?;
+            Ok::<_, AwsError>((r.key.clone(), seen))
+        });
+    let mut observed = Observed { control_tower, ..Default::default() };
+    for res in join_all(reads).await {
+        let (k, v) = res?;
+        observed.resources.insert(k, v);
+    }
+    Ok(observed)
+}

@@ -1,0 +1,1 @@
+// planner rule tests are below

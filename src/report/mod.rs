@@ -1,0 +1,154 @@
+//! Reports: what a plan would change and what an apply did, per account, in three
+//! formats. The JSON form is a versioned contract (see `docs/report-format.md`).
+
+mod markdown;
+mod text;
+
+use crate::apply::AppliedChange;
+use crate::aws::counter::{CallCount, CallKey};
+use crate::inventory::Inventory;
+use crate::plan::{AccountPlan, Action, Mode, Skip};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Version of the JSON report; bumped when a field changes meaning or disappears.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Plan: already in line with the baseline.
+    NoChanges,
+    /// Plan: changes pending.
+    Changes,
+    /// Apply: changes made, and a fresh plan shows none left.
+    Converged,
+    /// Apply: a fresh plan still shows changes.
+    NotConverged,
+    /// The account could not be planned or applied (see `error`).
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ChangeView {
+    pub feature: String,
+    pub region: String,
+    pub resource_type: String,
+    pub resource: String,
+    pub action: Action,
+    pub diff: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ApiCalls {
+    pub total: u64,
+    pub errors: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub by_service: BTreeMap<String, u64>,
+    /// `service:Operation` → calls.
+    pub by_operation: BTreeMap<String, u64>,
+}
+
+impl ApiCalls {
+    pub fn from_counts<'a>(counts: impl IntoIterator<Item = (&'a CallKey, &'a CallCount)>) -> Self {
+        let mut a = ApiCalls::default();
+        for (k, c) in counts {
+            a.total += c.calls;
+            a.retries += c.retries;
+            a.throttled += c.throttled;
+            if k.outcome != "ok" {
+                a.errors += c.calls;
+            }
+            *a.by_service.entry(k.service.clone()).or_default() += c.calls;
+            *a.by_operation.entry(format!("{}:{}", k.service, k.operation)).or_default() += c.calls;
+        }
+        a
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountReport {
+    pub account_id: String,
+    pub name: Option<String>,
+    pub tier: String,
+    pub status: AccountStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub regions: Vec<String>,
+    pub control_tower: bool,
+    /// Plan: the changes to make. Apply: the changes planned before applying.
+    pub changes: Vec<ChangeView>,
+    pub skips: Vec<Skip>,
+    /// Apply only: what happened to each change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Vec<AppliedChange>>,
+    /// Apply only: changes a fresh plan still finds after applying.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<Vec<ChangeView>>,
+    pub api_calls: ApiCalls,
+}
+
+pub fn change_views(plan: &AccountPlan) -> Vec<ChangeView> {
+    plan.changes
+        .iter()
+        .map(|c| ChangeView {
+            feature: c.feature.to_string(),
+            region: c.region.clone(),
+            resource_type: c.resource_type.clone(),
+            resource: c.resource.clone(),
+            action: c.action,
+            diff: c.diff.clone(),
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetReport {
+    pub format_version: u32,
+    /// `plan` or `apply`.
+    pub command: String,
+    pub mode: Mode,
+    pub accounts: Vec<AccountReport>,
+    pub inventory: Inventory,
+    pub api_calls: ApiCalls,
+}
+
+impl FleetReport {
+    pub fn render(&self, format: Format, colour: bool) -> String {
+        match format {
+            Format::Text => text::render(self, colour),
+            Format::Markdown => markdown::render(self),
+            Format::Json => {
+                let mut s = serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+                s.push('\n');
+                s
+            }
+        }
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.accounts.iter().any(|a| !a.changes.is_empty())
+    }
+
+    pub fn has_failures(&self) -> bool {
+        self.accounts.iter().any(|a| matches!(a.status, AccountStatus::Failed | AccountStatus::NotConverged))
+    }
+}
+
+/// `1 change`, `2 changes`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}

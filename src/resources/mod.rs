@@ -1,0 +1,255 @@
+//! Resource types: one file each, listed once in the [`registry!`] invocation below.
+//!
+//! A resource type is a struct that is both the desired shape (read from YAML, with
+//! `Option` fields meaning "no opinion") and the observed shape (filled from AWS). It
+//! implements [`ResourceType`]: how to read it from AWS, and how to create, update,
+//! delete and tag it. It decides nothing: whether to call any of those is the planner's
+//! decision ([`crate::plan`]).
+
+pub mod cloudtrail_trail;
+pub mod ebs_default_encryption;
+pub mod iam_group;
+pub mod iam_password_policy;
+pub mod iam_role;
+pub mod iam_user;
+pub mod kms_key;
+pub mod s3_account_public_access_block;
+pub mod s3_bucket;
+
+use crate::aws::{AccountSession, AwsError};
+use crate::desired::names::{OwnerTag, TierName};
+use crate::desired::Quotas;
+use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+use std::future::Future;
+
+/// Where a resource lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Account-wide, not regional (IAM).
+    Global,
+    /// The home region only.
+    Home,
+    /// Every active region.
+    All,
+    /// Every active region but the home region.
+    Others,
+}
+
+/// Whether a desired resource should exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ensure {
+    #[default]
+    Present,
+    /// Retire a resource this tool made: deleted only if it carries `cm:Members`.
+    Absent,
+}
+
+/// A limit that a create would count against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    pub name: String,
+    pub used: usize,
+    pub limit: usize,
+}
+
+/// What was found in AWS for one desired resource.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation<T> {
+    Absent {
+        /// The quota a create would count against, with its current use.
+        quota: Option<Quota>,
+    },
+    Present {
+        state: T,
+        /// Value of the `cm:Members` tag; `None` when the tag is missing (the customer's).
+        owner: Option<String>,
+    },
+}
+
+impl<T> Observation<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Observation<U> {
+        match self {
+            Observation::Absent { quota } => Observation::Absent { quota },
+            Observation::Present { state, owner } => Observation::Present { state: f(state), owner },
+        }
+    }
+}
+
+/// What a resource type's AWS calls need to know.
+pub struct Cx<'a> {
+    pub session: &'a AccountSession,
+    pub account_id: &'a str,
+    /// The region the resource lives in (the home region for global resources).
+    pub region: &'a str,
+    pub quotas: &'a Quotas,
+}
+
+/// One AWS resource type.
+pub trait ResourceType:
+    Sized + Clone + fmt::Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// The key that names the type in desired state and reports (`s3_bucket`).
+    const KIND: &'static str;
+    /// Where instances live unless desired state says otherwise.
+    const DEFAULT_SCOPE: Scope;
+    /// Whether AWS lets the type carry the `cm:Members` tag. Untaggable settings are
+    /// managed only while their feature is active.
+    const TAGGABLE: bool;
+
+    /// The instance's name in reports (bucket name, role name; `account` for singletons).
+    fn name(&self) -> String;
+
+    /// Reads the resource from AWS, in the same shape as desired state.
+    fn observe(&self, cx: &Cx<'_>) -> impl Future<Output = Result<Observation<Self>, AwsError>> + Send;
+    /// Creates it, tagging it with `tag`.
+    fn create(&self, cx: &Cx<'_>, tag: OwnerTag) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// Brings an existing instance from `observed` to `self`.
+    fn update(&self, cx: &Cx<'_>, observed: &Self) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// Deletes it.
+    fn delete(&self, cx: &Cx<'_>) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// Sets the `cm:Members` tag to `tag`.
+    fn retag(&self, cx: &Cx<'_>, tag: OwnerTag) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// Turns a list of `(key, value)` tags into the owner tag value, if present.
+pub fn owner_of<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
+    tags.into_iter()
+        .find(|(k, _)| *k == crate::desired::names::OWNER_TAG_KEY)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The error of an untaggable type asked to tag itself; the planner never asks.
+pub fn untaggable(kind: &str) -> AwsError {
+    AwsError::new("unsupported", format!("{kind} cannot carry tags"))
+}
+
+macro_rules! registry {
+    ($($variant:ident => $module:ident :: $ty:ident),* $(,)?) => {
+        /// A desired or observed resource of any registered type.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ResourceSpec {
+            $($variant($module::$ty),)*
+        }
+
+        /// Every registered kind, in registry order.
+        pub const KINDS: &[&str] = &[$(<$module::$ty as ResourceType>::KIND),*];
+
+        impl ResourceSpec {
+            pub fn kind(&self) -> &'static str {
+                match self { $(Self::$variant(_) => <$module::$ty as ResourceType>::KIND,)* }
+            }
+            pub fn name(&self) -> String {
+                match self { $(Self::$variant(r) => r.name(),)* }
+            }
+            pub fn default_scope(&self) -> Scope {
+                match self { $(Self::$variant(_) => <$module::$ty as ResourceType>::DEFAULT_SCOPE,)* }
+            }
+            pub fn taggable(&self) -> bool {
+                match self { $(Self::$variant(_) => <$module::$ty as ResourceType>::TAGGABLE,)* }
+            }
+            /// The resource's own fields, without the kind around them.
+            pub fn fields(&self) -> serde_json::Value {
+                let v = match self { $(Self::$variant(r) => serde_json::to_value(r),)* };
+                v.unwrap_or(serde_json::Value::Null)
+            }
+            pub async fn observe(&self, cx: &Cx<'_>) -> Result<Observation<ResourceSpec>, AwsError> {
+                match self { $(Self::$variant(r) => Ok(r.observe(cx).await?.map(Self::$variant)),)* }
+            }
+            pub async fn create(&self, cx: &Cx<'_>, tag: OwnerTag) -> Result<(), AwsError> {
+                match self { $(Self::$variant(r) => r.create(cx, tag).await,)* }
+            }
+            pub async fn update(&self, cx: &Cx<'_>, observed: &ResourceSpec) -> Result<(), AwsError> {
+                match (self, observed) {
+                    $((Self::$variant(r), Self::$variant(o)) => r.update(cx, o).await,)*
+                    #[allow(unreachable_patterns)]
+                    _ => Err(AwsError::new("internal", "observed resource is of another type")),
+                }
+            }
+            pub async fn delete(&self, cx: &Cx<'_>) -> Result<(), AwsError> {
+                match self { $(Self::$variant(r) => r.delete(cx).await,)* }
+            }
+            pub async fn retag(&self, cx: &Cx<'_>, tag: OwnerTag) -> Result<(), AwsError> {
+                match self { $(Self::$variant(r) => r.retag(cx, tag).await,)* }
+            }
+        }
+
+        fn read_spec<'de, A: MapAccess<'de>>(kind: &str, map: &mut A) -> Result<Option<ResourceSpec>, A::Error> {
+            $(if kind == <$module::$ty as ResourceType>::KIND {
+                return Ok(Some(ResourceSpec::$variant(map.next_value()?)));
+            })*
+            Ok(None)
+        }
+    };
+}
+
+registry! {
+    IamRole => iam_role::IamRole,
+    IamUser => iam_user::IamUser,
+    IamGroup => iam_group::IamGroup,
+    IamPasswordPolicy => iam_password_policy::IamPasswordPolicy,
+    S3AccountPublicAccessBlock => s3_account_public_access_block::S3AccountPublicAccessBlock,
+    KmsKey => kms_key::KmsKey,
+    S3Bucket => s3_bucket::S3Bucket,
+    CloudtrailTrail => cloudtrail_trail::CloudtrailTrail,
+    EbsDefaultEncryption => ebs_default_encryption::EbsDefaultEncryption,
+}
+
+/// One entry of a feature's `resources:` list: exactly one resource type key, plus
+/// optional `tiers`, `regions` and `ensure`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceEntry {
+    pub spec: ResourceSpec,
+    /// Only for accounts of these tiers (every tier when absent).
+    pub tiers: Option<Vec<TierName>>,
+    /// Where instances live; the type's default when absent.
+    pub regions: Option<Scope>,
+    pub ensure: Ensure,
+}
+
+impl<'de> Deserialize<'de> for ResourceEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ResourceEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a mapping with one resource type key ({})", KINDS.join(", "))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ResourceEntry, A::Error> {
+                let (mut spec, mut tiers, mut regions, mut ensure) = (None, None, None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "tiers" => tiers = Some(map.next_value()?),
+                        "regions" => regions = Some(map.next_value()?),
+                        "ensure" => ensure = Some(map.next_value()?),
+                        kind => {
+                            if spec.is_some() {
+                                return Err(de::Error::custom(format!(
+                                    "a resource entry has one resource type key, found a second one `{kind}`; hint: start a new list item with `- {kind}:`"
+                                )));
+                            }
+                            match read_spec(kind, &mut map)? {
+                                Some(s) => spec = Some(s),
+                                None => {
+                                    let hint = crate::desired::names::did_you_mean(kind, KINDS.iter().copied())
+                                        .map(|m| format!("did you mean {m}?"))
+                                        .unwrap_or_else(|| format!("resource types: {}; entry keys: tiers, regions, ensure", KINDS.join(", ")));
+                                    return Err(de::Error::custom(format!("unknown resource type or key `{kind}`; hint: {hint}")));
+                                }
+                            }
+                        }
+                    }
+                }
+                let spec = spec.ok_or_else(|| {
+                    de::Error::custom(format!("resource entry names no resource type; hint: one of {}", KINDS.join(", ")))
+                })?;
+                Ok(ResourceEntry { spec, tiers, regions, ensure: ensure.unwrap_or_default() })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}

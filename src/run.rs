@@ -1,0 +1,116 @@
+//! One reconcile pass over the fleet: for each enrolled account, enter it, resolve its
+//! baseline, observe, plan, and (when applying) apply and verify by planning again.
+//! Accounts run concurrently up to a limit; one account's failure never stops the others.
+
+use crate::apply::{apply, ChangeOutcome};
+use crate::aws::{AwsError, Fleet};
+use crate::desired::names::AccountId;
+use crate::desired::resolve::{resolve, AccountBaseline};
+use crate::desired::{AccountFile, DesiredState};
+use crate::inventory::{active_regions, Inventory};
+use crate::observe::{control_tower, observe};
+use crate::plan::{features_to_observe, plan, AccountPlan, Mode};
+use crate::report::{change_views, AccountReport, AccountStatus, ApiCalls, FleetReport, FORMAT_VERSION};
+use futures::stream::{self, StreamExt};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub mode: Mode,
+    pub apply: bool,
+    /// Only these accounts (all enrolled accounts when empty).
+    pub accounts: Vec<AccountId>,
+    pub parallel_accounts: usize,
+}
+
+async fn plan_account(
+    fleet: &Fleet,
+    desired: &DesiredState,
+    session: &crate::aws::AccountSession,
+    baseline: &AccountBaseline,
+    mode: Mode,
+) -> Result<AccountPlan, AwsError> {
+    let ct = control_tower(session, baseline).await?;
+    let features = features_to_observe(baseline, mode, ct);
+    let observed = observe(session, baseline, &features, ct, &desired.settings.quotas).await?;
+    let _ = fleet;
+    Ok(plan(baseline, &observed, mode))
+}
+
+async fn run_account(fleet: &Fleet, desired: &DesiredState, inv: &Inventory, account: &AccountFile, opts: &RunOptions) -> AccountReport {
+    let mut report = AccountReport {
+        account_id: account.account_id.to_string(),
+        name: account.name.clone(),
+        tier: account.tier.to_string(),
+        status: AccountStatus::Failed,
+        error: None,
+        regions: vec![],
+        control_tower: false,
+        changes: vec![],
+        skips: vec![],
+        applied: None,
+        remaining: None,
+        api_calls: ApiCalls::default(),
+    };
+    let s = &desired.settings;
+    let result: Result<(), String> = async {
+        let session = fleet
+            .enter(account.account_id.as_str(), &s.member_role_name, s.external_id.as_deref(), &s.session_name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let regions = active_regions(&session).await.map_err(|e| format!("listing regions: {e}"))?;
+        let baseline = resolve(desired, account, &regions, &inv.management_account_id)?;
+        report.regions = baseline.regions.clone();
+        let p = plan_account(fleet, desired, &session, &baseline, opts.mode).await.map_err(|e| e.to_string())?;
+        report.control_tower = p.control_tower;
+        report.changes = change_views(&p);
+        report.skips = p.skips.clone();
+        if !p.errors.is_empty() {
+            return Err(p.errors.join("; "));
+        }
+        if !opts.apply {
+            report.status = if p.has_changes() { AccountStatus::Changes } else { AccountStatus::NoChanges };
+            return Ok(());
+        }
+        let applied = apply(&session, &baseline, &p, &s.quotas).await;
+        let failed = applied.iter().find(|a| a.outcome == ChangeOutcome::Failed).and_then(|a| a.error.clone());
+        report.applied = Some(applied);
+        let after = plan_account(fleet, desired, &session, &baseline, opts.mode).await.map_err(|e| format!("verifying: {e}"))?;
+        report.remaining = Some(change_views(&after));
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        report.status = if after.has_changes() { AccountStatus::NotConverged } else { AccountStatus::Converged };
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(account = %account.account_id, error = %e, "account failed");
+        report.status = AccountStatus::Failed;
+        report.error = Some(e);
+    }
+    report.api_calls = ApiCalls::from_counts(&fleet.stats.for_account(account.account_id.as_str()));
+    report
+}
+
+/// Runs the pass; accounts in the report are sorted by id.
+pub async fn run(fleet: &Fleet, desired: &DesiredState, inv: &Inventory, opts: &RunOptions) -> FleetReport {
+    let selected: Vec<&AccountFile> = inv
+        .enrolled
+        .iter()
+        .filter(|a| opts.accounts.is_empty() || opts.accounts.contains(&a.account_id))
+        .collect();
+    let mut accounts: Vec<AccountReport> = stream::iter(selected)
+        .map(|a| run_account(fleet, desired, inv, a, opts))
+        .buffer_unordered(opts.parallel_accounts.max(1))
+        .collect()
+        .await;
+    accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    FleetReport {
+        format_version: FORMAT_VERSION,
+        command: if opts.apply { "apply".into() } else { "plan".into() },
+        mode: opts.mode,
+        accounts,
+        inventory: inv.clone(),
+        api_calls: ApiCalls::from_counts(&fleet.stats.snapshot()),
+    }
+}
