@@ -30,7 +30,7 @@ pub fn code_of<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
 impl<E, R> From<SdkError<E, R>> for AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static + HttpStatus,
 {
     fn from(e: SdkError<E, R>) -> Self {
         let code = match &e {
@@ -42,9 +42,23 @@ where
             _ => "unknown".into(),
         };
         let message = match &e {
-            SdkError::ServiceError(s) => s.err().message().map(str::to_string).unwrap_or_else(|| code.clone()),
+            SdkError::ServiceError(s) => match s.err().message() {
+                Some(m) => m.to_string(),
+                None => format!("HTTP {}: {}", s.raw().status_code(), DisplayErrorContext(s.err())),
+            },
             other => DisplayErrorContext(other).to_string(),
         };
         Self { code, message }
+    }
+}
+
+/// The HTTP status of a raw response, for error messages.
+pub trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
     }
 }
