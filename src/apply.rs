@@ -31,7 +31,12 @@ pub struct AppliedChange {
 }
 
 /// Applies `plan`; returns what happened to each change.
-pub async fn apply(session: &AccountSession, baseline: &AccountBaseline, plan: &AccountPlan, quotas: &Quotas) -> Vec<AppliedChange> {
+pub async fn apply(
+    session: &AccountSession,
+    baseline: &AccountBaseline,
+    plan: &AccountPlan,
+    quotas: &Quotas,
+) -> Vec<AppliedChange> {
     let mut out = Vec::with_capacity(plan.changes.len());
     let mut failed = false;
     for c in &plan.changes {
@@ -45,13 +50,20 @@ pub async fn apply(session: &AccountSession, baseline: &AccountBaseline, plan: &
             error: None,
         };
         if !failed {
-            let cx = Cx { session, account_id: baseline.account_id.as_str(), region: call_region(baseline, &c.region), quotas };
+            let cx = Cx {
+                session,
+                account_id: baseline.account_id.as_str(),
+                region: call_region(baseline, &c.region),
+                quotas,
+            };
             let result = match (c.action, &c.observed) {
                 (Action::Create, _) => c.desired.create(&cx, c.tag).await,
                 (Action::Update, Some(seen)) => c.desired.update(&cx, seen).await,
                 (Action::Delete, _) => c.desired.delete(&cx).await,
                 (Action::Tag, _) => c.desired.retag(&cx, c.tag).await,
-                (Action::Update, None) => Err(crate::aws::AwsError::new("internal", "update without an observed state")),
+                (Action::Update, None) => {
+                    Err(crate::aws::AwsError::new("internal", "update without an observed state"))
+                }
             };
             match result {
                 Ok(()) => {

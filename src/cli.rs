@@ -5,14 +5,18 @@ use crate::desired::names::AccountId;
 use crate::desired::{self, DesiredState};
 use crate::inventory::{self, Inventory};
 use crate::plan::Mode;
-use crate::report::{Format, FleetReport};
+use crate::report::{FleetReport, Format};
 use crate::run::{run, RunOptions};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "cm-baseline", version, about = "Keeps a security baseline on every member account of an AWS Organization")]
+#[command(
+    name = "cm-baseline",
+    version,
+    about = "Keeps a security baseline on every member account of an AWS Organization"
+)]
 pub struct Cli {
     /// The desired-state directory.
     #[arg(long, global = true, default_value = "./desired-state", env = "CM_DESIRED_STATE")]
@@ -122,8 +126,12 @@ pub async fn main(cli: Cli) -> i32 {
             Err(code) => code,
         },
         Command::Accounts(args) => {
-            let Ok(d) = load(&cli.desired_state) else { return EXIT_ERROR };
-            let Ok((_, inv)) = fleet_inventory(&d, CallLimits::default()).await else { return EXIT_ERROR };
+            let Ok(d) = load(&cli.desired_state) else {
+                return EXIT_ERROR;
+            };
+            let Ok((_, inv)) = fleet_inventory(&d, CallLimits::default()).await else {
+                return EXIT_ERROR;
+            };
             print!("{}", render_accounts(&d, &inv, args.format));
             EXIT_OK
         }
@@ -134,8 +142,14 @@ pub async fn main(cli: Cli) -> i32 {
 
 async fn reconcile(dir: &std::path::Path, args: RunArgs, apply: bool) -> i32 {
     let Ok(d) = load(dir) else { return EXIT_ERROR };
-    let limits = CallLimits { fleet_concurrency: args.max_calls, account_concurrency: args.account_calls, max_attempts: args.max_attempts };
-    let Ok((fleet, inv)) = fleet_inventory(&d, limits).await else { return EXIT_ERROR };
+    let limits = CallLimits {
+        fleet_concurrency: args.max_calls,
+        account_concurrency: args.account_calls,
+        max_attempts: args.max_attempts,
+    };
+    let Ok((fleet, inv)) = fleet_inventory(&d, limits).await else {
+        return EXIT_ERROR;
+    };
     for id in &args.accounts {
         if !inv.enrolled.iter().any(|a| &a.account_id == id) {
             eprintln!("error: --account {id}: not an enrolled, active account (see `cm-baseline accounts`)");
@@ -153,7 +167,8 @@ async fn reconcile(dir: &std::path::Path, args: RunArgs, apply: bool) -> i32 {
 }
 
 fn emit(report: &FleetReport, args: &RunArgs) -> i32 {
-    let colour = args.format == Format::Text && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colour =
+        args.format == Format::Text && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!("{}", report.render(args.format, colour));
     if let Some(path) = &args.out {
         if let Err(e) = std::fs::write(path, report.render(args.format, false)) {
@@ -196,13 +211,24 @@ fn render_accounts(d: &DesiredState, inv: &Inventory, format: Format) -> String 
         _ => {
             let mut out = String::from("ACCOUNT       TIER     OPTED IN                          NAME\n");
             for r in &rows {
-                out.push_str(&format!("{:<13} {:<8} {:<33} {}\n", r.account_id, r.tier, r.opted_in.join(","), r.name.unwrap_or("")));
+                out.push_str(&format!(
+                    "{:<13} {:<8} {:<33} {}\n",
+                    r.account_id,
+                    r.tier,
+                    r.opted_in.join(","),
+                    r.name.unwrap_or("")
+                ));
             }
             for a in &inv.not_enrolled {
-                out.push_str(&format!("{:<13} {:<8} {:<33} {} (not enrolled: no account file)\n", a.id, "-", "-", a.name));
+                out.push_str(&format!(
+                    "{:<13} {:<8} {:<33} {} (not enrolled: no account file)\n",
+                    a.id, "-", "-", a.name
+                ));
             }
             for id in &inv.missing {
-                out.push_str(&format!("{id:<13} -        -                                 (account file, but not in the Organization)\n"));
+                out.push_str(&format!(
+                    "{id:<13} -        -                                 (account file, but not in the Organization)\n"
+                ));
             }
             for id in &inv.suspended {
                 out.push_str(&format!("{id:<13} -        -                                 (suspended)\n"));

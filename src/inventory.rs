@@ -79,7 +79,9 @@ pub async fn active_regions(session: &AccountSession) -> Result<Vec<String>, Aws
         .call(
             ec2.describe_regions()
                 .all_regions(true)
-                .filters(Filter::builder().name("opt-in-status").values("opt-in-not-required").values("opted-in").build())
+                .filters(
+                    Filter::builder().name("opt-in-status").values("opt-in-not-required").values("opted-in").build(),
+                )
                 .send(),
         )
         .await?;

@@ -39,12 +39,8 @@ pub async fn observe(
     quotas: &Quotas,
 ) -> Result<Observed, AwsError> {
     let account_id = baseline.account_id.as_str();
-    let reads = baseline
-        .features
-        .iter()
-        .filter(|f| features.contains(&f.id))
-        .flat_map(|f| f.resources.iter())
-        .map(|r| async move {
+    let reads = baseline.features.iter().filter(|f| features.contains(&f.id)).flat_map(|f| f.resources.iter()).map(
+        |r| async move {
             let cx = Cx { session, account_id, region: call_region(baseline, &r.key.region), quotas };
             let seen = r
                 .spec
@@ -52,7 +48,8 @@ pub async fn observe(
                 .await
                 .map_err(|e| AwsError::new(e.code, format!("reading {}: {}", r.key, e.message)))?;
             Ok::<_, AwsError>((r.key.clone(), seen))
-        });
+        },
+    );
     let mut observed = Observed { control_tower, ..Default::default() };
     for res in join_all(reads).await {
         let (k, v) = res?;

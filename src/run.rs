@@ -36,7 +36,13 @@ async fn plan_account(
     Ok(plan(baseline, &observed, mode))
 }
 
-async fn run_account(fleet: &Fleet, desired: &DesiredState, inv: &Inventory, account: &AccountFile, opts: &RunOptions) -> AccountReport {
+async fn run_account(
+    fleet: &Fleet,
+    desired: &DesiredState,
+    inv: &Inventory,
+    account: &AccountFile,
+    opts: &RunOptions,
+) -> AccountReport {
     let mut report = AccountReport {
         account_id: account.account_id.to_string(),
         name: account.name.clone(),
@@ -74,7 +80,9 @@ async fn run_account(fleet: &Fleet, desired: &DesiredState, inv: &Inventory, acc
         let applied = apply(&session, &baseline, &p, &s.quotas).await;
         let failed = applied.iter().find(|a| a.outcome == ChangeOutcome::Failed).and_then(|a| a.error.clone());
         report.applied = Some(applied);
-        let after = plan_account(fleet, desired, &session, &baseline, opts.mode).await.map_err(|e| format!("verifying: {e}"))?;
+        let after = plan_account(fleet, desired, &session, &baseline, opts.mode)
+            .await
+            .map_err(|e| format!("verifying: {e}"))?;
         report.remaining = Some(change_views(&after));
         if let Some(e) = failed {
             return Err(e);
@@ -94,11 +102,8 @@ async fn run_account(fleet: &Fleet, desired: &DesiredState, inv: &Inventory, acc
 
 /// Runs the pass; accounts in the report are sorted by id.
 pub async fn run(fleet: &Fleet, desired: &DesiredState, inv: &Inventory, opts: &RunOptions) -> FleetReport {
-    let selected: Vec<&AccountFile> = inv
-        .enrolled
-        .iter()
-        .filter(|a| opts.accounts.is_empty() || opts.accounts.contains(&a.account_id))
-        .collect();
+    let selected: Vec<&AccountFile> =
+        inv.enrolled.iter().filter(|a| opts.accounts.is_empty() || opts.accounts.contains(&a.account_id)).collect();
     let mut accounts: Vec<AccountReport> = stream::iter(selected)
         .map(|a| run_account(fleet, desired, inv, a, opts))
         .buffer_unordered(opts.parallel_accounts.max(1))

@@ -17,7 +17,8 @@ pub struct CallKey {
     pub operation: String,
     pub account: String,
     pub region: String,
-    /// `ok`, or `error` for a call that failed after its retries.
+    /// `ok`; `not_found` for an answer that the resource does not exist (which observing
+    /// expects); `error` for any other failure after its retries.
     pub outcome: String,
 }
 
@@ -57,6 +58,8 @@ impl CallStats {
 struct Attempt {
     attempts: u64,
     throttled: u64,
+    /// The last attempt was answered "no such resource".
+    not_found: bool,
 }
 
 /// The interceptor; one per client (it knows the client's account and region).
@@ -94,23 +97,22 @@ impl Intercept for CallCounter {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let mut throttled = false;
+        let mut not_found = false;
         if let Some(resp) = context.response() {
             let status = resp.status().as_u16();
             if status >= 400 {
-                let mut text: String = resp
-                    .headers()
-                    .get("x-amzn-errortype")
-                    .map(str::to_string)
-                    .unwrap_or_default();
+                let mut text: String = resp.headers().get("x-amzn-errortype").map(str::to_string).unwrap_or_default();
                 if let Some(b) = resp.body().bytes() {
                     text.push_str(&String::from_utf8_lossy(&b[..b.len().min(2048)]));
                 }
                 throttled = is_throttle(status, &text);
+                not_found = is_not_found(status, &text);
             }
         }
         let mut a = cfg.load::<AttemptSlot>().map(|s| s.0.clone()).unwrap_or_default();
         a.attempts += 1;
         a.throttled += u64::from(throttled);
+        a.not_found = not_found;
         cfg.interceptor_state().store_put(AttemptSlot(a));
         Ok(())
     }
@@ -126,19 +128,24 @@ impl Intercept for CallCounter {
             .map(|m| (m.service().to_string(), m.name().to_string()))
             .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
         let ok = matches!(context.output_or_error(), Some(Ok(_)));
-        let a = cfg.load::<AttemptSlot>().map(|s| (s.0.attempts, s.0.throttled)).unwrap_or((1, 0));
+        let a = cfg.load::<AttemptSlot>().map(|s| s.0.clone()).unwrap_or(Attempt { attempts: 1, ..Default::default() });
+        let outcome = match (ok, a.not_found) {
+            (true, _) => "ok",
+            (false, true) => "not_found",
+            (false, false) => "error",
+        };
         let key = CallKey {
-            service: service.to_ascii_lowercase(),
+            service: service.to_ascii_lowercase().replace(' ', ""),
             operation,
             account: self.account.clone(),
             region: self.region.clone(),
-            outcome: if ok { "ok".into() } else { "error".into() },
+            outcome: outcome.into(),
         };
         self.stats.with(|m| {
             let c = m.entry(key).or_default();
             c.calls += 1;
-            c.retries += a.0.saturating_sub(1);
-            c.throttled += a.1;
+            c.retries += a.attempts.saturating_sub(1);
+            c.throttled += a.throttled;
         });
         Ok(())
     }
@@ -151,10 +158,26 @@ impl aws_smithy_types::config_bag::Storable for AttemptSlot {
     type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
 }
 
+/// An answer that the thing asked about does not exist (`NoSuchEntity`, `NotFoundException`,
+/// `TrailNotFoundException`, `NoSuchBucketPolicy`, ...).
+fn is_not_found(status: u16, headers_and_body: &str) -> bool {
+    status == 404
+        || ((400..500).contains(&status)
+            && (headers_and_body.contains("NotFound") || headers_and_body.contains("NoSuch")))
+}
 
 #[cfg(test)]
 mod tests {
-    use super::is_throttle;
+    use super::{is_not_found, is_throttle};
+
+    #[test]
+    fn not_found_is_told_apart_from_errors() {
+        assert!(is_not_found(404, ""));
+        assert!(is_not_found(400, "{\"__type\":\"NotFoundException\"}"));
+        assert!(is_not_found(400, "<Code>NoSuchPublicAccessBlockConfiguration</Code>"));
+        assert!(!is_not_found(403, "<Code>AccessDenied</Code>"));
+        assert!(!is_not_found(500, "NoSuchThing"));
+    }
 
     #[test]
     fn throttling_is_recognised() {

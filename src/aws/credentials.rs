@@ -25,11 +25,13 @@ impl AssumeRoleCredentials {
 
     fn cached(&self) -> Option<Credentials> {
         let guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        guard.as_ref().filter(|c| match c.expiry() {
-            Some(exp) => exp > SystemTime::now() + RENEW_BEFORE,
-            None => true,
-        })
-        .cloned()
+        guard
+            .as_ref()
+            .filter(|c| match c.expiry() {
+                Some(exp) => exp > SystemTime::now() + RENEW_BEFORE,
+                None => true,
+            })
+            .cloned()
     }
 
     /// Calls AssumeRole and keeps the result.
@@ -46,9 +48,7 @@ impl AssumeRoleCredentials {
                 let e = AwsError::from(e);
                 AwsError::new(e.code, format!("cannot assume {}: {}", self.role_arn, e.message))
             })?;
-        let c = out
-            .credentials()
-            .ok_or_else(|| AwsError::new("response", "AssumeRole returned no credentials"))?;
+        let c = out.credentials().ok_or_else(|| AwsError::new("response", "AssumeRole returned no credentials"))?;
         let expiry = SystemTime::try_from(*c.expiration()).ok();
         let creds = Credentials::new(
             c.access_key_id(),
@@ -71,9 +71,7 @@ impl ProvideCredentials for AssumeRoleCredentials {
             return future::ProvideCredentials::ready(Ok(c));
         }
         future::ProvideCredentials::new(async move {
-            self.refresh()
-                .await
-                .map_err(|e| provider::error::CredentialsError::provider_error(e))
+            self.refresh().await.map_err(provider::error::CredentialsError::provider_error)
         })
     }
 }

@@ -63,13 +63,7 @@ fn split_hint(message: &str) -> (String, Option<String>) {
 }
 
 fn whole_file(file: &Path, message: impl Into<String>, hint: Option<&str>) -> LoadError {
-    LoadError {
-        file: file.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: message.into(),
-        hint: hint.map(str::to_string),
-    }
+    LoadError { file: file.to_path_buf(), line: 0, column: 0, message: message.into(), hint: hint.map(str::to_string) }
 }
 
 fn yaml_error(file: &Path, e: &serde_yaml::Error) -> LoadError {
@@ -139,7 +133,13 @@ pub const BUILTIN_PLACEHOLDERS: [&str; 5] =
 /// Finds `{name}` placeholders in `text` that are not known, with their line and column.
 fn unknown_placeholders(file: &Path, text: &str, known: &BTreeSet<String>) -> Vec<LoadError> {
     let mut out = vec![];
+    let yaml = matches!(file.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
     for (lineno, line) in text.lines().enumerate() {
+        // A YAML comment is prose, not a template.
+        let line = match line.find('#') {
+            Some(i) if yaml && (i == 0 || line[..i].ends_with(char::is_whitespace)) => &line[..i],
+            _ => line,
+        };
         let bytes = line.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
@@ -152,9 +152,7 @@ fn unknown_placeholders(file: &Path, text: &str, known: &BTreeSet<String>) -> Ve
                         if !known.contains(name) {
                             let hint = names::did_you_mean(name, known.iter().map(String::as_str))
                                 .map(|m| format!("did you mean {{{m}}}?"))
-                                .unwrap_or_else(|| {
-                                    "define it under `variables` in settings.yaml".to_string()
-                                });
+                                .unwrap_or_else(|| "define it under `variables` in settings.yaml".to_string());
                             out.push(LoadError {
                                 file: file.to_path_buf(),
                                 line: lineno + 1,
@@ -193,17 +191,21 @@ pub fn load(dir: &Path) -> Result<DesiredState, LoadErrors> {
     let settings_file = dir.join("settings.yaml");
     let (settings, cx) = parse_file::<Settings>(cx, &settings_file, &mut errors);
 
+    if let Some(s) = &settings {
+        errors.extend(settings_conflicts(&settings_file, s));
+    }
+
     let tiers_file = dir.join("tiers.yaml");
     let (tiers_raw, mut cx) = parse_file::<BTreeMap<String, Tier>>(cx, &tiers_file, &mut errors);
-    let tiers: BTreeMap<TierName, Tier> = tiers_raw
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (TierName::new_unchecked(&k), v))
-        .collect();
+    let tiers: BTreeMap<TierName, Tier> =
+        tiers_raw.unwrap_or_default().into_iter().map(|(k, v)| (TierName::new_unchecked(&k), v)).collect();
     if tiers.is_empty() && errors.iter().all(|e| e.file != tiers_file) {
         errors.push(whole_file(&tiers_file, "no tier is defined", Some("define `basic` and `secure`")));
     }
-    cx.tiers = Some(tiers.keys().map(|t| t.as_str().to_string()).collect());
+    // When tiers.yaml itself is broken, tier names elsewhere are not checked: that would
+    // only repeat the one error in every file.
+    let tiers_ok = errors.iter().all(|e| e.file != tiers_file);
+    cx.tiers = tiers_ok.then(|| tiers.keys().map(|t| t.as_str().to_string()).collect());
 
     let mut features = BTreeMap::new();
     for file in yaml_files(&dir.join("features"), &mut errors) {
@@ -242,7 +244,10 @@ pub fn load(dir: &Path) -> Result<DesiredState, LoadErrors> {
         if let Some(cycle) = requirement_cycle(&features) {
             errors.push(whole_file(
                 &features[&cycle[0]].file,
-                format!("features require each other in a cycle: {}", cycle.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(" -> ")),
+                format!(
+                    "features require each other in a cycle: {}",
+                    cycle.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(" -> ")
+                ),
                 Some("a feature cannot depend on itself, directly or not"),
             ));
         }
@@ -286,6 +291,36 @@ pub fn load(dir: &Path) -> Result<DesiredState, LoadErrors> {
             Err(LoadErrors(errors))
         }
     }
+}
+
+/// Settings that parse but contradict themselves.
+fn settings_conflicts(file: &Path, s: &Settings) -> Vec<LoadError> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let locate = |needle: &str| {
+        text.lines().enumerate().find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1))).unwrap_or((0, 0))
+    };
+    let mut out = vec![];
+    for name in s.variables.keys().filter(|k| BUILTIN_PLACEHOLDERS.contains(&k.as_str())) {
+        let (line, column) = locate(&format!("{name}:"));
+        out.push(LoadError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: format!("variables: `{name}` is a built-in placeholder and cannot be redefined"),
+            hint: Some("choose another name".into()),
+        });
+    }
+    if s.excluded_regions.contains(&s.home_region) {
+        let (line, column) = locate("excluded_regions");
+        out.push(LoadError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: format!("excluded_regions: the home region {} cannot be excluded", s.home_region),
+            hint: Some("account-wide resources live in the home region".into()),
+        });
+    }
+    out
 }
 
 /// A cycle among `requires`, if there is one.

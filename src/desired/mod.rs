@@ -76,10 +76,7 @@ impl Default for ControlTower {
     fn default() -> Self {
         Self {
             detect_role: "aws-controltower-AdministratorExecutionRole".into(),
-            skip_features: ["F02", "F07", "F08"]
-                .iter()
-                .filter_map(|f| FeatureId::parse(f).ok())
-                .collect(),
+            skip_features: ["F02", "F07", "F08"].iter().filter_map(|f| FeatureId::parse(f).ok()).collect(),
         }
     }
 }

@@ -198,11 +198,7 @@ impl FeatureId {
         }
     }
     pub fn title(&self) -> &'static str {
-        FEATURES
-            .iter()
-            .find(|(id, _)| *id == self.0)
-            .map(|(_, t)| *t)
-            .unwrap_or("")
+        FEATURES.iter().find(|(id, _)| *id == self.0).map(|(_, t)| *t).unwrap_or("")
     }
 }
 
@@ -211,9 +207,7 @@ impl AccountId {
         if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(s.to_string()))
         } else {
-            Err(format!(
-                "malformed account id `{s}`; hint: an account id is exactly 12 digits, quoted"
-            ))
+            Err(format!("malformed account id `{s}`; hint: an account id is exactly 12 digits, quoted"))
         }
     }
 }
@@ -274,7 +268,10 @@ impl<'de> Deserialize<'de> for TierName {
                     let hint = did_you_mean(s, tiers.iter().map(String::as_str))
                         .map(|m| format!("did you mean {m}?"))
                         .unwrap_or_else(|| {
-                            format!("tiers defined in tiers.yaml: {}", tiers.iter().cloned().collect::<Vec<_>>().join(", "))
+                            format!(
+                                "tiers defined in tiers.yaml: {}",
+                                tiers.iter().cloned().collect::<Vec<_>>().join(", ")
+                            )
                         });
                     Err(format!("unknown tier `{s}`; hint: {hint}"))
                 }
@@ -298,7 +295,9 @@ impl<'de> Deserialize<'de> for UniqueAccountId {
             })
             .flatten();
             match earlier {
-                Some(first) => Err(format!("duplicate account {id}; hint: it is already defined in {}", first.display())),
+                Some(first) => {
+                    Err(format!("duplicate account {id}; hint: it is already defined in {}", first.display()))
+                }
                 None => Ok(UniqueAccountId(id)),
             }
         }))

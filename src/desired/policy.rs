@@ -42,9 +42,7 @@ impl PolicyDoc {
 pub fn string_or_list(v: Option<&serde_json::Value>) -> Vec<String> {
     match v {
         Some(serde_json::Value::String(s)) => vec![s.clone()],
-        Some(serde_json::Value::Array(a)) => {
-            a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
-        }
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
         _ => vec![],
     }
 }
@@ -95,14 +93,9 @@ impl<'de> Deserialize<'de> for PolicyDoc {
                         full.display()
                     ))
                 })?;
-                serde_json::from_str(&text).map(PolicyDoc).map_err(|e| {
-                    E::custom(format!(
-                        "policy file {}:{}:{}: {e}",
-                        full.display(),
-                        e.line(),
-                        e.column()
-                    ))
-                })
+                serde_json::from_str(&text)
+                    .map(PolicyDoc)
+                    .map_err(|e| E::custom(format!("policy file {}:{}:{}: {e}", full.display(), e.line(), e.column())))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<PolicyDoc, A::Error> {
                 let v = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;

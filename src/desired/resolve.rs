@@ -98,7 +98,12 @@ fn substitute(v: &mut serde_json::Value, vars: &BTreeMap<String, String>) {
 
 /// Orders `ids` so that every feature comes after the features it requires.
 fn dependency_order(ids: &BTreeSet<FeatureId>, requires: &BTreeMap<FeatureId, Vec<FeatureId>>) -> Vec<FeatureId> {
-    fn visit(f: &FeatureId, req: &BTreeMap<FeatureId, Vec<FeatureId>>, seen: &mut BTreeSet<FeatureId>, out: &mut Vec<FeatureId>) {
+    fn visit(
+        f: &FeatureId,
+        req: &BTreeMap<FeatureId, Vec<FeatureId>>,
+        seen: &mut BTreeSet<FeatureId>,
+        out: &mut Vec<FeatureId>,
+    ) {
         if !seen.insert(f.clone()) {
             return;
         }
@@ -150,7 +155,9 @@ pub fn resolve(
     let mut requires: BTreeMap<FeatureId, Vec<FeatureId>> = BTreeMap::new();
     let mut queue: Vec<FeatureId> = ids.iter().cloned().collect();
     while let Some(f) = queue.pop() {
-        let Some(def) = desired.features.get(&f) else { continue };
+        let Some(def) = desired.features.get(&f) else {
+            continue;
+        };
         let req: Vec<FeatureId> =
             def.requires.iter().filter(|r| applies_to_tier(&r.tiers)).map(|r| r.feature.clone()).collect();
         for r in &req {
@@ -169,7 +176,9 @@ pub fn resolve(
 
     let mut features = vec![];
     for id in dependency_order(&ids, &requires) {
-        let Some(def) = desired.features.get(&id) else { continue };
+        let Some(def) = desired.features.get(&id) else {
+            continue;
+        };
         let mut resources = vec![];
         for entry in def.resources.iter().filter(|e| applies_to_tier(&e.tiers)) {
             let scope = entry.regions.unwrap_or_else(|| entry.spec.default_scope());

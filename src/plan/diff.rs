@@ -7,9 +7,9 @@ use serde_json::Value;
 
 fn strip_nulls(v: &Value) -> Value {
     match v {
-        Value::Object(o) => Value::Object(
-            o.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), strip_nulls(v))).collect(),
-        ),
+        Value::Object(o) => {
+            Value::Object(o.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), strip_nulls(v))).collect())
+        }
         other => other.clone(),
     }
 }

@@ -7,7 +7,8 @@ use crate::resources::ResourceSpec;
 use serde_json::Value;
 
 /// Managed policies that grant every IAM action the guard asks for.
-const SUFFICIENT_MANAGED: [&str; 2] = ["arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/IAMFullAccess"];
+const SUFFICIENT_MANAGED: [&str; 2] =
+    ["arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/IAMFullAccess"];
 
 pub fn is_member_role(baseline: &AccountBaseline, spec: &ResourceSpec) -> bool {
     matches!(spec, ResourceSpec::IamRole(r) if r.name == baseline.member_role_name)
@@ -32,10 +33,14 @@ fn actions_match(stmt: &Value, action: &str) -> bool {
 /// Whether `trust` lets the management account assume the role (with our external id).
 fn trusts_management(trust: &PolicyDoc, mgmt: &str, external_id: Option<&str>) -> Result<(), String> {
     let is_mgmt = |p: &String| {
-        p == "*" || p == mgmt || p == &format!("arn:aws:iam::{mgmt}:root") || p.starts_with(&format!("arn:aws:iam::{mgmt}:"))
+        // Any partition: arn:aws:..., arn:aws-cn:..., arn:aws-us-gov:...
+        p == "*" || p == mgmt || (p.starts_with("arn:") && p.contains(&format!(":iam::{mgmt}:")))
     };
     let stmts = trust.statements();
-    if stmts.iter().any(|s| effect(s, "Deny") && actions_match(s, "sts:AssumeRole") && principals(s).iter().any(is_mgmt)) {
+    if stmts
+        .iter()
+        .any(|s| effect(s, "Deny") && actions_match(s, "sts:AssumeRole") && principals(s).iter().any(is_mgmt))
+    {
         return Err(format!("the new trust policy denies sts:AssumeRole to the management account {mgmt}"));
     }
     let allowed = stmts.iter().any(|s| {
@@ -60,15 +65,18 @@ fn trusts_management(trust: &PolicyDoc, mgmt: &str, external_id: Option<&str>) -
 
 /// `Ok` when a create or update of `spec` keeps this tool able to work; otherwise why not.
 pub fn lockout(baseline: &AccountBaseline, spec: &ResourceSpec) -> Result<(), String> {
-    let ResourceSpec::IamRole(role) = spec else { return Ok(()) };
+    let ResourceSpec::IamRole(role) = spec else {
+        return Ok(());
+    };
     if role.name != baseline.member_role_name {
         return Ok(());
     }
     trusts_management(&role.trust_policy, &baseline.management_account_id, baseline.external_id.as_deref())?;
-    if role.managed_policies.iter().any(|a| SUFFICIENT_MANAGED.contains(&a.as_str())) {
+    if role.managed_policies.iter().flatten().any(|a| SUFFICIENT_MANAGED.contains(&a.as_str())) {
         return Ok(());
     }
-    let stmts: Vec<&Value> = role.inline_policies.values().flat_map(|p| p.statements()).collect();
+    let stmts: Vec<&Value> =
+        role.inline_policies.iter().flat_map(|m| m.values()).flat_map(|p| p.statements()).collect();
     let mut lost = vec![];
     for action in &baseline.lockout_guard.required_actions {
         let denied = stmts.iter().any(|s| effect(s, "Deny") && actions_match(s, action));

@@ -185,10 +185,8 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
         let pullable = f.also_when_required
             && needed.contains(&f.id)
             && matches!(status.get(&f.id), Some(Status::Skipped(SkipReason::InitialOnly, _)));
-        let gone = f
-            .resources
-            .iter()
-            .any(|r| r.ensure == Ensure::Present && !is_present(observed.resources.get(&r.key)));
+        let gone =
+            f.resources.iter().any(|r| r.ensure == Ensure::Present && !is_present(observed.resources.get(&r.key)));
         if pullable && gone {
             status.insert(f.id.clone(), Status::Active);
         }
@@ -220,7 +218,8 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
             }
             Status::Active => {}
         }
-        let missing: Vec<&FeatureId> = f.requires.iter().filter(|r| !in_place.get(*r).copied().unwrap_or(false)).collect();
+        let missing: Vec<&FeatureId> =
+            f.requires.iter().filter(|r| !in_place.get(*r).copied().unwrap_or(false)).collect();
         if !missing.is_empty() {
             let detail = missing
                 .iter()
@@ -231,9 +230,17 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
             in_place.insert(f.id.clone(), present_now);
             continue;
         }
+        // A create over quota withholds every create of the feature: a trail that cannot be
+        // made leaves no orphan bucket behind.
+        let over_quota = f.resources.iter().find_map(|r| match observed.resources.get(&r.key) {
+            Some(Observation::Absent { quota: Some(q) }) if r.ensure == Ensure::Present && q.used >= q.limit => {
+                Some(format!("{} {}", r.key.kind, r.key.name))
+            }
+            _ => None,
+        });
         let mut complete = true;
         for r in &f.resources {
-            let ok = plan_resource(baseline, f, r, observed, &mut plan);
+            let ok = plan_resource(baseline, f, r, observed, over_quota.as_deref(), &mut plan);
             complete &= ok || r.ensure == Ensure::Absent;
         }
         in_place.insert(f.id.clone(), complete);
@@ -252,6 +259,7 @@ fn plan_resource(
     f: &FeatureBaseline,
     r: &DesiredResource,
     observed: &Observed,
+    over_quota: Option<&str>,
     plan: &mut AccountPlan,
 ) -> bool {
     let skip = |reason, detail: String| Skip {
@@ -286,7 +294,8 @@ fn plan_resource(
             if !ours(owner) {
                 plan.skips.push(skip(SkipReason::NotOwned, not_owned_detail("would be deleted", &r.spec, state)));
             } else if guard::is_member_role(baseline, &r.spec) {
-                plan.skips.push(skip(SkipReason::SelfLockout, "deleting the member role would lock this tool out".into()));
+                plan.skips
+                    .push(skip(SkipReason::SelfLockout, "deleting the member role would lock this tool out".into()));
             } else {
                 let diff = render_diff(Some(state), None);
                 plan.changes.push(change(Action::Delete, diff, Some(state.clone())));
@@ -299,6 +308,11 @@ fn plan_resource(
                     SkipReason::Quota,
                     format!("{}: {} of {} in use; not created (free one or raise the quota)", q.name, q.used, q.limit),
                 ));
+                return false;
+            }
+            if let Some(blocker) = over_quota {
+                plan.skips
+                    .push(skip(SkipReason::Quota, format!("not created: {blocker} of the same feature is over quota")));
                 return false;
             }
             if let Err(why) = guard {
@@ -319,7 +333,8 @@ fn plan_resource(
                     return true;
                 }
                 plan.changes.push(change(Action::Update, render_diff(Some(state), Some(&r.spec)), Some(state.clone())));
-            } else if taggable && owner.as_deref() != Some(f.tag.as_str()) {
+            }
+            if taggable && owner.as_deref() != Some(f.tag.as_str()) {
                 let was = owner.clone().unwrap_or_default();
                 let diff = format!(
                     "--- observed\n+++ desired\n@@ tags @@\n-{}: {was}\n+{}: {}\n",

@@ -1,1 +1,601 @@
-// planner rule tests are below
+//! The planner's rules, without AWS.
+
+use super::*;
+use crate::desired::names::{AccountId, FeatureId, OwnerTag, TierName};
+use crate::desired::policy::PolicyDoc;
+use crate::desired::resolve::{AccountBaseline, DesiredResource, FeatureBaseline, ResourceKey, GLOBAL};
+use crate::desired::{ControlTower, FeatureKind, LockoutGuard};
+use crate::resources::cloudtrail_trail::CloudtrailTrail;
+use crate::resources::iam_password_policy::IamPasswordPolicy;
+use crate::resources::iam_role::IamRole;
+use crate::resources::kms_key::KmsKey;
+use crate::resources::s3_bucket::S3Bucket;
+use crate::resources::{Ensure, Observation, Quota, ResourceSpec};
+use proptest::prelude::*;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+const MGMT: &str = "999999999999";
+const HOME: &str = "ap-northeast-1";
+
+fn fid(s: &str) -> FeatureId {
+    FeatureId::parse(s).unwrap()
+}
+
+fn trust(principal: &str) -> PolicyDoc {
+    PolicyDoc(
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}]}),
+    )
+}
+
+fn maintainer_policy(actions: &[&str]) -> PolicyDoc {
+    PolicyDoc(json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+}
+
+fn role(name: &str, description: &str) -> ResourceSpec {
+    let mut inline = BTreeMap::new();
+    inline.insert("CMMaintenancePolicy".to_string(), maintainer_policy(&["iam:*", "s3:*"]));
+    ResourceSpec::IamRole(IamRole {
+        name: name.into(),
+        description: Some(description.into()),
+        trust_policy: trust(&format!("arn:aws:iam::{MGMT}:root")),
+        managed_policies: Some(BTreeSet::new()),
+        inline_policies: Some(inline),
+        max_session_duration: None,
+    })
+}
+
+fn password(min: i32) -> ResourceSpec {
+    ResourceSpec::IamPasswordPolicy(IamPasswordPolicy {
+        minimum_password_length: Some(min),
+        require_symbols: Some(true),
+        ..Default::default()
+    })
+}
+
+fn bucket(versioning: bool) -> ResourceSpec {
+    ResourceSpec::S3Bucket(S3Bucket {
+        name: "cm-members-cloudtrail-111111111111".into(),
+        versioning: Some(versioning),
+        ..Default::default()
+    })
+}
+
+fn trail(logging: bool) -> ResourceSpec {
+    ResourceSpec::CloudtrailTrail(CloudtrailTrail {
+        name: "Members".into(),
+        s3_bucket: "cm-members-cloudtrail-111111111111".into(),
+        logging: Some(logging),
+        ..Default::default()
+    })
+}
+
+fn key(description: &str) -> ResourceSpec {
+    ResourceSpec::KmsKey(KmsKey {
+        alias: "alias/cm-members-logs-key".into(),
+        description: Some(description.into()),
+        key_policy: PolicyDoc(json!({"Version": "2012-10-17"})),
+        enable_key_rotation: None,
+        key_id: None,
+    })
+}
+
+fn res(spec: ResourceSpec, region: &str) -> DesiredResource {
+    DesiredResource {
+        key: ResourceKey { kind: spec.kind().into(), region: region.into(), name: spec.name() },
+        spec,
+        ensure: Ensure::Present,
+    }
+}
+
+fn feature(
+    id: &str,
+    kind: FeatureKind,
+    requires: &[&str],
+    tag: OwnerTag,
+    resources: Vec<DesiredResource>,
+) -> FeatureBaseline {
+    FeatureBaseline {
+        id: fid(id),
+        kind,
+        in_tier: true,
+        opted_in: true,
+        explicit: None,
+        also_when_required: false,
+        requires: requires.iter().map(|r| fid(r)).collect(),
+        tag,
+        resources,
+    }
+}
+
+/// A secure account with a managed feature, an untaggable opt-in setting, an initial-only
+/// setting, the trail (needing the key) and Security Hub needing Config.
+fn baseline() -> AccountBaseline {
+    let mut f09 =
+        feature("F09", FeatureKind::InitialOnly, &[], OwnerTag::SecureAccount, vec![res(key("logs key"), HOME)]);
+    f09.also_when_required = true;
+    AccountBaseline {
+        account_id: AccountId::parse("111111111111").unwrap(),
+        name: None,
+        tier: TierName::new_unchecked("secure"),
+        home_region: HOME.into(),
+        regions: vec![HOME.into()],
+        management_account_id: MGMT.into(),
+        member_role_name: "cm-policymaintainer".into(),
+        external_id: None,
+        control_tower: ControlTower::default(),
+        lockout_guard: LockoutGuard::default(),
+        features: vec![
+            feature(
+                "F01",
+                FeatureKind::Managed,
+                &[],
+                OwnerTag::Managed,
+                vec![
+                    res(role("cm-policymaintainer", "maintainer"), GLOBAL),
+                    res(role("cm-helpdesk", "helpdesk"), GLOBAL),
+                ],
+            ),
+            feature("F03", FeatureKind::OptIn, &[], OwnerTag::Initialized, vec![res(password(8), GLOBAL)]),
+            f09,
+            feature(
+                "F07",
+                FeatureKind::OptIn,
+                &["F09"],
+                OwnerTag::SecureAccount,
+                vec![res(bucket(true), HOME), res(trail(true), HOME)],
+            ),
+            feature(
+                "F08",
+                FeatureKind::OptIn,
+                &[],
+                OwnerTag::SecureAccount,
+                vec![res(
+                    ResourceSpec::S3Bucket(S3Bucket {
+                        name: "cm-members-config-111111111111".into(),
+                        ..Default::default()
+                    }),
+                    HOME,
+                )],
+            ),
+            feature("F13", FeatureKind::OptIn, &["F08"], OwnerTag::SecureAccount, vec![]),
+        ],
+    }
+}
+
+fn all_absent(b: &AccountBaseline) -> Observed {
+    let mut o = Observed::default();
+    for f in &b.features {
+        for r in &f.resources {
+            o.resources.insert(r.key.clone(), Observation::Absent { quota: None });
+        }
+    }
+    o
+}
+
+/// Every resource present as desired, tagged with its feature's tag.
+fn converged(b: &AccountBaseline) -> Observed {
+    let mut o = Observed::default();
+    for f in &b.features {
+        for r in &f.resources {
+            let owner = r.spec.taggable().then(|| f.tag.as_str().to_string());
+            o.resources.insert(r.key.clone(), Observation::Present { state: r.spec.clone(), owner });
+        }
+    }
+    o
+}
+
+fn set(o: &mut Observed, spec: &ResourceSpec, region: &str, obs: Observation<ResourceSpec>) {
+    o.resources.insert(ResourceKey { kind: spec.kind().into(), region: region.into(), name: spec.name() }, obs);
+}
+
+fn feature_mut<'a>(b: &'a mut AccountBaseline, id: &str) -> &'a mut FeatureBaseline {
+    b.features.iter_mut().find(|f| f.id.as_str() == id).unwrap()
+}
+
+fn skip_reason(p: &AccountPlan, feature: &str) -> Vec<SkipReason> {
+    p.skips.iter().filter(|s| s.feature.as_str() == feature).map(|s| s.reason).collect()
+}
+
+fn changes_of<'a>(p: &'a AccountPlan, feature: &str) -> Vec<&'a Change> {
+    p.changes.iter().filter(|c| c.feature.as_str() == feature).collect()
+}
+
+#[test]
+fn fresh_account_initial_setup_creates_everything_dependencies_first() {
+    let b = baseline();
+    let p = plan(&b, &all_absent(&b), Mode::Initial);
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert!(p.changes.iter().all(|c| c.action == Action::Create));
+    let order: Vec<String> = p.changes.iter().map(|c| format!("{} {}", c.feature, c.resource_type)).collect();
+    assert_eq!(
+        order,
+        [
+            "F01 iam_role",
+            "F01 iam_role",
+            "F03 iam_password_policy",
+            "F09 kms_key",
+            "F07 s3_bucket",
+            "F07 cloudtrail_trail",
+            "F08 s3_bucket"
+        ]
+    );
+    assert!(p.changes[0].diff.contains("+name: cm-policymaintainer"));
+}
+
+#[test]
+fn converged_account_plans_no_change_and_is_deterministic() {
+    let b = baseline();
+    let o = converged(&b);
+    let p1 = plan(&b, &o, Mode::Maintenance);
+    let p2 = plan(&b, &o, Mode::Maintenance);
+    assert!(p1.changes.is_empty(), "{:?}", p1.changes);
+    assert_eq!(serde_json::to_string(&p1).unwrap(), serde_json::to_string(&p2).unwrap());
+    assert_eq!(skip_reason(&p1, "F09"), [SkipReason::InitialOnly]);
+}
+
+#[test]
+fn tag_fence_reports_untagged_resources_and_never_touches_them() {
+    let b = baseline();
+    let mut o = converged(&b);
+    set(&mut o, &trail(true), HOME, Observation::Present { state: trail(false), owner: None });
+    set(&mut o, &bucket(true), HOME, Observation::Present { state: bucket(false), owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(changes_of(&p, "F07").is_empty());
+    let f07: Vec<&Skip> = p.skips.iter().filter(|s| s.feature.as_str() == "F07").collect();
+    assert_eq!(f07.len(), 2);
+    assert!(f07.iter().all(|s| s.reason == SkipReason::NotOwned));
+    assert!(f07[1].detail.contains("logging"), "{}", f07[1].detail);
+}
+
+#[test]
+fn drift_of_owned_resources_is_updated_with_a_field_diff() {
+    let b = baseline();
+    let mut o = converged(&b);
+    set(&mut o, &trail(true), HOME, Observation::Present { state: trail(false), owner: Some("SecureAccount".into()) });
+    set(&mut o, &password(8), GLOBAL, Observation::Present { state: password(6), owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    let actions: Vec<(String, Action)> = p.changes.iter().map(|c| (c.resource_type.clone(), c.action)).collect();
+    assert_eq!(actions, [("iam_password_policy".into(), Action::Update), ("cloudtrail_trail".into(), Action::Update)]);
+    let trail_change = &p.changes[1];
+    assert!(
+        trail_change.diff.contains("-logging: false") && trail_change.diff.contains("+logging: true"),
+        "{}",
+        trail_change.diff
+    );
+}
+
+#[test]
+fn owned_resource_with_another_tag_value_is_retagged() {
+    let b = baseline();
+    let mut o = converged(&b);
+    set(&mut o, &bucket(true), HOME, Observation::Present { state: bucket(true), owner: Some("Initialized".into()) });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(p.changes[0].action, Action::Tag);
+    assert_eq!(p.changes[0].tag, OwnerTag::SecureAccount);
+}
+
+#[test]
+fn drift_and_a_wrong_tag_value_are_both_mended_in_one_apply() {
+    let b = baseline();
+    let mut o = converged(&b);
+    set(&mut o, &bucket(true), HOME, Observation::Present { state: bucket(false), owner: Some("Initialized".into()) });
+    let p = plan(&b, &o, Mode::Maintenance);
+    let actions: Vec<Action> = p.changes.iter().map(|c| c.action).collect();
+    assert_eq!(actions, [Action::Update, Action::Tag]);
+}
+
+#[test]
+fn a_create_over_quota_withholds_the_other_creates_of_its_feature() {
+    let b = baseline();
+    let mut o = converged(&b);
+    set(&mut o, &bucket(true), HOME, Observation::Absent { quota: None });
+    set(
+        &mut o,
+        &trail(true),
+        HOME,
+        Observation::Absent { quota: Some(Quota { name: "trails".into(), used: 5, limit: 5 }) },
+    );
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(changes_of(&p, "F07").is_empty(), "{:?}", p.changes);
+    assert_eq!(skip_reason(&p, "F07"), [SkipReason::Quota, SkipReason::Quota]);
+}
+
+#[test]
+fn opted_out_features_are_not_maintained_and_nothing_is_deleted() {
+    let mut b = baseline();
+    let f07 = feature_mut(&mut b, "F07");
+    f07.opted_in = false;
+    f07.explicit = Some(false);
+    let mut o = converged(&b);
+    set(&mut o, &trail(true), HOME, Observation::Present { state: trail(false), owner: Some("SecureAccount".into()) });
+    for mode in [Mode::Maintenance, Mode::Initial] {
+        let p = plan(&b, &o, mode);
+        assert!(changes_of(&p, "F07").is_empty());
+        assert_eq!(skip_reason(&p, "F07"), [SkipReason::OptedOut]);
+    }
+}
+
+#[test]
+fn basic_tier_defaults_apply_at_initial_setup_but_not_at_maintenance() {
+    let mut b = baseline();
+    let f03 = feature_mut(&mut b, "F03");
+    f03.opted_in = false; // basic: opt-in default off
+    let o = all_absent(&b);
+    assert_eq!(changes_of(&plan(&b, &o, Mode::Initial), "F03").len(), 1);
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(changes_of(&p, "F03").is_empty());
+    assert_eq!(skip_reason(&p, "F03"), [SkipReason::OptedOut]);
+}
+
+#[test]
+fn control_tower_accounts_skip_the_configured_features() {
+    let b = baseline();
+    let mut o = all_absent(&b);
+    o.control_tower = true;
+    let p = plan(&b, &o, Mode::Initial);
+    assert!(changes_of(&p, "F07").is_empty());
+    assert_eq!(skip_reason(&p, "F07"), [SkipReason::ControlTower]);
+    assert!(!changes_of(&p, "F01").is_empty());
+}
+
+#[test]
+fn missing_dependency_blocks_the_feature_and_present_dependency_does_not() {
+    let mut b = baseline();
+    let f08 = feature_mut(&mut b, "F08");
+    f08.opted_in = false;
+    f08.explicit = Some(false);
+    let mut o = converged(&b);
+    let config_bucket =
+        ResourceSpec::S3Bucket(S3Bucket { name: "cm-members-config-111111111111".into(), ..Default::default() });
+    set(&mut o, &config_bucket, HOME, Observation::Absent { quota: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert_eq!(skip_reason(&p, "F13"), [SkipReason::BlockedDependency]);
+    assert!(p.skips.iter().any(|s| s.feature.as_str() == "F13" && s.detail.contains("F08")));
+
+    // The customer's Config is in place: the dependency is met.
+    set(&mut o, &config_bucket, HOME, Observation::Present { state: config_bucket.clone(), owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(skip_reason(&p, "F13").is_empty(), "{:?}", p.skips);
+}
+
+#[test]
+fn a_dependency_that_cannot_be_created_blocks_its_dependents() {
+    let b = baseline();
+    let mut o = all_absent(&b);
+    // The key alias is taken by a key without our tag: F09 is not ours to create...
+    set(
+        &mut o,
+        &key("logs key"),
+        HOME,
+        Observation::Absent { quota: Some(Quota { name: "keys".into(), used: 1, limit: 1 }) },
+    );
+    let p = plan(&b, &o, Mode::Initial);
+    assert_eq!(skip_reason(&p, "F09"), [SkipReason::Quota]);
+    assert_eq!(skip_reason(&p, "F07"), [SkipReason::BlockedDependency]);
+    assert!(changes_of(&p, "F07").is_empty());
+}
+
+#[test]
+fn required_initial_only_feature_comes_back_when_gone() {
+    let b = baseline();
+    let mut o = converged(&b);
+    set(&mut o, &key("logs key"), HOME, Observation::Absent { quota: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    let created: Vec<&str> = p.changes.iter().map(|c| c.feature.as_str()).collect();
+    assert_eq!(created, ["F09"]);
+
+    // Not needed by any maintained feature: stays initial-only.
+    let mut b2 = b.clone();
+    feature_mut(&mut b2, "F07").opted_in = false;
+    let p = plan(&b2, &o, Mode::Maintenance);
+    assert_eq!(skip_reason(&p, "F09"), [SkipReason::InitialOnly]);
+    assert!(p.changes.is_empty());
+}
+
+#[test]
+fn trail_quota_is_reported_not_fought() {
+    let b = baseline();
+    let mut o = all_absent(&b);
+    let q = |used| Observation::Absent {
+        quota: Some(Quota { name: "CloudTrail trails in ap-northeast-1".into(), used, limit: 5 }),
+    };
+    set(&mut o, &trail(true), HOME, q(5));
+    let p = plan(&b, &o, Mode::Initial);
+    assert!(!p.changes.iter().any(|c| c.resource_type == "cloudtrail_trail"));
+    let s = p.skips.iter().find(|s| s.reason == SkipReason::Quota && s.resource == "cloudtrail_trail Members").unwrap();
+    assert!(s.detail.contains("5 of 5"), "{}", s.detail);
+    set(&mut o, &trail(true), HOME, q(4));
+    let p = plan(&b, &o, Mode::Initial);
+    assert!(p.changes.iter().any(|c| c.resource_type == "cloudtrail_trail" && c.action == Action::Create));
+}
+
+#[test]
+fn member_role_changes_that_would_lock_the_tool_out_are_refused() {
+    let mut b = baseline();
+    let o = {
+        let mut o = converged(&b);
+        set(
+            &mut o,
+            &role("cm-policymaintainer", "x"),
+            GLOBAL,
+            Observation::Present { state: role("cm-policymaintainer", "old"), owner: Some("Managed".into()) },
+        );
+        o
+    };
+    // A sound update goes through.
+    assert_eq!(plan(&b, &o, Mode::Maintenance).changes.len(), 1);
+
+    // A trust policy that no longer trusts the management account is refused.
+    let ResourceSpec::IamRole(r) = &mut feature_mut(&mut b, "F01").resources[0].spec else { panic!() };
+    r.trust_policy = trust("arn:aws:iam::123412341234:root");
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(p.changes.is_empty());
+    assert_eq!(skip_reason(&p, "F01"), [SkipReason::SelfLockout]);
+
+    // Policies that drop an action the next run needs are refused too.
+    let ResourceSpec::IamRole(r) = &mut feature_mut(&mut b, "F01").resources[0].spec else { panic!() };
+    r.trust_policy = trust(MGMT);
+    r.inline_policies = Some([("CMMaintenancePolicy".to_string(), maintainer_policy(&["iam:Get*", "s3:*"]))].into());
+    let p = plan(&b, &o, Mode::Maintenance);
+    let s = p.skips.iter().find(|s| s.reason == SkipReason::SelfLockout).unwrap();
+    assert!(s.detail.contains("iam:PutRolePolicy"), "{}", s.detail);
+
+    // And deleting it is never planned.
+    let f01 = feature_mut(&mut b, "F01");
+    f01.resources[0].ensure = Ensure::Absent;
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(!p.changes.iter().any(|c| c.action == Action::Delete));
+    assert_eq!(skip_reason(&p, "F01"), [SkipReason::SelfLockout]);
+}
+
+#[test]
+fn external_id_in_trust_must_match_the_configured_one() {
+    let mut b = baseline();
+    b.external_id = Some("expected".into());
+    let o = all_absent(&b);
+    let ResourceSpec::IamRole(r) = &mut feature_mut(&mut b, "F01").resources[0].spec else { panic!() };
+    r.trust_policy =
+        PolicyDoc(json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": MGMT}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"sts:ExternalId": "other"}}}]}));
+    let p = plan(&b, &o, Mode::Initial);
+    assert_eq!(skip_reason(&p, "F01"), [SkipReason::SelfLockout]);
+}
+
+#[test]
+fn retiring_a_resource_deletes_only_what_carries_the_tag() {
+    let mut b = baseline();
+    feature_mut(&mut b, "F01").resources[1].ensure = Ensure::Absent;
+    let mut o = converged(&b);
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(p.changes[0].action, Action::Delete);
+    set(
+        &mut o,
+        &role("cm-helpdesk", "helpdesk"),
+        GLOBAL,
+        Observation::Present { state: role("cm-helpdesk", "h"), owner: None },
+    );
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(p.changes.is_empty());
+    assert_eq!(skip_reason(&p, "F01"), [SkipReason::NotOwned]);
+}
+
+#[test]
+fn unobserved_resources_are_errors_not_guesses() {
+    let b = baseline();
+    let mut o = all_absent(&b);
+    o.resources.remove(&b.features[0].resources[0].key);
+    let p = plan(&b, &o, Mode::Initial);
+    assert_eq!(p.errors.len(), 1);
+}
+
+#[test]
+fn only_features_that_may_act_are_observed() {
+    let mut b = baseline();
+    feature_mut(&mut b, "F03").opted_in = false;
+    feature_mut(&mut b, "F08").opted_in = false;
+    let seen = features_to_observe(&b, Mode::Maintenance, false);
+    let seen: Vec<&str> = seen.iter().map(|f| f.as_str()).collect();
+    // F03 is opted out; F08 is opted out but F13 needs to know whether it is in place.
+    assert_eq!(seen, ["F01", "F07", "F08", "F09", "F13"]);
+}
+
+/// A random observation of `spec`: absent, or present with any owner tag and maybe drift.
+fn observation(spec: ResourceSpec) -> impl Strategy<Value = Observation<ResourceSpec>> {
+    let owners = prop_oneof![
+        Just(None),
+        Just(Some("Managed".to_string())),
+        Just(Some("Initialized".to_string())),
+        Just(Some("Stranger".to_string()))
+    ];
+    prop_oneof![
+        (0usize..7).prop_map(|used| Observation::Absent { quota: Some(Quota { name: "q".into(), used, limit: 5 }) }),
+        (owners, any::<bool>()).prop_map(move |(owner, drift)| {
+            let state = if drift { drifted(&spec) } else { spec.clone() };
+            Observation::Present { state, owner }
+        }),
+    ]
+}
+
+fn drifted(spec: &ResourceSpec) -> ResourceSpec {
+    match spec {
+        ResourceSpec::IamRole(r) => role(&r.name, "changed by someone"),
+        ResourceSpec::IamPasswordPolicy(_) => password(6),
+        ResourceSpec::S3Bucket(b) => ResourceSpec::S3Bucket(S3Bucket { versioning: Some(false), ..b.clone() }),
+        ResourceSpec::CloudtrailTrail(_) => trail(false),
+        ResourceSpec::KmsKey(_) => key("changed"),
+        other => other.clone(),
+    }
+}
+
+fn scenario() -> impl Strategy<Value = (AccountBaseline, Observed, Mode)> {
+    let b = baseline();
+    let keys: Vec<(ResourceKey, ResourceSpec)> =
+        b.features.iter().flat_map(|f| f.resources.iter().map(|r| (r.key.clone(), r.spec.clone()))).collect();
+    let obs: Vec<_> = keys.iter().map(|(_, s)| observation(s.clone())).collect();
+    let n = b.features.len();
+    (
+        obs,
+        proptest::collection::vec(prop_oneof![Just(None), Just(Some(true)), Just(Some(false))], n),
+        proptest::collection::vec(any::<bool>(), n),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(move |(obs, explicit, absent, ct, initial, defaults)| {
+            let mut b = b.clone();
+            for (i, f) in b.features.iter_mut().enumerate() {
+                f.explicit = explicit[i];
+                f.opted_in = explicit[i].unwrap_or(defaults);
+                for r in f.resources.iter_mut() {
+                    if absent[i] && f.id.as_str() != "F01" {
+                        r.ensure = Ensure::Absent;
+                    }
+                }
+            }
+            let mut o = Observed { control_tower: ct, ..Default::default() };
+            for ((k, _), v) in keys.iter().zip(obs) {
+                o.resources.insert(k.clone(), v);
+            }
+            (b, o, if initial { Mode::Initial } else { Mode::Maintenance })
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn no_plan_touches_what_lacks_the_tag_and_opting_out_never_deletes((b, o, mode) in scenario()) {
+        let p = plan(&b, &o, mode);
+        for c in &p.changes {
+            let key = ResourceKey { kind: c.resource_type.clone(), region: c.region.clone(), name: c.resource.clone() };
+            let f = b.features.iter().find(|f| f.id == c.feature).unwrap();
+            match (c.action, o.resources.get(&key)) {
+                (Action::Create, Some(Observation::Absent { quota })) => {
+                    prop_assert!(quota.as_ref().is_none_or(|q| q.used < q.limit), "create beyond quota");
+                }
+                (Action::Create, other) => prop_assert!(false, "create of {key} observed as {other:?}"),
+                (_, Some(Observation::Present { owner, .. })) => {
+                    prop_assert!(!c.desired.taggable() || owner.is_some(), "{:?} of untagged {key}", c.action);
+                }
+                (action, other) => prop_assert!(false, "{action:?} of {key} observed as {other:?}"),
+            }
+            // Opted out: nothing at all is changed, let alone deleted.
+            if f.kind == FeatureKind::OptIn && f.explicit == Some(false) {
+                prop_assert!(false, "change {:?} for opted-out {}", c.action, f.id);
+            }
+            if mode == Mode::Maintenance && f.kind == FeatureKind::OptIn {
+                prop_assert!(f.opted_in, "maintenance changed {} which is not opted in", f.id);
+            }
+            prop_assert!(!(o.control_tower && b.control_tower.skip_features.contains(&f.id)));
+            prop_assert!(!(c.action == Action::Delete && f.resources.iter().any(|r| r.key == key && r.ensure == Ensure::Present)));
+        }
+        // Every skipped feature contributes no change.
+        for s in p.skips.iter().filter(|s| s.resource == "*") {
+            prop_assert!(!p.changes.iter().any(|c| c.feature == s.feature));
+        }
+        prop_assert_eq!(&p, &plan(&b, &o, mode));
+    }
+}

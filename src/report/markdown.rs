@@ -14,7 +14,8 @@ pub fn render(r: &FleetReport) -> String {
     let _ = writeln!(out, "| account | name | tier | status | changes | skips | API calls |");
     let _ = writeln!(out, "|---|---|---|---|---:|---:|---:|");
     for a in &r.accounts {
-        let status = serde_json::to_value(a.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let status =
+            serde_json::to_value(a.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         let _ = writeln!(
             out,
             "| {} | {} | {} | {status} | {} | {} | {} |",
@@ -47,8 +48,18 @@ pub fn render(r: &FleetReport) -> String {
         if !a.skips.is_empty() {
             let _ = writeln!(out, "| feature | region | resource | reason | detail |\n|---|---|---|---|---|");
             for s in &a.skips {
-                let reason = serde_json::to_value(s.reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-                let _ = writeln!(out, "| {} | {} | {} | {reason} | {} |", s.feature, s.region, cell(&s.resource), cell(&s.detail));
+                let reason = serde_json::to_value(s.reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {reason} | {} |",
+                    s.feature,
+                    s.region,
+                    cell(&s.resource),
+                    cell(&s.detail)
+                );
             }
             out.push('\n');
         }
@@ -57,7 +68,8 @@ pub fn render(r: &FleetReport) -> String {
     if !inv.not_enrolled.is_empty() || !inv.missing.is_empty() || !inv.suspended.is_empty() {
         let _ = writeln!(out, "## Inventory notes\n");
         for a in &inv.not_enrolled {
-            let _ = writeln!(out, "- {} ({}): in the Organization, no account file (not enrolled)", a.id, cell(&a.name));
+            let _ =
+                writeln!(out, "- {} ({}): in the Organization, no account file (not enrolled)", a.id, cell(&a.name));
         }
         for id in &inv.missing {
             let _ = writeln!(out, "- {id}: account file without an account in the Organization");

@@ -50,7 +50,10 @@ pub struct ChangeView {
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ApiCalls {
     pub total: u64,
+    /// Calls that failed (after retries), "not found" answers excluded.
     pub errors: u64,
+    /// Calls answered "no such resource": how observation learns that something is absent.
+    pub not_found: u64,
     pub retries: u64,
     pub throttled: u64,
     pub by_service: BTreeMap<String, u64>,
@@ -65,8 +68,10 @@ impl ApiCalls {
             a.total += c.calls;
             a.retries += c.retries;
             a.throttled += c.throttled;
-            if k.outcome != "ok" {
-                a.errors += c.calls;
+            match k.outcome.as_str() {
+                "ok" => {}
+                "not_found" => a.not_found += c.calls,
+                _ => a.errors += c.calls,
             }
             *a.by_service.entry(k.service.clone()).or_default() += c.calls;
             *a.by_operation.entry(format!("{}:{}", k.service, k.operation)).or_default() += c.calls;

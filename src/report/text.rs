@@ -85,7 +85,8 @@ fn account(out: &mut String, a: &AccountReport, p: &Paint) {
         }
     }
     for s in &a.skips {
-        let reason = serde_json::to_value(s.reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let reason =
+            serde_json::to_value(s.reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         let what = if s.resource == "*" { String::new() } else { format!(" {} {}", s.region, s.resource) };
         let _ = writeln!(out, "  {} {}{what}: {} — {}", p.c("2", "skip"), s.feature, p.c("35", &reason), s.detail);
     }
@@ -93,7 +94,8 @@ fn account(out: &mut String, a: &AccountReport, p: &Paint) {
         if !rem.is_empty() {
             let _ = writeln!(out, "  {} a fresh plan still finds:", p.c("31", "remaining"));
             for c in rem {
-                let _ = writeln!(out, "    {:?} {} {} {} {}", c.action, c.feature, c.region, c.resource_type, c.resource);
+                let _ =
+                    writeln!(out, "    {:?} {} {} {} {}", c.action, c.feature, c.region, c.resource_type, c.resource);
             }
         }
     }
@@ -109,7 +111,13 @@ pub fn render(r: &FleetReport, colour: bool) -> String {
     }
     let inv = &r.inventory;
     for a in &inv.not_enrolled {
-        let _ = writeln!(out, "{} {} ({}) is in the Organization but has no account file: not enrolled", p.c("33", "note:"), a.id, a.name);
+        let _ = writeln!(
+            out,
+            "{} {} ({}) is in the Organization but has no account file: not enrolled",
+            p.c("33", "note:"),
+            a.id,
+            a.name
+        );
     }
     for id in &inv.missing {
         let _ = writeln!(out, "{} account file {id} has no account in the Organization", p.c("33", "note:"));

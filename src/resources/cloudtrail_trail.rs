@@ -52,9 +52,7 @@ impl CloudtrailTrail {
             ManagementEvents::All => ReadWriteType::All,
             ManagementEvents::ReadOnly => ReadWriteType::ReadOnly,
             ManagementEvents::WriteOnly => ReadWriteType::WriteOnly,
-            ManagementEvents::None => {
-                return Some(EventSelector::builder().include_management_events(false).build())
-            }
+            ManagementEvents::None => return Some(EventSelector::builder().include_management_events(false).build()),
         };
         Some(EventSelector::builder().include_management_events(true).read_write_type(rw).build())
     }
@@ -75,9 +73,7 @@ impl ResourceType for CloudtrailTrail {
         // home regions included: they all count against the per-region limit.
         let all = cx.session.call(ct.describe_trails().include_shadow_trails(true).send()).await?;
         let trails = all.trail_list();
-        let ours = trails
-            .iter()
-            .find(|t| t.name() == Some(self.name.as_str()) && t.home_region() == Some(cx.region));
+        let ours = trails.iter().find(|t| t.name() == Some(self.name.as_str()) && t.home_region() == Some(cx.region));
         let Some(t) = ours else {
             let quota = Quota {
                 name: format!("CloudTrail trails in {}", cx.region),
@@ -99,7 +95,9 @@ impl ResourceType for CloudtrailTrail {
             (_, g) => g.map(str::to_string),
         };
         let logging = match self.logging {
-            Some(_) => Some(cx.session.call(ct.get_trail_status().name(&arn).send()).await?.is_logging().unwrap_or(false)),
+            Some(_) => {
+                Some(cx.session.call(ct.get_trail_status().name(&arn).send()).await?.is_logging().unwrap_or(false))
+            }
             None => None,
         };
         let management_events = match self.management_events {

@@ -39,7 +39,9 @@ impl IamPasswordPolicy {
             require_lowercase_characters: self.require_lowercase_characters.or(observed.require_lowercase_characters),
             require_numbers: self.require_numbers.or(observed.require_numbers),
             require_symbols: self.require_symbols.or(observed.require_symbols),
-            allow_users_to_change_password: self.allow_users_to_change_password.or(observed.allow_users_to_change_password),
+            allow_users_to_change_password: self
+                .allow_users_to_change_password
+                .or(observed.allow_users_to_change_password),
             max_password_age: self.max_password_age.or(observed.max_password_age),
             password_reuse_prevention: self.password_reuse_prevention.or(observed.password_reuse_prevention),
             hard_expiry: self.hard_expiry.or(observed.hard_expiry),
@@ -63,7 +65,9 @@ impl ResourceType for IamPasswordPolicy {
             Err(e) if code_of(&e) == Some("NoSuchEntity") => return Ok(Observation::Absent { quota: None }),
             Err(e) => return Err(e.into()),
         };
-        let Some(p) = p else { return Ok(Observation::Absent { quota: None }) };
+        let Some(p) = p else {
+            return Ok(Observation::Absent { quota: None });
+        };
         Ok(Observation::Present {
             state: IamPasswordPolicy {
                 minimum_password_length: p.minimum_password_length(),

@@ -16,12 +16,13 @@ pub struct IamRole {
     pub description: Option<String>,
     /// Who may assume the role.
     pub trust_policy: PolicyDoc,
-    /// ARNs of attached managed policies; exactly these are kept attached.
+    /// ARNs of attached managed policies: exactly these are kept attached (`[]`: none).
+    /// Left out: attachments are not compared.
     #[serde(default)]
-    pub managed_policies: BTreeSet<String>,
-    /// Inline policies by name; exactly these are kept.
+    pub managed_policies: Option<BTreeSet<String>>,
+    /// Inline policies by name: exactly these are kept (`{}`: none). Left out: not compared.
     #[serde(default)]
-    pub inline_policies: BTreeMap<String, PolicyDoc>,
+    pub inline_policies: Option<BTreeMap<String, PolicyDoc>>,
     #[serde(default)]
     pub max_session_duration: Option<i32>,
 }
@@ -54,7 +55,9 @@ impl ResourceType for IamRole {
             Err(e) if code_of(&e) == Some("NoSuchEntity") => return Ok(Observation::Absent { quota: None }),
             Err(e) => return Err(e.into()),
         };
-        let Some(role) = role else { return Ok(Observation::Absent { quota: None }) };
+        let Some(role) = role else {
+            return Ok(Observation::Absent { quota: None });
+        };
         let owner = owner_of(role.tags().iter().map(|t| (t.key(), t.value())));
         let trust_policy = doc(role.assume_role_policy_document().unwrap_or("{}"))?;
 
@@ -92,8 +95,8 @@ impl ResourceType for IamRole {
                 name: self.name.clone(),
                 description: Some(role.description().unwrap_or_default().to_string()),
                 trust_policy,
-                managed_policies,
-                inline_policies,
+                managed_policies: Some(managed_policies),
+                inline_policies: Some(inline_policies),
                 max_session_duration: role.max_session_duration(),
             },
             owner,
@@ -117,8 +120,8 @@ impl ResourceType for IamRole {
             name: self.name.clone(),
             description: self.description.clone(),
             trust_policy: self.trust_policy.clone(),
-            managed_policies: BTreeSet::new(),
-            inline_policies: BTreeMap::new(),
+            managed_policies: Some(BTreeSet::new()),
+            inline_policies: Some(BTreeMap::new()),
             max_session_duration: self.max_session_duration,
         };
         self.update(cx, &empty).await
@@ -137,7 +140,8 @@ impl ResourceType for IamRole {
                 .await?;
         }
         let desc_differs = self.description.is_some() && self.description != observed.description;
-        let session_differs = self.max_session_duration.is_some() && self.max_session_duration != observed.max_session_duration;
+        let session_differs =
+            self.max_session_duration.is_some() && self.max_session_duration != observed.max_session_duration;
         if desc_differs || session_differs {
             cx.session
                 .call(
@@ -149,14 +153,23 @@ impl ResourceType for IamRole {
                 )
                 .await?;
         }
-        for arn in self.managed_policies.difference(&observed.managed_policies) {
-            cx.session.call(iam.attach_role_policy().role_name(&self.name).policy_arn(arn).send()).await?;
+        let no_arns = BTreeSet::new();
+        let seen_managed = observed.managed_policies.as_ref().unwrap_or(&no_arns);
+        if let Some(want) = &self.managed_policies {
+            for arn in want.difference(seen_managed) {
+                cx.session.call(iam.attach_role_policy().role_name(&self.name).policy_arn(arn).send()).await?;
+            }
+            for arn in seen_managed.difference(want) {
+                cx.session.call(iam.detach_role_policy().role_name(&self.name).policy_arn(arn).send()).await?;
+            }
         }
-        for arn in observed.managed_policies.difference(&self.managed_policies) {
-            cx.session.call(iam.detach_role_policy().role_name(&self.name).policy_arn(arn).send()).await?;
-        }
-        for (n, d) in &self.inline_policies {
-            if observed.inline_policies.get(n) != Some(d) {
+        let Some(want_inline) = &self.inline_policies else {
+            return Ok(());
+        };
+        let no_docs = BTreeMap::new();
+        let seen_inline = observed.inline_policies.as_ref().unwrap_or(&no_docs);
+        for (n, d) in want_inline {
+            if seen_inline.get(n) != Some(d) {
                 cx.session
                     .call(
                         iam.put_role_policy()
@@ -168,19 +181,21 @@ impl ResourceType for IamRole {
                     .await?;
             }
         }
-        for n in observed.inline_policies.keys().filter(|n| !self.inline_policies.contains_key(*n)) {
+        for n in seen_inline.keys().filter(|n| !want_inline.contains_key(*n)) {
             cx.session.call(iam.delete_role_policy().role_name(&self.name).policy_name(n).send()).await?;
         }
         Ok(())
     }
 
     async fn delete(&self, cx: &Cx<'_>) -> Result<(), AwsError> {
-        let Observation::Present { state, .. } = self.observe(cx).await? else { return Ok(()) };
+        let Observation::Present { state, .. } = self.observe(cx).await? else {
+            return Ok(());
+        };
         let iam = cx.session.iam();
-        for arn in &state.managed_policies {
+        for arn in state.managed_policies.iter().flatten() {
             cx.session.call(iam.detach_role_policy().role_name(&self.name).policy_arn(arn).send()).await?;
         }
-        for n in state.inline_policies.keys() {
+        for n in state.inline_policies.iter().flat_map(|m| m.keys()) {
             cx.session.call(iam.delete_role_policy().role_name(&self.name).policy_name(n).send()).await?;
         }
         cx.session.call(iam.delete_role().role_name(&self.name).send()).await?;

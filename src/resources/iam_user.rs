@@ -40,12 +40,15 @@ impl ResourceType for IamUser {
             Err(e) if code_of(&e) == Some("NoSuchEntity") => return Ok(Observation::Absent { quota: None }),
             Err(e) => return Err(e.into()),
         };
-        let Some(user) = user else { return Ok(Observation::Absent { quota: None }) };
+        let Some(user) = user else {
+            return Ok(Observation::Absent { quota: None });
+        };
         let owner = owner_of(user.tags().iter().map(|t| (t.key(), t.value())));
         let mut groups = BTreeSet::new();
         let mut marker = None;
         loop {
-            let out = cx.session.call(iam.list_groups_for_user().user_name(&self.name).set_marker(marker).send()).await?;
+            let out =
+                cx.session.call(iam.list_groups_for_user().user_name(&self.name).set_marker(marker).send()).await?;
             // Only the groups desired state names are compared; others are the customer's.
             groups.extend(out.groups().iter().map(|g| g.group_name().to_string()).filter(|g| self.groups.contains(g)));
             if !out.is_truncated() {

@@ -83,7 +83,8 @@ impl ResourceType for KmsKey {
         }
         let description = meta.key_metadata().and_then(|m| m.description()).unwrap_or_default().to_string();
         let policy = cx.session.call(kms.get_key_policy().key_id(&key_id).policy_name("default").send()).await?;
-        let key_policy = PolicyDoc::from_aws(policy.policy().unwrap_or("{}")).map_err(|e| AwsError::new("response", e))?;
+        let key_policy =
+            PolicyDoc::from_aws(policy.policy().unwrap_or("{}")).map_err(|e| AwsError::new("response", e))?;
         let enable_key_rotation = match self.enable_key_rotation {
             Some(_) => Some(
                 cx.session.call(kms.get_key_rotation_status().key_id(&key_id).send()).await?.key_rotation_enabled(),
@@ -168,7 +169,9 @@ impl ResourceType for KmsKey {
     }
 
     async fn delete(&self, cx: &Cx<'_>) -> Result<(), AwsError> {
-        let Some(key_id) = alias_target(cx, &self.alias).await? else { return Ok(()) };
+        let Some(key_id) = alias_target(cx, &self.alias).await? else {
+            return Ok(());
+        };
         let kms = cx.session.kms(cx.region);
         cx.session.call(kms.delete_alias().alias_name(&self.alias).send()).await?;
         cx.session.call(kms.schedule_key_deletion().key_id(&key_id).pending_window_in_days(30).send()).await?;

@@ -117,9 +117,7 @@ pub trait ResourceType:
 
 /// Turns a list of `(key, value)` tags into the owner tag value, if present.
 pub fn owner_of<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
-    tags.into_iter()
-        .find(|(k, _)| *k == crate::desired::names::OWNER_TAG_KEY)
-        .map(|(_, v)| v.to_string())
+    tags.into_iter().find(|(k, _)| *k == crate::desired::names::OWNER_TAG_KEY).map(|(_, v)| v.to_string())
 }
 
 /// The error of an untaggable type asked to tag itself; the planner never asks.
@@ -237,15 +235,25 @@ impl<'de> Deserialize<'de> for ResourceEntry {
                                 None => {
                                     let hint = crate::desired::names::did_you_mean(kind, KINDS.iter().copied())
                                         .map(|m| format!("did you mean {m}?"))
-                                        .unwrap_or_else(|| format!("resource types: {}; entry keys: tiers, regions, ensure", KINDS.join(", ")));
-                                    return Err(de::Error::custom(format!("unknown resource type or key `{kind}`; hint: {hint}")));
+                                        .unwrap_or_else(|| {
+                                            format!(
+                                                "resource types: {}; entry keys: tiers, regions, ensure",
+                                                KINDS.join(", ")
+                                            )
+                                        });
+                                    return Err(de::Error::custom(format!(
+                                        "unknown resource type or key `{kind}`; hint: {hint}"
+                                    )));
                                 }
                             }
                         }
                     }
                 }
                 let spec = spec.ok_or_else(|| {
-                    de::Error::custom(format!("resource entry names no resource type; hint: one of {}", KINDS.join(", ")))
+                    de::Error::custom(format!(
+                        "resource entry names no resource type; hint: one of {}",
+                        KINDS.join(", ")
+                    ))
                 })?;
                 Ok(ResourceEntry { spec, tiers, regions, ensure: ensure.unwrap_or_default() })
             }

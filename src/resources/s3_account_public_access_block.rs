@@ -38,7 +38,9 @@ impl ResourceType for S3AccountPublicAccessBlock {
             }
             Err(e) => return Err(e.into()),
         };
-        let Some(p) = out.public_access_block_configuration else { return Ok(Observation::Absent { quota: None }) };
+        let Some(p) = out.public_access_block_configuration else {
+            return Ok(Observation::Absent { quota: None });
+        };
         Ok(Observation::Present {
             state: S3AccountPublicAccessBlock {
                 block_public_acls: Some(p.block_public_acls().unwrap_or(false)),

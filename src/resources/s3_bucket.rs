@@ -7,12 +7,11 @@ use crate::aws::{code_of, AwsError};
 use crate::desired::names::{OwnerTag, OWNER_TAG_KEY};
 use crate::desired::policy::PolicyDoc;
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
-    BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention, ExpirationStatus, LifecycleExpiration,
-    LifecycleRule, LifecycleRuleFilter, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
-    ObjectLockRule, Payer, PublicAccessBlockConfiguration, RequestPaymentConfiguration, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
-    VersioningConfiguration,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
+    CreateBucketConfiguration, DefaultRetention, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule, Payer,
+    PublicAccessBlockConfiguration, RequestPaymentConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
 };
 use serde::{Deserialize, Serialize};
 
@@ -112,7 +111,8 @@ impl S3Bucket {
 
     async fn put_tags(&self, cx: &Cx<'_>, tag: OwnerTag) -> Result<(), AwsError> {
         // PutBucketTagging replaces the whole set: keep the customer's other tags.
-        let mut tags: Vec<(String, String)> = self.tags(cx).await?.into_iter().filter(|(k, _)| k != OWNER_TAG_KEY).collect();
+        let mut tags: Vec<(String, String)> =
+            self.tags(cx).await?.into_iter().filter(|(k, _)| k != OWNER_TAG_KEY).collect();
         tags.push((OWNER_TAG_KEY.into(), tag.as_str().into()));
         let set = tags
             .into_iter()
@@ -150,20 +150,23 @@ impl ResourceType for S3Bucket {
         let b = self.name.as_str();
 
         if self.public_access_block.is_some() {
-            seen.public_access_block = Some(match cx.session.call(s3.get_public_access_block().bucket(b).send()).await {
-                Ok(out) => {
-                    let p = out.public_access_block_configuration;
-                    let p = p.as_ref();
-                    PublicAccessBlock {
-                        block_public_acls: p.and_then(|p| p.block_public_acls()).unwrap_or(false),
-                        ignore_public_acls: p.and_then(|p| p.ignore_public_acls()).unwrap_or(false),
-                        block_public_policy: p.and_then(|p| p.block_public_policy()).unwrap_or(false),
-                        restrict_public_buckets: p.and_then(|p| p.restrict_public_buckets()).unwrap_or(false),
+            seen.public_access_block =
+                Some(match cx.session.call(s3.get_public_access_block().bucket(b).send()).await {
+                    Ok(out) => {
+                        let p = out.public_access_block_configuration;
+                        let p = p.as_ref();
+                        PublicAccessBlock {
+                            block_public_acls: p.and_then(|p| p.block_public_acls()).unwrap_or(false),
+                            ignore_public_acls: p.and_then(|p| p.ignore_public_acls()).unwrap_or(false),
+                            block_public_policy: p.and_then(|p| p.block_public_policy()).unwrap_or(false),
+                            restrict_public_buckets: p.and_then(|p| p.restrict_public_buckets()).unwrap_or(false),
+                        }
                     }
-                }
-                Err(e) if missing(&code_of(&e), &["NoSuchPublicAccessBlockConfiguration"]) => PublicAccessBlock::default(),
-                Err(e) => return Err(e.into()),
-            });
+                    Err(e) if missing(&code_of(&e), &["NoSuchPublicAccessBlockConfiguration"]) => {
+                        PublicAccessBlock::default()
+                    }
+                    Err(e) => return Err(e.into()),
+                });
         }
         if self.versioning.is_some() {
             let out = cx.session.call(s3.get_bucket_versioning().bucket(b).send()).await?;
@@ -175,7 +178,9 @@ impl ResourceType for S3Bucket {
                     let rule = out.server_side_encryption_configuration().and_then(|c| c.rules().first());
                     let default = rule.and_then(|r| r.apply_server_side_encryption_by_default());
                     let algorithm = match default.map(|d| d.sse_algorithm()) {
-                        Some(ServerSideEncryption::AwsKms) | Some(ServerSideEncryption::AwsKmsDsse) => Algorithm::SseKms,
+                        Some(ServerSideEncryption::AwsKms) | Some(ServerSideEncryption::AwsKmsDsse) => {
+                            Algorithm::SseKms
+                        }
                         _ => Algorithm::SseS3,
                     };
                     let got_key = default.and_then(|d| d.kms_master_key_id()).map(str::to_string);
@@ -195,16 +200,16 @@ impl ResourceType for S3Bucket {
         }
         if self.object_lock.is_some() {
             seen.object_lock = match cx.session.call(s3.get_object_lock_configuration().bucket(b).send()).await {
-                Ok(out) => out
-                    .object_lock_configuration()
-                    .and_then(|c| c.rule())
-                    .and_then(|r| r.default_retention())
-                    .map(|d| ObjectLock {
-                        mode: d.mode().map(|m| m.as_str().to_string()).unwrap_or_default(),
-                        // Zero is not a valid retention: it means the other unit is used.
-                        days: d.days().filter(|d| *d > 0),
-                        years: d.years().filter(|y| *y > 0),
-                    }),
+                Ok(out) => {
+                    out.object_lock_configuration().and_then(|c| c.rule()).and_then(|r| r.default_retention()).map(
+                        |d| ObjectLock {
+                            mode: d.mode().map(|m| m.as_str().to_string()).unwrap_or_default(),
+                            // Zero is not a valid retention: it means the other unit is used.
+                            days: d.days().filter(|d| *d > 0),
+                            years: d.years().filter(|y| *y > 0),
+                        },
+                    )
+                }
                 Err(e) if missing(&code_of(&e), &["ObjectLockConfigurationNotFoundError"]) => None,
                 Err(e) => return Err(e.into()),
             };
@@ -228,7 +233,9 @@ impl ResourceType for S3Bucket {
         }
         if self.policy.is_some() {
             seen.policy = match cx.session.call(s3.get_bucket_policy().bucket(b).send()).await {
-                Ok(out) => Some(PolicyDoc::from_aws(out.policy().unwrap_or("{}")).map_err(|e| AwsError::new("response", e))?),
+                Ok(out) => {
+                    Some(PolicyDoc::from_aws(out.policy().unwrap_or("{}")).map_err(|e| AwsError::new("response", e))?)
+                }
                 Err(e) if missing(&code_of(&e), &["NoSuchBucketPolicy"]) => None,
                 Err(e) => return Err(e.into()),
             };
@@ -265,7 +272,9 @@ impl ResourceType for S3Bucket {
                     .block_public_policy(p.block_public_policy)
                     .restrict_public_buckets(p.restrict_public_buckets)
                     .build();
-                cx.session.call(s3.put_public_access_block().bucket(b).public_access_block_configuration(conf).send()).await?;
+                cx.session
+                    .call(s3.put_public_access_block().bucket(b).public_access_block_configuration(conf).send())
+                    .await?;
             }
         }
         if let Some(v) = self.versioning {
@@ -291,7 +300,9 @@ impl ResourceType for S3Bucket {
                     .set_bucket_key_enabled(enc.bucket_key)
                     .build();
                 let conf = ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(build_err)?;
-                cx.session.call(s3.put_bucket_encryption().bucket(b).server_side_encryption_configuration(conf).send()).await?;
+                cx.session
+                    .call(s3.put_bucket_encryption().bucket(b).server_side_encryption_configuration(conf).send())
+                    .await?;
             }
         }
         if let Some(lock) = &self.object_lock {
@@ -305,7 +316,9 @@ impl ResourceType for S3Bucket {
                     .object_lock_enabled(ObjectLockEnabled::Enabled)
                     .rule(ObjectLockRule::builder().default_retention(retention).build())
                     .build();
-                cx.session.call(s3.put_object_lock_configuration().bucket(b).object_lock_configuration(conf).send()).await?;
+                cx.session
+                    .call(s3.put_object_lock_configuration().bucket(b).object_lock_configuration(conf).send())
+                    .await?;
             }
         }
         if let Some(lc) = &self.lifecycle {
@@ -317,7 +330,9 @@ impl ResourceType for S3Bucket {
             if Some(rp) != observed.requester_pays {
                 let payer = if rp { Payer::Requester } else { Payer::BucketOwner };
                 let conf = RequestPaymentConfiguration::builder().payer(payer).build().map_err(build_err)?;
-                cx.session.call(s3.put_bucket_request_payment().bucket(b).request_payment_configuration(conf).send()).await?;
+                cx.session
+                    .call(s3.put_bucket_request_payment().bucket(b).request_payment_configuration(conf).send())
+                    .await?;
             }
         }
         if let Some(p) = &self.policy {
@@ -344,11 +359,12 @@ impl S3Bucket {
     async fn put_lifecycle(&self, cx: &Cx<'_>, lc: &Lifecycle) -> Result<(), AwsError> {
         let s3 = cx.session.s3(cx.region);
         let b = self.name.as_str();
-        let mut rules: Vec<LifecycleRule> = match cx.session.call(s3.get_bucket_lifecycle_configuration().bucket(b).send()).await {
-            Ok(out) => out.rules().iter().filter(|r| r.id() != Some(LIFECYCLE_RULE_ID)).cloned().collect(),
-            Err(e) if missing(&code_of(&e), &["NoSuchLifecycleConfiguration"]) => vec![],
-            Err(e) => return Err(e.into()),
-        };
+        let mut rules: Vec<LifecycleRule> =
+            match cx.session.call(s3.get_bucket_lifecycle_configuration().bucket(b).send()).await {
+                Ok(out) => out.rules().iter().filter(|r| r.id() != Some(LIFECYCLE_RULE_ID)).cloned().collect(),
+                Err(e) if missing(&code_of(&e), &["NoSuchLifecycleConfiguration"]) => vec![],
+                Err(e) => return Err(e.into()),
+            };
         let mut rule = LifecycleRule::builder()
             .id(LIFECYCLE_RULE_ID)
             .status(ExpirationStatus::Enabled)
@@ -362,7 +378,9 @@ impl S3Bucket {
             );
         }
         if let Some(d) = lc.abort_incomplete_multipart_days {
-            rule = rule.abort_incomplete_multipart_upload(AbortIncompleteMultipartUpload::builder().days_after_initiation(d).build());
+            rule = rule.abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder().days_after_initiation(d).build(),
+            );
         }
         rules.push(rule.build().map_err(build_err)?);
         let conf = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(build_err)?;

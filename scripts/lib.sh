@@ -1,0 +1,26 @@
+# Shared by scripts/test and scripts/demo: where builds and the emulator live.
+# Both are caches outside the clone, made when missing; nothing depends on them existing.
+
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/cm-baseline"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+export CM_EMULATOR_VENV="${CM_EMULATOR_VENV:-$cache/emulator-venv}"
+
+# Installs the AWS emulator (moto server from PyPI, pinned) into its virtualenv, once.
+ensure_emulator() {
+  local reqs="tests/support/emulator/requirements.txt"
+  local ready="$CM_EMULATOR_VENV/.cm-emulator-ready"
+  if [ -f "$ready" ] && cmp -s "$reqs" "$ready" && "$CM_EMULATOR_VENV/bin/python" -c 'import moto' 2>/dev/null; then
+    return 0
+  fi
+  echo "Installing the AWS emulator into $CM_EMULATOR_VENV ..." >&2
+  python3 -m venv "$CM_EMULATOR_VENV"
+  "$CM_EMULATOR_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
+  cp "$reqs" "$ready"
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo is not installed (https://rustup.rs)" >&2
+    exit 1
+  fi
+}

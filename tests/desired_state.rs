@@ -1,0 +1,262 @@
+//! Loading, validating and resolving desired state, without AWS.
+
+use cm_baseline::desired::resolve::resolve;
+use cm_baseline::desired::{load, LoadError};
+use cm_baseline::resources::ResourceSpec;
+use std::path::{Path, PathBuf};
+
+fn shipped() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("desired-state")
+}
+
+/// A copy of the shipped desired state, edited by `edit`.
+fn copy_with(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                copy(&p, &to.join(e.file_name()));
+            } else {
+                std::fs::copy(&p, to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    copy(&shipped(), dir.path());
+    edit(dir.path());
+    dir
+}
+
+fn replace(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} does not contain {from:?}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn errors(dir: &Path) -> Vec<LoadError> {
+    match load(dir) {
+        Ok(_) => panic!("{} loaded without error", dir.display()),
+        Err(e) => e.0,
+    }
+}
+
+/// The single error, as `file-name:line:col: message`.
+fn only_error(dir: &Path) -> (String, LoadError) {
+    let errs = errors(dir);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let e = errs[0].clone();
+    let name = e.file.file_name().unwrap().to_string_lossy().to_string();
+    (format!("{name}:{}:{}: {}", e.line, e.column, e.message), e)
+}
+
+#[test]
+fn the_shipped_desired_state_is_valid() {
+    let d = load(&shipped()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.features.len(), 15);
+    assert_eq!(d.tiers.len(), 2);
+}
+
+#[test]
+fn unknown_keys_are_rejected_where_they_stand() {
+    let dir = copy_with(|d| replace(&d.join("settings.yaml"), "session_name:", "sesion_name:"));
+    let (at, e) = only_error(dir.path());
+    assert!(at.starts_with("settings.yaml:5:1: unknown field `sesion_name`"), "{at}");
+    assert!(e.hint.is_some());
+}
+
+#[test]
+fn wrong_types_are_rejected() {
+    let dir = copy_with(|d| {
+        replace(
+            &d.join("features/F03-password-policy.yaml"),
+            "minimum_password_length: 8",
+            "minimum_password_length: eight",
+        )
+    });
+    let (at, _) = only_error(dir.path());
+    assert!(
+        at.starts_with(
+            "F03-password-policy.yaml:7:32: resources[0].iam_password_policy.minimum_password_length: invalid type"
+        ),
+        "{at}"
+    );
+}
+
+#[test]
+fn unknown_resource_types_get_a_suggestion() {
+    let dir = copy_with(|d| {
+        replace(
+            &d.join("features/F11-ebs-default-encryption.yaml"),
+            "- ebs_default_encryption:",
+            "- ebs_default_encription:",
+        )
+    });
+    let (at, e) = only_error(dir.path());
+    assert!(at.contains("unknown resource type or key `ebs_default_encription`"), "{at}");
+    assert_eq!(e.hint.as_deref(), Some("did you mean ebs_default_encryption?"));
+}
+
+#[test]
+fn unknown_feature_ids_are_rejected() {
+    let dir = copy_with(|d| {
+        replace(
+            &d.join("tiers.yaml"),
+            "[F01, F02, F03, F04, F05, F06, F07, F08]",
+            "[F01, F02, F03, F04, F05, F06, F07, F80]",
+        )
+    });
+    let (at, e) = only_error(dir.path());
+    assert!(at.starts_with("tiers.yaml:5:49: basic.features[7]: unknown feature `F80`"), "{at}");
+    assert!(e.hint.unwrap().starts_with("did you mean F"));
+}
+
+#[test]
+fn malformed_account_ids_are_rejected() {
+    for (bad, col) in [("\"12345\"", 13), ("\"12345678901x\"", 13), ("12345678901", 13)] {
+        let dir = copy_with(|d| replace(&d.join("accounts/111111111111.yaml"), "\"111111111111\"", bad));
+        let (at, _) = only_error(dir.path());
+        assert!(at.starts_with(&format!("111111111111.yaml:2:{col}: account_id:")), "{bad}: {at}");
+    }
+}
+
+#[test]
+fn region_typos_are_rejected_with_a_suggestion() {
+    let dir = copy_with(|d| {
+        replace(&d.join("settings.yaml"), "excluded_regions: []", "excluded_regions: [eu-west-1, us-est-1]")
+    });
+    let (at, e) = only_error(dir.path());
+    assert!(at.starts_with("settings.yaml:6:31: excluded_regions[1]: unknown region `us-est-1`"), "{at}");
+    assert_eq!(e.hint.as_deref(), Some("did you mean us-east-1?"));
+}
+
+#[test]
+fn tiers_must_exist() {
+    let dir = copy_with(|d| replace(&d.join("accounts/111111111111.yaml"), "tier: secure", "tier: gold"));
+    let (at, e) = only_error(dir.path());
+    assert!(at.starts_with("111111111111.yaml:4:7: tier: unknown tier `gold`"), "{at}");
+    assert_eq!(e.hint.as_deref(), Some("tiers defined in tiers.yaml: basic, secure"));
+}
+
+#[test]
+fn duplicate_accounts_are_rejected_naming_both_files() {
+    let dir = copy_with(|d| {
+        std::fs::copy(d.join("accounts/111111111111.yaml"), d.join("accounts/zz-copy.yaml")).map(|_| ()).unwrap()
+    });
+    let (at, e) = only_error(dir.path());
+    assert!(at.starts_with("zz-copy.yaml:2:13: account_id: duplicate account 111111111111"), "{at}");
+    assert!(e.hint.unwrap().ends_with("accounts/111111111111.yaml"));
+}
+
+#[test]
+fn malformed_yaml_is_located() {
+    let dir = copy_with(|d| {
+        replace(
+            &d.join("features/F02-initial-user.yaml"),
+            "[\"admin-group-{account_id}\"]",
+            "[admin-group-{account_id}]",
+        )
+    });
+    let (at, _) = only_error(dir.path());
+    assert!(at.starts_with("F02-initial-user.yaml:12:28:"), "{at}");
+}
+
+#[test]
+fn placeholders_must_be_known() {
+    let dir =
+        copy_with(|d| replace(&d.join("policies/resource/cloudtrail-bucket.json"), "{home_region}", "{home_regoin}"));
+    let (at, e) = only_error(dir.path());
+    assert!(at.starts_with("cloudtrail-bucket.json:10:85: unknown placeholder {home_regoin}"), "{at}");
+    assert_eq!(e.hint.as_deref(), Some("did you mean {home_region}?"));
+}
+
+#[test]
+fn broken_policy_json_names_both_files() {
+    let dir = copy_with(|d| {
+        replace(&d.join("policies/trust/config.json"), "\"Effect\": \"Allow\",", "\"Effect\": \"Allow\"")
+    });
+    let errs = errors(dir.path());
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].file.ends_with("features/F01-cm-roles.yaml"));
+    assert!(errs[0].message.contains("policies/trust/config.json:6:7:"), "{}", errs[0].message);
+}
+
+#[test]
+fn every_feature_must_be_defined_once_and_without_cycles() {
+    let dir = copy_with(|d| std::fs::remove_file(d.join("features/F14-detective.yaml")).unwrap());
+    let (at, _) = only_error(dir.path());
+    assert!(at.contains("no definition for F14"), "{at}");
+
+    let dir = copy_with(|d| {
+        std::fs::copy(d.join("features/F14-detective.yaml"), d.join("features/F99-again.yaml")).map(|_| ()).unwrap()
+    });
+    let (at, _) = only_error(dir.path());
+    assert!(at.starts_with("F99-again.yaml:1:5: id: feature F14 is defined twice"), "{at}");
+
+    let dir = copy_with(|d| {
+        replace(&d.join("features/F12-guardduty.yaml"), "resources: []", "requires:\n  - feature: F14\nresources: []")
+    });
+    let (at, _) = only_error(dir.path());
+    assert!(at.contains("cycle: F12 -> F14 -> F12"), "{at}");
+}
+
+#[test]
+fn settings_that_contradict_themselves_are_rejected() {
+    let dir = copy_with(|d| {
+        replace(&d.join("settings.yaml"), "excluded_regions: []", "excluded_regions: [ap-northeast-1]");
+        replace(&d.join("settings.yaml"), "variables: {}", "variables:\n  account_id: \"000000000000\"");
+    });
+    let errs = errors(dir.path());
+    let msgs: Vec<String> = errs.iter().map(|e| format!("{}:{} {}", e.line, e.column, e.message)).collect();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.starts_with("6:1 excluded_regions: the home region ap-northeast-1")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("`account_id` is a built-in placeholder")), "{msgs:?}");
+}
+
+#[test]
+fn placeholders_in_yaml_comments_are_prose() {
+    let dir = copy_with(|d| {
+        replace(&d.join("features/F03-password-policy.yaml"), "kind: opt_in", "kind: opt_in # e.g. {whatever}")
+    });
+    assert!(load(dir.path()).is_ok());
+}
+
+#[test]
+fn all_errors_are_reported_in_one_run() {
+    let dir = copy_with(|d| {
+        replace(&d.join("settings.yaml"), "home_region: ap-northeast-1", "home_region: ap-northeast-9");
+        replace(&d.join("accounts/111111111111.yaml"), "tier: secure", "tier: secrue");
+    });
+    assert_eq!(errors(dir.path()).len(), 2);
+}
+
+#[test]
+fn resolve_fills_placeholders_and_expands_regions() {
+    let d = load(&shipped()).unwrap();
+    let acct = d.accounts.values().next().unwrap();
+    let regions: Vec<String> =
+        ["us-east-1", "ap-northeast-1", "eu-west-1", "cn-north-1"].iter().map(|s| s.to_string()).collect();
+    let b = resolve(&d, acct, &regions, "999999999999").unwrap();
+    // Other partitions are never mixed in; the home region comes first in nothing but sort order.
+    assert_eq!(b.regions, ["ap-northeast-1", "eu-west-1", "us-east-1"]);
+    let order: Vec<&str> = b.features.iter().map(|f| f.id.as_str()).collect();
+    let pos = |f: &str| order.iter().position(|x| *x == f).unwrap();
+    assert!(pos("F09") < pos("F07") && pos("F08") < pos("F13") && pos("F12") < pos("F14"), "{order:?}");
+
+    let f07 = b.features.iter().find(|f| f.id.as_str() == "F07").unwrap();
+    assert_eq!(f07.resources.len(), 2, "secure variants only");
+    let ResourceSpec::S3Bucket(bucket) = &f07.resources[0].spec else { panic!() };
+    assert_eq!(bucket.name, "cm-members-cloudtrail-111111111111");
+    let policy = bucket.policy.as_ref().unwrap().to_json_string();
+    assert!(policy.contains("arn:aws:cloudtrail:ap-northeast-1:111111111111:trail/Members"), "{policy}");
+    assert!(!policy.contains('{') || !policy.contains("{account_id}"));
+
+    let f11 = b.features.iter().find(|f| f.id.as_str() == "F11").unwrap();
+    let regions: Vec<&str> = f11.resources.iter().map(|r| r.key.region.as_str()).collect();
+    assert_eq!(regions, ["ap-northeast-1", "eu-west-1", "us-east-1"]);
+    assert!(!f11.opted_in, "the account file opts out of F11");
+
+    let f01 = b.features.iter().find(|f| f.id.as_str() == "F01").unwrap();
+    let ResourceSpec::IamRole(r) = &f01.resources[2].spec else { panic!() };
+    assert_eq!(r.trust_policy.0["Statement"][0]["Principal"]["AWS"], "arn:aws:iam::999999999999:root");
+}

@@ -1,0 +1,330 @@
+//! End to end: the real binary against the emulated Organization.
+
+mod support;
+
+use serde_json::json;
+use support::{account, changes, skips, Fleet};
+
+fn has(v: &[(String, String, String)], f: &str, t: &str, a: &str) -> bool {
+    v.iter().any(|(ff, tt, aa)| ff == f && tt == t && aa == a)
+}
+
+fn has_skip(v: &[(String, String)], f: &str, reason: &str) -> bool {
+    v.iter().any(|(ff, r)| ff == f && r == reason)
+}
+
+#[test]
+fn fresh_fleet_converges_in_one_initial_apply_then_plans_clean() {
+    let fleet = Fleet::new(&[("basic-co", "basic"), ("secure-co", "secure"), ("tower-co", "secure")]);
+    let (basic, secure, tower) = (&fleet.accounts[0], &fleet.accounts[1], &fleet.accounts[2]);
+    fleet.emu.call(
+        tower,
+        "iam",
+        "create_role",
+        json!({"RoleName": "aws-controltower-AdministratorExecutionRole", "AssumeRolePolicyDocument": "{}"}),
+    );
+
+    // The dry run shows the whole tier, and changes nothing.
+    let (code, plan) = fleet.report(&["plan", "--initial", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "{plan}");
+    let sec = changes(account(&plan, secure));
+    for (f, t) in [
+        ("F01", "iam_role"),
+        ("F02", "iam_user"),
+        ("F03", "iam_password_policy"),
+        ("F04", "s3_account_public_access_block"),
+        ("F09", "kms_key"),
+        ("F07", "s3_bucket"),
+        ("F07", "cloudtrail_trail"),
+        ("F11", "ebs_default_encryption"),
+    ] {
+        assert!(sec.iter().any(|(ff, tt, _)| ff == f && tt == t), "secure plan lacks {f} {t}: {sec:?}");
+    }
+    assert!(
+        fleet.emu.aws(secure, "iam", "get_role", json!({"RoleName": "cm-helpdesk"})).is_err(),
+        "plan changed something"
+    );
+
+    let (code, applied) = fleet.report(&["apply", "--initial"]);
+    assert_eq!(code, 0, "{applied}");
+    for id in [basic, secure, tower] {
+        assert_eq!(account(&applied, id)["status"], "converged", "{}", account(&applied, id));
+    }
+
+    // What AWS now holds.
+    let t = fleet.emu.call(secure, "cloudtrail", "get_trail_status", json!({"Name": "Members"}));
+    assert_eq!(t["IsLogging"], true);
+    let trail = fleet.emu.call(secure, "cloudtrail", "describe_trails", json!({"trailNameList": ["Members"]}));
+    assert_eq!(trail["trailList"][0]["IsMultiRegionTrail"], true);
+    assert_eq!(trail["trailList"][0]["LogFileValidationEnabled"], true);
+    let bucket = format!("cm-members-cloudtrail-{secure}");
+    let enc = fleet.emu.call(secure, "s3", "get_bucket_encryption", json!({"Bucket": bucket}));
+    let rule = &enc["ServerSideEncryptionConfiguration"]["Rules"][0];
+    assert_eq!(rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"], "aws:kms");
+    assert_eq!(rule["BucketKeyEnabled"], true);
+    let lock = fleet.emu.call(secure, "s3", "get_object_lock_configuration", json!({"Bucket": bucket}));
+    assert_eq!(lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"], "COMPLIANCE");
+    let tags = fleet.emu.call(secure, "s3", "get_bucket_tagging", json!({"Bucket": bucket}));
+    assert!(tags["TagSet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["Key"] == "cm:Members" && t["Value"] == "SecureAccount"));
+    let basic_enc = fleet.emu.call(
+        basic,
+        "s3",
+        "get_bucket_encryption",
+        json!({"Bucket": format!("cm-members-cloudtrail-{basic}")}),
+    );
+    assert_eq!(
+        basic_enc["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+            ["SSEAlgorithm"],
+        "AES256"
+    );
+    let role = fleet.emu.call(basic, "iam", "get_role", json!({"RoleName": "cm-policymaintainer"}));
+    assert!(role["Role"]["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["Key"] == "cm:Members" && t["Value"] == "Managed"));
+    let pw = fleet.emu.call(basic, "iam", "get_account_password_policy", json!({}));
+    assert_eq!(pw["PasswordPolicy"]["MinimumPasswordLength"], 8);
+
+    // Control Tower account: no initial user, no trail; the rest applied.
+    let tw = account(&applied, tower);
+    assert!(has_skip(&skips(tw), "F02", "control_tower") && has_skip(&skips(tw), "F07", "control_tower"), "{tw}");
+    assert!(fleet
+        .emu
+        .aws(tower, "iam", "get_user", json!({"UserName": format!("initial-admin-user-{tower}")}))
+        .is_err());
+    assert!(fleet.emu.call(tower, "cloudtrail", "describe_trails", json!({}))["trailList"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(fleet.emu.aws(tower, "iam", "get_role", json!({"RoleName": "cm-helpdesk"})).is_ok());
+
+    // Converged: a second plan, initial or maintenance, has nothing to do.
+    for mode in [&["plan", "--initial", "--detailed-exitcode"][..], &["plan", "--detailed-exitcode"][..]] {
+        let (code, again) = fleet.report(mode);
+        assert_eq!(code, 0, "{mode:?}: {again}");
+        assert!(!again.to_string().contains("\"action\""), "{again}");
+    }
+}
+
+#[test]
+fn drift_is_shown_by_plan_and_undone_by_apply() {
+    let fleet = Fleet::new(&[("secure-co", "secure")]);
+    let id = &fleet.accounts[0];
+    assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
+    let bucket = format!("cm-members-cloudtrail-{id}");
+
+    fleet.emu.call(
+        id,
+        "iam",
+        "update_account_password_policy",
+        json!({"MinimumPasswordLength": 6, "AllowUsersToChangePassword": true}),
+    );
+    fleet.emu.call(
+        id,
+        "s3",
+        "put_bucket_versioning",
+        json!({"Bucket": bucket, "VersioningConfiguration": {"Status": "Suspended"}}),
+    );
+    fleet.emu.call(id, "cloudtrail", "stop_logging", json!({"Name": "Members"}));
+
+    let out = fleet.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "-minimum_password_length: 6",
+        "+minimum_password_length: 8",
+        "-versioning: false",
+        "+versioning: true",
+        "-logging: false",
+        "+logging: true",
+    ] {
+        assert!(text.contains(expected), "plan text lacks {expected}:\n{text}");
+    }
+    let (_, plan) = fleet.report(&["plan"]);
+    let c = changes(account(&plan, id));
+    assert_eq!(c.len(), 3, "{c:?}");
+    assert!(has(&c, "F03", "iam_password_policy", "update"));
+    assert!(has(&c, "F07", "s3_bucket", "update"));
+    assert!(has(&c, "F07", "cloudtrail_trail", "update"));
+
+    let (code, applied) = fleet.report(&["apply"]);
+    assert_eq!(code, 0, "{applied}");
+    assert_eq!(account(&applied, id)["status"], "converged");
+    assert_eq!(fleet.emu.call(id, "cloudtrail", "get_trail_status", json!({"Name": "Members"}))["IsLogging"], true);
+    assert_eq!(fleet.emu.call(id, "s3", "get_bucket_versioning", json!({"Bucket": bucket}))["Status"], "Enabled");
+    let pw = fleet.emu.call(id, "iam", "get_account_password_policy", json!({}));
+    assert_eq!(pw["PasswordPolicy"]["MinimumPasswordLength"], 8);
+    assert_eq!(pw["PasswordPolicy"]["RequireSymbols"], true);
+    assert_eq!(fleet.report(&["plan", "--detailed-exitcode"]).0, 0);
+}
+
+#[test]
+fn customer_lookalikes_without_the_tag_are_reported_and_left_byte_for_byte() {
+    let fleet = Fleet::new(&[("basic-co", "basic")]);
+    let id = &fleet.accounts[0];
+    let bucket = format!("cm-members-cloudtrail-{id}");
+    fleet.emu.call(
+        id,
+        "s3",
+        "create_bucket",
+        json!({"Bucket": bucket, "CreateBucketConfiguration": {"LocationConstraint": "ap-northeast-1"}}),
+    );
+    fleet.emu.call(
+        id,
+        "s3",
+        "put_bucket_tagging",
+        json!({"Bucket": bucket, "Tagging": {"TagSet": [{"Key": "team", "Value": "customer"}]}}),
+    );
+    fleet.emu.call(id, "cloudtrail", "create_trail", json!({"Name": "Members", "S3BucketName": bucket}));
+    let snapshot = || {
+        (
+            fleet.emu.call(id, "cloudtrail", "describe_trails", json!({})),
+            fleet.emu.call(id, "cloudtrail", "get_trail_status", json!({"Name": "Members"}))["IsLogging"].clone(),
+            fleet.emu.call(id, "s3", "get_bucket_tagging", json!({"Bucket": bucket})),
+            fleet.emu.call(id, "s3", "get_bucket_versioning", json!({"Bucket": bucket})),
+            fleet.emu.aws(id, "s3", "get_bucket_encryption", json!({"Bucket": bucket})).ok(),
+            fleet.emu.aws(id, "s3", "get_bucket_policy", json!({"Bucket": bucket})).ok(),
+        )
+    };
+    let before = snapshot();
+
+    let (code, applied) = fleet.report(&["apply", "--initial"]);
+    assert_eq!(code, 0, "{applied}");
+    let a = account(&applied, id);
+    let not_owned: Vec<&serde_json::Value> =
+        a["skips"].as_array().unwrap().iter().filter(|s| s["reason"] == "not_owned").collect();
+    assert_eq!(not_owned.len(), 2, "{a}");
+    assert!(not_owned.iter().any(|s| s["resource"] == format!("s3_bucket {bucket}")));
+    assert!(not_owned.iter().any(|s| s["resource"] == "cloudtrail_trail Members"));
+    assert!(!changes(a).iter().any(|(f, _, _)| f == "F07"));
+    assert_eq!(snapshot(), before, "a customer resource was changed");
+}
+
+#[test]
+fn five_trails_in_the_region_mean_no_sixth_and_a_quota_skip() {
+    let fleet = Fleet::new(&[("busy-co", "basic")]);
+    let id = &fleet.accounts[0];
+    fleet.emu.call(id, "s3", "create_bucket", json!({"Bucket": format!("customer-logs-{id}"), "CreateBucketConfiguration": {"LocationConstraint": "ap-northeast-1"}}));
+    for i in 0..5 {
+        fleet.emu.call(
+            id,
+            "cloudtrail",
+            "create_trail",
+            json!({"Name": format!("customer-trail-{i}"), "S3BucketName": format!("customer-logs-{id}")}),
+        );
+    }
+    let (code, applied) = fleet.report(&["apply", "--initial"]);
+    assert_eq!(code, 0, "{applied}");
+    let a = account(&applied, id);
+    let quota: Vec<&serde_json::Value> =
+        a["skips"].as_array().unwrap().iter().filter(|s| s["reason"] == "quota").collect();
+    // The trail is over quota, and its bucket is not created for nothing.
+    assert_eq!(quota.len(), 2, "{a}");
+    let trail = quota.iter().find(|s| s["resource"] == "cloudtrail_trail Members").unwrap();
+    assert!(trail["detail"].as_str().unwrap().contains("5 of 5"), "{a}");
+    assert!(!changes(a).iter().any(|(f, _, _)| f == "F07"), "{a}");
+    assert!(fleet
+        .emu
+        .aws(id, "s3", "get_bucket_versioning", json!({"Bucket": format!("cm-members-cloudtrail-{id}")}))
+        .is_err());
+    let trails = fleet.emu.call(id, "cloudtrail", "describe_trails", json!({}));
+    assert_eq!(trails["trailList"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn opting_out_after_opting_in_stops_maintenance_and_deletes_nothing() {
+    let fleet = Fleet::new(&[("basic-co", "basic")]);
+    let id = fleet.accounts[0].clone();
+    fleet.enrol(&id, "basic-co", "basic", &[("F03", true), ("F07", true)]);
+    let (code, applied) = fleet.report(&["apply"]);
+    assert_eq!(code, 0, "{applied}");
+    let c = changes(account(&applied, &id));
+    assert!(has(&c, "F03", "iam_password_policy", "create") && has(&c, "F07", "cloudtrail_trail", "create"), "{c:?}");
+    // Basic maintenance never applies initial-only items.
+    assert!(!c.iter().any(|(f, _, _)| f == "F02" || f == "F04"), "{c:?}");
+
+    fleet.enrol(&id, "basic-co", "basic", &[("F03", false), ("F07", false)]);
+    fleet.emu.call(&id, "cloudtrail", "stop_logging", json!({"Name": "Members"}));
+    let (code, plan) = fleet.report(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{plan}");
+    let a = account(&plan, &id);
+    assert!(has_skip(&skips(a), "F03", "opted_out") && has_skip(&skips(a), "F07", "opted_out"), "{a}");
+    let (code, applied) = fleet.report(&["apply"]);
+    assert_eq!(code, 0);
+    assert!(changes(account(&applied, &id)).is_empty());
+    assert_eq!(
+        fleet.emu.call(&id, "cloudtrail", "describe_trails", json!({}))["trailList"].as_array().unwrap().len(),
+        1
+    );
+    assert!(fleet.emu.aws(&id, "iam", "get_account_password_policy", json!({})).is_ok());
+    assert!(fleet
+        .emu
+        .aws(&id, "s3", "get_bucket_versioning", json!({"Bucket": format!("cm-members-cloudtrail-{id}")}))
+        .is_ok());
+}
+
+#[test]
+fn invalid_desired_state_changes_nothing_and_names_file_line_and_column() {
+    let fleet = Fleet::new(&[("secure-co", "secure")]);
+    let id = &fleet.accounts[0];
+    let f = fleet.desired().join("features/F07-cloudtrail.yaml");
+    let text = std::fs::read_to_string(&f).unwrap().replacen(
+        "versioning: true",
+        "versioning: true\n      versionning: true",
+        1,
+    );
+    std::fs::write(&f, text).unwrap();
+    let file = fleet.desired().join(format!("accounts/{id}.yaml"));
+    std::fs::write(&file, format!("account_id: \"{id}\"\ntier: secure\nopt_in:\n  F16: true\n")).unwrap();
+
+    for args in [&["validate"][..], &["plan"][..], &["apply", "--initial"][..]] {
+        let out = fleet.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("F07-cloudtrail.yaml:16:7: resources[0].s3_bucket: unknown field `versionning`"), "{err}");
+        assert!(err.contains(&format!("{id}.yaml:4:3: opt_in: unknown feature `F16`")), "{err}");
+        assert!(err.contains("nothing was changed"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+    assert!(fleet.emu.aws(id, "iam", "get_role", json!({"RoleName": "cm-helpdesk"})).is_err(), "something was applied");
+}
+
+#[test]
+fn inventory_reports_unenrolled_missing_and_suspended_accounts() {
+    let fleet = Fleet::new(&[("kept-co", "basic"), ("closed-co", "basic")]);
+    let (kept, closed) = (fleet.accounts[0].clone(), fleet.accounts[1].clone());
+    let unenrolled = fleet.emu.call(
+        "management",
+        "organizations",
+        "create_account",
+        json!({"Email": "u@example.com", "AccountName": "no-file-co"}),
+    );
+    let unenrolled = unenrolled["CreateAccountStatus"]["AccountId"].as_str().unwrap().to_string();
+    fleet.emu.call("management", "organizations", "close_account", json!({"AccountId": closed}));
+    fleet.enrol("123456789013", "gone-co", "basic", &[]);
+
+    let out = fleet.run(&["accounts", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let enrolled: Vec<&str> =
+        v["enrolled"].as_array().unwrap().iter().map(|a| a["account_id"].as_str().unwrap()).collect();
+    assert_eq!(enrolled, [kept.as_str()]);
+    assert_eq!(v["inventory"]["suspended"], json!([closed]));
+    assert_eq!(v["inventory"]["missing"], json!(["123456789013"]));
+    let not_enrolled: Vec<&str> =
+        v["inventory"]["not_enrolled"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(not_enrolled, [unenrolled.as_str()]);
+
+    // Plan works on the enrolled account only and says why the others are left out.
+    let (code, plan) = fleet.report(&["plan", "--initial"]);
+    assert_eq!(code, 0);
+    assert_eq!(plan["accounts"].as_array().unwrap().len(), 1);
+    let out = fleet.run(&["plan", "--account", &closed]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an enrolled, active account"));
+}

@@ -1,0 +1,257 @@
+//! Integration-test harness: installs the AWS emulator (moto server from PyPI, plus the
+//! project's extension in `emulator/`) into a virtualenv when it is missing, starts one
+//! emulator per test on a free 127.0.0.1 port, builds an Organization in it, and runs the
+//! real `cm-baseline` binary against it through the standard AWS environment variables.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const HOME: &str = "ap-northeast-1";
+/// Regions a test account keeps active (the rest are excluded in its settings, for speed).
+pub const TEST_REGIONS: [&str; 2] = ["ap-northeast-1", "us-east-1"];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The emulator's Python, in `$CM_EMULATOR_VENV` (default `~/.cache/cm-baseline/emulator-venv`,
+/// as `scripts/lib.sh` sets it), installed from `tests/support/emulator/requirements.txt`
+/// when missing or out of date.
+pub fn python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        let venv = std::env::var_os("CM_EMULATOR_VENV").map(PathBuf::from).unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
+            cache.join("cm-baseline/emulator-venv")
+        });
+        let py = venv.join("bin/python");
+        let reqs = repo().join("tests/support/emulator/requirements.txt");
+        let wanted = std::fs::read(&reqs).expect("requirements.txt");
+        let ready = venv.join(".cm-emulator-ready");
+        if std::fs::read(&ready).ok().as_ref() != Some(&wanted) || !py.exists() {
+            let ok =
+                Command::new("python3").arg("-m").arg("venv").arg(&venv).status().map(|s| s.success()).unwrap_or(false);
+            assert!(ok, "cannot create a virtualenv at {} (python3 -m venv)", venv.display());
+            let ok = Command::new(&py)
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(&reqs)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "cannot install the emulator from {}", reqs.display());
+            std::fs::write(&ready, &wanted).expect("mark venv ready");
+        }
+        py
+    })
+    .clone()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// One emulator process; killed when dropped.
+pub struct Emulator {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Emulator {
+    pub fn start() -> Self {
+        let py = python();
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("cm-emulator-{port}.log"));
+        let out = std::fs::File::create(&log).expect("emulator log");
+        let child = Command::new(py)
+            .arg(repo().join("tests/support/emulator/server.py"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("start emulator");
+        let emu = Emulator { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "emulator did not start; see {}", log.display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        emu
+    }
+
+    /// One AWS call as `account` (`management` or a member id), through boto3.
+    pub fn aws(&self, account: &str, service: &str, op: &str, params: Value) -> Result<Value, String> {
+        self.aws_in(account, service, op, params, HOME)
+    }
+
+    pub fn aws_in(&self, account: &str, service: &str, op: &str, params: Value, region: &str) -> Result<Value, String> {
+        let out = Command::new(python())
+            .arg(repo().join("tests/support/emulator/aws.py"))
+            .args([&self.endpoint, account, service, op, &params.to_string(), region])
+            .output()
+            .expect("run aws.py");
+        if out.status.success() {
+            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).to_string())
+        }
+    }
+
+    /// Like [`aws`](Self::aws), panicking on failure.
+    pub fn call(&self, account: &str, service: &str, op: &str, params: Value) -> Value {
+        self.aws(account, service, op, params).unwrap_or_else(|e| panic!("{service} {op} as {account}: {e}"))
+    }
+
+    /// Creates the Organization and one member account per name; returns their ids.
+    pub fn organization(&self, names: &[&str]) -> Vec<String> {
+        self.call("management", "organizations", "create_organization", serde_json::json!({"FeatureSet": "ALL"}));
+        names
+            .iter()
+            .map(|n| {
+                let out = self.call(
+                    "management",
+                    "organizations",
+                    "create_account",
+                    serde_json::json!({"Email": format!("{n}@example.com"), "AccountName": n}),
+                );
+                out["CreateAccountStatus"]["AccountId"].as_str().expect("account id").to_string()
+            })
+            .collect()
+    }
+}
+
+/// An emulator, an Organization and a desired-state directory made from the shipped one.
+pub struct Fleet {
+    pub emu: Emulator,
+    pub dir: tempfile::TempDir,
+    pub accounts: Vec<String>,
+}
+
+impl Fleet {
+    /// `members`: (name, tier) of each member account to create and enrol.
+    pub fn new(members: &[(&str, &str)]) -> Self {
+        let emu = Emulator::start();
+        let names: Vec<&str> = members.iter().map(|(n, _)| *n).collect();
+        let accounts = emu.organization(&names);
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(&repo().join("desired-state"), dir.path());
+        let _ = std::fs::remove_dir_all(dir.path().join("accounts"));
+        std::fs::create_dir_all(dir.path().join("accounts")).expect("accounts dir");
+        let settings = dir.path().join("settings.yaml");
+        let text = std::fs::read_to_string(&settings).expect("settings");
+        let excluded: Vec<&str> =
+            cm_baseline::desired::names::REGIONS.iter().copied().filter(|r| !TEST_REGIONS.contains(r)).collect();
+        let text = text.replace("excluded_regions: []", &format!("excluded_regions: [{}]", excluded.join(", ")));
+        std::fs::write(&settings, text).expect("write settings");
+        let fleet = Fleet { emu, dir, accounts };
+        for ((name, tier), id) in members.iter().zip(fleet.accounts.clone()) {
+            fleet.enrol(&id, name, tier, &[]);
+        }
+        fleet
+    }
+
+    pub fn desired(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes (or rewrites) the account file of `id`.
+    pub fn enrol(&self, id: &str, name: &str, tier: &str, opt_in: &[(&str, bool)]) {
+        let mut text = format!("account_id: \"{id}\"\nname: {name}\ntier: {tier}\n");
+        if !opt_in.is_empty() {
+            text.push_str("opt_in:\n");
+            for (f, on) in opt_in {
+                text.push_str(&format!("  {f}: {on}\n"));
+            }
+        }
+        std::fs::write(self.desired().join(format!("accounts/{id}.yaml")), text).expect("account file");
+    }
+
+    /// Runs the binary with `args` against this fleet's emulator.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
+            .arg("--desired-state")
+            .arg(self.desired())
+            .args(["--log-format", "json"])
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &self.emu.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", HOME)
+            .env_remove("AWS_PROFILE")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run cm-baseline")
+    }
+
+    /// Runs with `--format json` and returns the exit code and the parsed report.
+    pub fn report(&self, args: &[&str]) -> (i32, Value) {
+        let mut all = args.to_vec();
+        all.extend(["--format", "json"]);
+        let out = self.run(&all);
+        let code = out.status.code().unwrap_or(-1);
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "no JSON report from {args:?} (exit {code}): {e}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, report)
+    }
+}
+
+/// The report entry of `account`.
+pub fn account<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["accounts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["account_id"] == id))
+        .unwrap_or_else(|| panic!("{id} not in report: {report}"))
+}
+
+/// `(feature, resource_type, action)` of each change of an account entry.
+pub fn changes(acct: &Value) -> Vec<(String, String, String)> {
+    acct["changes"]
+        .as_array()
+        .map(|a| a.iter().map(|c| (s(&c["feature"]), s(&c["resource_type"]), s(&c["action"]))).collect())
+        .unwrap_or_default()
+}
+
+/// `(feature, reason)` of each skip of an account entry.
+pub fn skips(acct: &Value) -> Vec<(String, String)> {
+    acct["skips"]
+        .as_array()
+        .map(|a| a.iter().map(|c| (s(&c["feature"]), s(&c["reason"]))).collect())
+        .unwrap_or_default()
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let p = e.path();
+        let dest = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).expect("copy");
+        }
+    }
+}
