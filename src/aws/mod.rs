@@ -128,7 +128,7 @@ impl<C: Clone> ClientCache<C> {
 /// One account's clients, all counted and limited.
 pub struct AccountSession {
     pub account_id: String,
-    config: SdkConfig,
+    sdk: SdkConfig,
     home_region: String,
     account_sem: Semaphore,
     fleet_sem: Arc<Semaphore>,
@@ -141,6 +141,14 @@ pub struct AccountSession {
     kms: ClientCache<aws_sdk_kms::Client>,
     cloudtrail: ClientCache<aws_sdk_cloudtrail::Client>,
     ec2: ClientCache<aws_sdk_ec2::Client>,
+    config: ClientCache<aws_sdk_config::Client>,
+    securityhub: ClientCache<aws_sdk_securityhub::Client>,
+    guardduty: ClientCache<aws_sdk_guardduty::Client>,
+    detective: ClientCache<aws_sdk_detective::Client>,
+    accessanalyzer: ClientCache<aws_sdk_accessanalyzer::Client>,
+    computeoptimizer: ClientCache<aws_sdk_computeoptimizer::Client>,
+    eventbridge: ClientCache<aws_sdk_eventbridge::Client>,
+    sfn: ClientCache<aws_sdk_sfn::Client>,
 }
 
 macro_rules! client {
@@ -148,7 +156,7 @@ macro_rules! client {
         $(#[$m])*
         pub fn $name(&self, region: &str) -> $krate::Client {
             self.$name.get(region, || {
-                let conf = $krate::config::Builder::from(&self.config)
+                let conf = $krate::config::Builder::from(&self.sdk)
                     .region(SdkRegion::new(region.to_string()))
                     .interceptor(self.counter(region));
                 $krate::Client::from_conf(conf.build())
@@ -168,7 +176,7 @@ impl AccountSession {
     ) -> Self {
         Self {
             account_id,
-            config,
+            sdk: config,
             home_region,
             account_sem: Semaphore::new(limits.account_concurrency.max(1)),
             fleet_sem,
@@ -181,6 +189,14 @@ impl AccountSession {
             kms: ClientCache::new(),
             cloudtrail: ClientCache::new(),
             ec2: ClientCache::new(),
+            config: ClientCache::new(),
+            securityhub: ClientCache::new(),
+            guardduty: ClientCache::new(),
+            detective: ClientCache::new(),
+            accessanalyzer: ClientCache::new(),
+            computeoptimizer: ClientCache::new(),
+            eventbridge: ClientCache::new(),
+            sfn: ClientCache::new(),
         }
     }
 
@@ -203,7 +219,7 @@ impl AccountSession {
     pub fn sts(&self) -> aws_sdk_sts::Client {
         let region = self.home_region.clone();
         self.sts.get(&region, || {
-            let conf = aws_sdk_sts::config::Builder::from(&self.config)
+            let conf = aws_sdk_sts::config::Builder::from(&self.sdk)
                 .region(SdkRegion::new(region.clone()))
                 .interceptor(self.counter(&region));
             aws_sdk_sts::Client::from_conf(conf.build())
@@ -214,7 +230,7 @@ impl AccountSession {
     pub fn organizations(&self) -> aws_sdk_organizations::Client {
         let region = self.home_region.clone();
         self.organizations.get(&region, || {
-            let conf = aws_sdk_organizations::config::Builder::from(&self.config)
+            let conf = aws_sdk_organizations::config::Builder::from(&self.sdk)
                 .region(SdkRegion::new(region.clone()))
                 .interceptor(self.counter("global"));
             aws_sdk_organizations::Client::from_conf(conf.build())
@@ -225,7 +241,7 @@ impl AccountSession {
     pub fn iam(&self) -> aws_sdk_iam::Client {
         let region = self.home_region.clone();
         self.iam.get(&region, || {
-            let conf = aws_sdk_iam::config::Builder::from(&self.config)
+            let conf = aws_sdk_iam::config::Builder::from(&self.sdk)
                 .region(SdkRegion::new(region.clone()))
                 .interceptor(self.counter("global"));
             aws_sdk_iam::Client::from_conf(conf.build())
@@ -235,9 +251,9 @@ impl AccountSession {
     /// S3 in `region`; path-style addressing when an endpoint override points at an emulator.
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         self.s3.get(region, || {
-            let conf = aws_sdk_s3::config::Builder::from(&self.config)
+            let conf = aws_sdk_s3::config::Builder::from(&self.sdk)
                 .region(SdkRegion::new(region.to_string()))
-                .force_path_style(endpoint::overridden(&self.config, "S3"))
+                .force_path_style(endpoint::overridden(&self.sdk, "S3"))
                 .interceptor(self.counter(region));
             aws_sdk_s3::Client::from_conf(conf.build())
         })
@@ -246,10 +262,10 @@ impl AccountSession {
     /// S3 Control in `region` (account-level settings).
     pub fn s3control(&self, region: &str) -> aws_sdk_s3control::Client {
         self.s3control.get(region, || {
-            let mut conf = aws_sdk_s3control::config::Builder::from(&self.config)
+            let mut conf = aws_sdk_s3control::config::Builder::from(&self.sdk)
                 .region(SdkRegion::new(region.to_string()))
                 .interceptor(self.counter(region));
-            if endpoint::overridden(&self.config, "S3_CONTROL") {
+            if endpoint::overridden(&self.sdk, "S3_CONTROL") {
                 conf = conf.endpoint_resolver(endpoint::NoAccountHostPrefix::default());
             }
             aws_sdk_s3control::Client::from_conf(conf.build())
@@ -267,5 +283,37 @@ impl AccountSession {
     client!(
         /// EC2 in `region`.
         ec2, aws_sdk_ec2
+    );
+    client!(
+        /// AWS Config in `region`.
+        config, aws_sdk_config
+    );
+    client!(
+        /// Security Hub in `region`.
+        securityhub, aws_sdk_securityhub
+    );
+    client!(
+        /// GuardDuty in `region`.
+        guardduty, aws_sdk_guardduty
+    );
+    client!(
+        /// Detective in `region`.
+        detective, aws_sdk_detective
+    );
+    client!(
+        /// IAM Access Analyzer in `region`.
+        accessanalyzer, aws_sdk_accessanalyzer
+    );
+    client!(
+        /// Compute Optimizer in `region`.
+        computeoptimizer, aws_sdk_computeoptimizer
+    );
+    client!(
+        /// EventBridge in `region`.
+        eventbridge, aws_sdk_eventbridge
+    );
+    client!(
+        /// Step Functions in `region`.
+        sfn, aws_sdk_sfn
     );
 }

@@ -181,12 +181,22 @@ pub fn resolve(
         };
         let mut resources = vec![];
         for entry in def.resources.iter().filter(|e| applies_to_tier(&e.tiers)) {
-            let scope = entry.regions.unwrap_or_else(|| entry.spec.default_scope());
+            let scope = entry.regions.clone().unwrap_or_else(|| entry.spec.default_scope());
             let places: Vec<(String, String)> = match scope {
                 Scope::Global => vec![(GLOBAL.into(), home.clone())],
                 Scope::Home => vec![(home.clone(), home.clone())],
                 Scope::All => regions.iter().map(|r| (r.clone(), r.clone())).collect(),
                 Scope::Others => regions.iter().filter(|r| **r != home).map(|r| (r.clone(), r.clone())).collect(),
+                Scope::Only(list) => regions
+                    .iter()
+                    .filter(|r| list.iter().any(|x| x.as_str() == r.as_str()))
+                    .map(|r| (r.clone(), r.clone()))
+                    .collect(),
+                Scope::Except(list) => regions
+                    .iter()
+                    .filter(|r| !list.iter().any(|x| x.as_str() == r.as_str()))
+                    .map(|r| (r.clone(), r.clone()))
+                    .collect(),
             };
             for (label, region) in places {
                 let mut v = serde_json::to_value(&entry.spec).map_err(|e| e.to_string())?;

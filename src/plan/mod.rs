@@ -57,6 +57,8 @@ pub enum SkipReason {
     BlockedDependency,
     Quota,
     SelfLockout,
+    /// An AWS default resource the baseline would remove is in use (F10).
+    InUse,
 }
 
 /// One change the apply will make.
@@ -164,7 +166,7 @@ pub fn features_to_observe(baseline: &AccountBaseline, mode: Mode, control_tower
 }
 
 fn is_present(o: Option<&Observation<ResourceSpec>>) -> bool {
-    matches!(o, Some(Observation::Present { .. }))
+    matches!(o, Some(Observation::Present { .. } | Observation::AwsDefault { .. }))
 }
 
 /// Plans one account.
@@ -290,6 +292,21 @@ fn plan_resource(
 
     match (r.ensure, obs) {
         (Ensure::Absent, Observation::Absent { .. }) => false,
+        (Ensure::Absent, Observation::AwsDefault { state, in_use }) => {
+            if in_use.is_empty() {
+                plan.changes.push(change(Action::Delete, render_diff(Some(state), None), Some(state.clone())));
+            } else {
+                plan.skips.push(skip(
+                    SkipReason::InUse,
+                    format!("AWS default resource in use, not deleted (never forced): {}", in_use.join(", ")),
+                ));
+            }
+            true
+        }
+        (Ensure::Present, Observation::AwsDefault { state, .. }) => {
+            plan.skips.push(skip(SkipReason::NotOwned, not_owned_detail("exists as an AWS default", &r.spec, state)));
+            true
+        }
         (Ensure::Absent, Observation::Present { state, owner }) => {
             if !ours(owner) {
                 plan.skips.push(skip(SkipReason::NotOwned, not_owned_detail("would be deleted", &r.spec, state)));

@@ -483,6 +483,35 @@ fn retiring_a_resource_deletes_only_what_carries_the_tag() {
 }
 
 #[test]
+fn aws_defaults_are_removed_only_when_unused_and_never_updated() {
+    let mut b = baseline();
+    feature_mut(&mut b, "F08").resources[0].ensure = Ensure::Absent;
+    let config_bucket = b.features.iter().find(|f| f.id.as_str() == "F08").unwrap().resources[0].spec.clone();
+    let mut o = converged(&b);
+    set(&mut o, &config_bucket, HOME, Observation::AwsDefault { state: config_bucket.clone(), in_use: vec![] });
+    let p = plan(&b, &o, Mode::Initial);
+    assert_eq!(changes_of(&p, "F08").iter().map(|c| c.action).collect::<Vec<_>>(), [Action::Delete]);
+
+    set(
+        &mut o,
+        &config_bucket,
+        HOME,
+        Observation::AwsDefault { state: config_bucket.clone(), in_use: vec!["eni-1".into(), "eni-2".into()] },
+    );
+    let p = plan(&b, &o, Mode::Initial);
+    assert!(changes_of(&p, "F08").is_empty());
+    let s = p.skips.iter().find(|s| s.reason == SkipReason::InUse).unwrap();
+    assert!(s.detail.contains("eni-1, eni-2"), "{}", s.detail);
+
+    // Desired present: an AWS default is not ours to change.
+    feature_mut(&mut b, "F08").resources[0].ensure = Ensure::Present;
+    set(&mut o, &config_bucket, HOME, Observation::AwsDefault { state: bucket(false), in_use: vec![] });
+    let p = plan(&b, &o, Mode::Initial);
+    assert!(changes_of(&p, "F08").is_empty());
+    assert_eq!(skip_reason(&p, "F08"), [SkipReason::NotOwned]);
+}
+
+#[test]
 fn unobserved_resources_are_errors_not_guesses() {
     let b = baseline();
     let mut o = all_absent(&b);

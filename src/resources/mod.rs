@@ -17,7 +17,7 @@ pub mod s3_account_public_access_block;
 pub mod s3_bucket;
 
 use crate::aws::{AccountSession, AwsError};
-use crate::desired::names::{OwnerTag, TierName};
+use crate::desired::names::{OwnerTag, Region, TierName};
 use crate::desired::Quotas;
 use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -25,7 +25,7 @@ use std::fmt;
 use std::future::Future;
 
 /// Where a resource lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Account-wide, not regional (IAM).
@@ -36,6 +36,10 @@ pub enum Scope {
     All,
     /// Every active region but the home region.
     Others,
+    /// These regions, where active (`regions: {only: [us-east-1]}`).
+    Only(Vec<Region>),
+    /// Every active region but these (`regions: {except: [ap-northeast-1, us-east-1]}`).
+    Except(Vec<Region>),
 }
 
 /// Whether a desired resource should exist.
@@ -68,6 +72,14 @@ pub enum Observation<T> {
         /// Value of the `cm:Members` tag; `None` when the tag is missing (the customer's).
         owner: Option<String>,
     },
+    /// A resource AWS itself created as the account's default (the default VPC, known by
+    /// AWS's own `IsDefault` flag). Nobody can tag it on creation; the baseline may only
+    /// remove it, and only while nothing uses it.
+    AwsDefault {
+        state: T,
+        /// What uses it (network interfaces, ...); empty when unused.
+        in_use: Vec<String>,
+    },
 }
 
 impl<T> Observation<T> {
@@ -75,6 +87,7 @@ impl<T> Observation<T> {
         match self {
             Observation::Absent { quota } => Observation::Absent { quota },
             Observation::Present { state, owner } => Observation::Present { state: f(state), owner },
+            Observation::AwsDefault { state, in_use } => Observation::AwsDefault { state: f(state), in_use },
         }
     }
 }

@@ -1,0 +1,28 @@
+"""cm-baseline's extension of the moto server: the AWS calls the product makes that moto
+5.2.5 lacks or answers differently from AWS, answered on the same wire protocol so that the
+product's real SDK calls are what the tests exercise. Test support only.
+
+Modules (each documents what it implements or corrects, and why):
+- dispatcher: WSGI middleware; routes by SigV4 signing name, account and region; reset.
+- wire: request/response helpers, model-driven restJson1 router, timestamps, pagination.
+- cbor: minimal CBOR codec (Smithy RPC v2 CBOR).
+- s3: GetBucketRequestPayment/PutBucketRequestPayment; GetBucketVersioning root element.
+- securityhub: hub, tags, standards, controls, finding aggregator, automation rules.
+- detective: behavior graphs and their tags.
+- accessanalyzer: analyzers, archive rules, tags.
+- computeoptimizer: enrollment status (awsJson1_0 and RPC v2 CBOR).
+- guardduty: one detector per Region, UpdateDetector feature merge, detector tagging.
+- stepfunctions: CreateStateMachine name conflict.
+- ec2: DescribeRegions test hook; default VPC internet gateway; DeleteSubnet/DeleteVpc
+  dependency checks.
+
+Checked and left to moto (its raw answers match the botocore model and AWS's behaviour for
+the calls the product makes): AWS Config (PutConfigurationRecorder, DescribeConfigurationRecorders,
+DescribeConfigurationRecorderStatus, Start/StopConfigurationRecorder, PutDeliveryChannel,
+DescribeDeliveryChannels) and EventBridge (CreateEventBus, DescribeEventBus, PutRule,
+DescribeRule, PutTargets, ListTargetsByRule, RemoveTargets, TagResource, ListTagsForResource).
+"""
+
+from .dispatcher import Dispatcher
+
+__all__ = ["Dispatcher"]

@@ -1,0 +1,79 @@
+"""WSGI middleware in front of moto: sends each request to the extension module of its
+service, or on to moto.
+
+The service is the SigV4 signing name of the request's credential scope (as moto routes), the
+account is moto's `get_account_id_from(<access key>)` (so assumed-role credentials of a member
+account land in that account, as in moto), the region is the scope's region. A module answers
+(a Response) or declines (None: moto answers). `POST /moto-api/reset` clears every module's
+state as well as moto's. `/cm-emulator/...` paths are test hooks with no AWS counterpart.
+
+Services whose calls the product relies on and that moto answers as AWS does need no module:
+AWS Config and EventBridge (checked, see the package docstring).
+"""
+
+import json
+import re
+import sys
+import threading
+import traceback
+from urllib.parse import unquote
+
+from moto.iam.models import get_account_id_from
+
+from . import accessanalyzer, computeoptimizer, detective, ec2, guardduty, s3, securityhub, stepfunctions
+from .wire import Request, Response
+
+MODULES = (s3, securityhub, detective, accessanalyzer, computeoptimizer, guardduty, stepfunctions, ec2)
+CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
+QUERY_CREDENTIAL = re.compile(r"(?:^|&)X-Amz-Credential=([^&]+)")
+
+
+class Dispatcher:
+    def __init__(self, app):
+        self.app = app
+        self.by_service = {}
+        for module in MODULES:
+            for name in module.SIGNING_NAMES:
+                self.by_service.setdefault(name, []).append(module)
+        self.reset_lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        if path.startswith("/moto-api/reset") and method == "POST":
+            with self.reset_lock:
+                for module in MODULES:
+                    module.reset()
+        if path == "/cm-emulator/regions":
+            return ec2.regions_hook(environ).wsgi(start_response)
+        scope = self.scope(environ)
+        if scope is not None:
+            account, region, service = scope
+            modules = self.by_service.get(service)
+            if modules:
+                req = Request(environ, account, region, service, moto=self.app)
+                for module in modules:
+                    try:
+                        answer = module.handle(req)
+                    except Exception:  # an emulator bug: say so loudly, in the answer and on stderr
+                        traceback.print_exc(file=sys.stderr)
+                        body = {"__type": "InternalFailure", "message": traceback.format_exc(limit=3)}
+                        answer = Response(500, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "InternalFailure")], json.dumps(body))
+                    if answer is not None:
+                        return answer.wsgi(start_response)
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def scope(environ):
+        m = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if m:
+            access_key, region, service = m.groups()
+        else:
+            q = QUERY_CREDENTIAL.search(environ.get("QUERY_STRING", ""))
+            if not q:
+                return None
+            parts = unquote(q.group(1)).split("/")
+            if len(parts) < 5:
+                return None
+            access_key, region, service = parts[0], parts[2], parts[3]
+        return get_account_id_from(access_key), region, service

@@ -1,0 +1,318 @@
+"""Wire-level helpers shared by the extension modules: the request as the extension sees it,
+answers in each AWS protocol, a restJson1 router driven by the botocore service model, and a
+way to call moto and look at (or rewrite) its answer.
+
+Why the botocore model: it is the same API description the AWS SDKs are generated from, so
+the HTTP method, path template, query/header/label bindings, required members and error
+status codes used here are AWS's, not guesses.
+"""
+
+import base64
+import datetime
+import http
+import io
+import json
+import re
+import threading
+import time
+import uuid
+from urllib.parse import parse_qs, unquote
+
+import botocore.session
+
+_session = botocore.session.get_session()
+_models = {}
+_models_lock = threading.Lock()
+
+
+def service_model(name):
+    with _models_lock:
+        if name not in _models:
+            _models[name] = _session.get_service_model(name)
+        return _models[name]
+
+
+# ---------------------------------------------------------------- request / response
+
+
+class Request:
+    """One HTTP request, with the caller's account and region taken from its SigV4 scope."""
+
+    def __init__(self, environ, account, region, service, moto=None):
+        self.environ = environ
+        self.moto = moto  # the moto WSGI app, for modules that call it
+        self.account = account
+        self.region = region
+        self.service = service
+        self.method = environ.get("REQUEST_METHOD", "GET").upper()
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
+        if "://" in raw:  # absolute-form request target
+            raw = "/" + raw.split("://", 1)[1].partition("/")[2]
+        self.raw_path = raw.split("?", 1)[0] or "/"
+        self.path = environ.get("PATH_INFO", "/")
+        self.query_string = environ.get("QUERY_STRING", "")
+        self.query = parse_qs(self.query_string, keep_blank_values=True)
+        self._body = None
+
+    def header(self, name, default=None):
+        key = "HTTP_" + name.upper().replace("-", "_")
+        if name.lower() == "content-type":
+            return self.environ.get("CONTENT_TYPE", default)
+        return self.environ.get(key, default)
+
+    @property
+    def body(self):
+        """The request body, read once; moto can still read it afterwards."""
+        if self._body is None:
+            length = self.environ.get("CONTENT_LENGTH")
+            stream = self.environ["wsgi.input"]
+            if length:
+                self._body = stream.read(int(length))
+            elif self.environ.get("wsgi.input_terminated"):
+                self._body = stream.read()
+            else:
+                self._body = b""
+            self.set_body(self._body)
+        return self._body
+
+    def set_body(self, data):
+        """Replaces the body moto will read (used to correct a request before moto sees it)."""
+        self._body = data
+        self.environ["wsgi.input"] = io.BytesIO(data)
+        self.environ["CONTENT_LENGTH"] = str(len(data))
+
+    def json(self):
+        data = self.body
+        if not data.strip():
+            return {}
+        doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise ValueError("JSON body is not an object")
+        return doc
+
+
+class Response:
+    def __init__(self, status, headers=None, body=b""):
+        self.status = status
+        self.headers = list(headers or [])
+        self.body = body if isinstance(body, bytes) else body.encode("utf-8")
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def wsgi(self, start_response):
+        headers = [(k, v) for k, v in self.headers if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(self.body))))
+        if not any(k.lower() == "x-amzn-requestid" for k, _ in headers):
+            headers.append(("x-amzn-RequestId", str(uuid.uuid4())))
+        start_response(status_line(self.status), headers)
+        return [self.body]
+
+
+def status_line(code):
+    try:
+        return f"{code} {http.HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"{code} Unknown"
+
+
+def call_moto(app, req):
+    """Passes the request to moto and returns its whole answer as a Response."""
+    captured = {}
+
+    def capture(status, headers, exc_info=None):
+        captured["status"], captured["headers"] = status, headers
+
+    chunks = app(req.environ, capture)
+    try:
+        body = b"".join(chunks)
+    finally:
+        if hasattr(chunks, "close"):
+            chunks.close()
+    return Response(int(captured["status"].split()[0]), captured["headers"], body)
+
+
+def json_response(doc, status=200, content_type="application/json"):
+    if doc is None:
+        return Response(status, [("Content-Type", content_type)], b"")
+    return Response(status, [("Content-Type", content_type)], json.dumps(doc).encode())
+
+
+# ---------------------------------------------------------------- errors
+
+
+class ApiError(Exception):
+    """An AWS error answer: the code (error shape name), a message, extra body members."""
+
+    def __init__(self, code, message, status=None, **extra):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.extra = extra
+
+
+def error_status(model, code, default=400):
+    for shape in model.error_shapes:
+        if shape.name == code:
+            return shape.metadata.get("error", {}).get("httpStatusCode", default)
+    return default
+
+
+def rest_json_error(model, err, message_keys=("message",), code_keys=()):
+    status = err.status or error_status(model, err.code)
+    body = {"__type": err.code}
+    for key in message_keys:
+        body[key] = err.message
+    for key in code_keys:
+        body[key] = err.code
+    body.update(err.extra)
+    return Response(status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", err.code)], json.dumps(body).encode())
+
+
+# ---------------------------------------------------------------- time
+
+
+def now():
+    return time.time()
+
+
+def iso(ts):
+    """RFC 3339 / ISO 8601 UTC with milliseconds, as AWS JSON services write `iso8601` timestamps."""
+    dt = datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def epoch(ts):
+    """Epoch seconds (a JSON number), the JSON protocols' default timestamp format."""
+    return round(ts, 3)
+
+
+# ---------------------------------------------------------------- pagination
+
+
+def paginate(items, next_token, max_results, invalid):
+    """Returns (page, token) with an opaque offset token; `invalid()` builds the error to raise."""
+    start = 0
+    if next_token:
+        try:
+            start = int(base64.urlsafe_b64decode(next_token.encode()).decode())
+        except (ValueError, UnicodeDecodeError):
+            raise invalid()
+        if start < 0 or start > len(items):
+            raise invalid()
+    size = max_results or len(items) or 1
+    page = items[start:start + size]
+    end = start + len(page)
+    token = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None
+    return page, token
+
+
+# ---------------------------------------------------------------- restJson1 router
+
+
+class RestJsonService:
+    """Routes restJson1 requests of one service to handlers by the model's HTTP bindings.
+
+    `handlers` maps operation names to `fn(req, params) -> dict | Response | None`; `params`
+    holds the input members by model member name (labels, query, headers and JSON body
+    merged). A dict is the JSON body of the answer (status: the model's responseCode, default
+    200). Requests for operations without a handler are not matched (moto gets them).
+    """
+
+    def __init__(self, botocore_name, handlers, validation_error, message_keys=("message",), code_keys=()):
+        self.model = service_model(botocore_name)
+        self.handlers = handlers
+        self.validation_error = validation_error  # fn(message) -> ApiError
+        self.message_keys = message_keys
+        self.code_keys = code_keys
+        self.routes = []
+        for name in handlers:
+            op = self.model.operation_model(name)
+            method = op.http["method"].upper()
+            uri = op.http["requestUri"].split("?", 1)[0]
+            self.routes.append((method, self._compile(uri), op))
+        # literal paths before templated ones, longer before shorter
+        self.routes.sort(key=lambda r: (r[1][0].pattern.count("(?P"), -len(r[1][0].pattern)))
+
+    @staticmethod
+    def _compile(uri):
+        parts, labels = [], []
+        for segment in uri.strip("/").split("/") if uri.strip("/") else []:
+            m = re.fullmatch(r"\{(\w+)(\+?)\}", segment)
+            if m:
+                labels.append(m.group(1))
+                parts.append(f"(?P<{m.group(1)}>.+)" if m.group(2) else f"(?P<{m.group(1)}>[^/]+)")
+            else:
+                parts.append(re.escape(segment))
+        return re.compile("^/" + "/".join(parts) + "/?$"), labels
+
+    def match(self, req):
+        for method, (pattern, _), op in self.routes:
+            if method != req.method:
+                continue
+            m = pattern.match(req.raw_path)
+            if m:
+                return op, {k: unquote(v) for k, v in m.groupdict().items()}
+        return None
+
+    def handle(self, req):
+        found = self.match(req)
+        if not found:
+            return None
+        op, labels = found
+        try:
+            params = self.parse(req, op, labels)
+            out = self.handlers[op.name](req, params)
+        except ApiError as err:
+            return rest_json_error(self.model, err, self.message_keys, self.code_keys)
+        if isinstance(out, Response):
+            return out
+        status = op.http.get("responseCode", 200)
+        if out is None or status == 204:
+            return Response(status, [("Content-Type", "application/json")], b"" if status == 204 else b"{}")
+        return json_response(out, status)
+
+    def parse(self, req, op, labels):
+        shape = op.input_shape
+        params = {}
+        if shape is None:
+            return params
+        try:
+            body = req.json()
+        except ValueError:
+            raise self.validation_error("The request body is not valid JSON.")
+        for name, member in shape.members.items():
+            loc = member.serialization.get("location")
+            wire = member.serialization.get("name", name)
+            if loc == "uri":
+                if name in labels:
+                    params[name] = labels[name]
+            elif loc == "querystring":
+                if wire in req.query:
+                    values = req.query[wire]
+                    params[name] = self._typed(member, values if member.type_name == "list" else values[-1])
+            elif loc == "header":
+                v = req.header(wire)
+                if v is not None:
+                    params[name] = self._typed(member, v)
+            elif wire in body:
+                params[name] = body[wire]
+        for required in shape.required_members:
+            if params.get(required) is None:
+                raise self.validation_error(f"1 validation error detected: Value null at '{required}' failed to satisfy constraint: Member must not be null")
+        return params
+
+    def _typed(self, member, value):
+        t = member.type_name
+        try:
+            if t in ("integer", "long"):
+                return int(value)
+            if t == "boolean":
+                return str(value).lower() == "true"
+        except ValueError:
+            raise self.validation_error(f"Invalid value '{value}' for {member.name}")
+        return value
