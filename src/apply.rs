@@ -59,7 +59,8 @@ pub async fn apply(
             let result = match (c.action, &c.observed) {
                 (Action::Create, _) => c.desired.create(&cx, c.tag).await,
                 (Action::Update, Some(seen)) => c.desired.update(&cx, seen).await,
-                (Action::Delete, _) => c.desired.delete(&cx).await,
+                // What is deleted is what was observed (its ids are known only from there).
+                (Action::Delete, seen) => seen.as_ref().unwrap_or(&c.desired).delete(&cx).await,
                 (Action::Tag, _) => c.desired.retag(&cx, c.tag).await,
                 (Action::Update, None) => {
                     Err(crate::aws::AwsError::new("internal", "update without an observed state"))

@@ -7,6 +7,7 @@
 //! decision ([`crate::plan`]).
 
 pub mod cloudtrail_trail;
+pub mod default_vpc;
 pub mod ebs_default_encryption;
 pub mod iam_group;
 pub mod iam_password_policy;
@@ -208,6 +209,7 @@ registry! {
     S3Bucket => s3_bucket::S3Bucket,
     CloudtrailTrail => cloudtrail_trail::CloudtrailTrail,
     EbsDefaultEncryption => ebs_default_encryption::EbsDefaultEncryption,
+    DefaultVpc => default_vpc::DefaultVpc,
 }
 
 /// One entry of a feature's `resources:` list: exactly one resource type key, plus
