@@ -10,8 +10,10 @@ Modules (each documents what it implements or corrects, and why):
 - securityhub: hub, tags, standards, controls, finding aggregator, automation rules.
 - detective: behavior graphs and their tags.
 - accessanalyzer: analyzers, archive rules, tags.
-- computeoptimizer: enrollment status (awsJson1_0 and RPC v2 CBOR).
-- guardduty: one detector per Region, UpdateDetector feature merge, detector tagging.
+- computeoptimizer: enrollment status (RPC v2 CBOR, which aws-sdk-computeoptimizer uses, and
+  awsJson1_0, which boto3 uses).
+- guardduty: one detector per Region, GetDetector foundational features/data sources,
+  UpdateDetector feature merge, detector tagging.
 - stepfunctions: CreateStateMachine name conflict.
 - ec2: DescribeRegions test hook; default VPC internet gateway; DeleteSubnet/DeleteVpc
   dependency checks.

@@ -4,28 +4,36 @@ UpdateEnrollmentStatus. moto 5.2.5 has no Compute Optimizer at all.
 Two wire protocols, as the service's model lists both:
 - awsJson1_0: `POST /`, `X-Amz-Target: ComputeOptimizerService.<Op>`, JSON body; errors are
   400 with `{"__type": "<Code>", "message": "..."}`; `lastUpdatedTimestamp` is epoch seconds.
-- Smithy RPC v2 CBOR (what newer SDKs pick first): `POST
+- Smithy RPC v2 CBOR (what aws-sdk-computeoptimizer for Rust sends, checked in 1.128): `POST
   /service/ComputeOptimizerService/operation/<Op>`, `smithy-protocol: rpc-v2-cbor`, CBOR
   bodies, timestamps as CBOR tag 1.
 
-Enrollment is a property of the account, not of a Region (AWS opts an account in for every
-Region at once), so it is kept per account. Default: `Inactive`. UpdateEnrollmentStatus takes
-`Active` or `Inactive` (anything else: InvalidParameterValueException) and
-`includeMemberAccounts`, echoed as `memberAccountsEnrolled`.
+Enrollment is "the enrollment status of an account" (API reference): one setting per account,
+not per Region, so it is kept per account (set PER_REGION to key it by Region as well).
+Default: `Inactive`. UpdateEnrollmentStatus takes `Active` or `Inactive` (anything else:
+InvalidParameterValueException) and `includeMemberAccounts`, echoed as
+`memberAccountsEnrolled`; when the caller is the management account of a moto Organization,
+`Active` with includeMemberAccounts also enrolls the Organization's member accounts, and its
+GetEnrollmentStatus reports `numberOfMemberAccountsOptedIn`, as AWS does.
 """
 
 import json
+import re
 import threading
+
+from moto.organizations.models import organizations_backends
 
 from . import cbor
 from .wire import ApiError, Response, epoch, now
 
 SIGNING_NAMES = ("compute-optimizer",)
 TARGET = "ComputeOptimizerService."
-RPC_PREFIX = "/service/ComputeOptimizerService/operation/"
+RPC_PATH = re.compile(r"^/service/[^/]+/operation/([^/]+)$")
+
+PER_REGION = False
 
 _lock = threading.Lock()
-_enrollment = {}  # account -> {"status", "members", "updated"}
+_enrollment = {}  # account (or (account, region)) -> {"status", "members", "updated"}
 
 
 def reset():
@@ -33,11 +41,32 @@ def reset():
         _enrollment.clear()
 
 
+def _key(account, region):
+    return (account, region) if PER_REGION else account
+
+
+def _org_members(account):
+    """Member account ids when `account` is the management account of a moto Organization."""
+    try:
+        backend = organizations_backends[account]["aws"]
+        if backend.org is None or backend.org.master_account_id != account:
+            return []
+        return [a.id for a in backend.accounts if a.id != account]
+    except (KeyError, AttributeError):
+        return []
+
+
 def get_enrollment_status(req, p, stamp):
-    state = _enrollment.get(req.account)
+    state = _enrollment.get(_key(req.account, req.region))
     if state is None:
-        return {"status": "Inactive", "memberAccountsEnrolled": False}
-    return {"status": state["status"], "memberAccountsEnrolled": state["members"], "lastUpdatedTimestamp": stamp(state["updated"])}
+        out = {"status": "Inactive", "memberAccountsEnrolled": False}
+    else:
+        out = {"status": state["status"], "memberAccountsEnrolled": state["members"], "lastUpdatedTimestamp": stamp(state["updated"])}
+    members = _org_members(req.account)
+    if members:
+        out["numberOfMemberAccountsOptedIn"] = sum(
+            1 for m in members if _enrollment.get(_key(m, req.region), {}).get("status") == "Active")
+    return out
 
 
 def update_enrollment_status(req, p, stamp):
@@ -47,7 +76,13 @@ def update_enrollment_status(req, p, stamp):
     members = p.get("includeMemberAccounts", False)
     if not isinstance(members, bool):
         raise ApiError("InvalidParameterValueException", "includeMemberAccounts must be a boolean")
-    _enrollment[req.account] = {"status": status, "members": members, "updated": now()}
+    t = now()
+    _enrollment[_key(req.account, req.region)] = {"status": status, "members": members, "updated": t}
+    if status == "Active" and members:
+        for member in _org_members(req.account):
+            state = _enrollment.setdefault(_key(member, req.region), {"status": "Inactive", "members": False, "updated": t})
+            if state["status"] != "Active":
+                state.update(status="Active", updated=t)
     return {"status": status}
 
 
@@ -56,8 +91,9 @@ OPERATIONS = {"GetEnrollmentStatus": get_enrollment_status, "UpdateEnrollmentSta
 
 def handle(req):
     target = req.header("X-Amz-Target") or ""
-    if req.raw_path.startswith(RPC_PREFIX):
-        return _rpc_v2_cbor(req, req.raw_path[len(RPC_PREFIX):])
+    rpc = RPC_PATH.match(req.raw_path)
+    if rpc:
+        return _rpc_v2_cbor(req, rpc.group(1))
     if target.startswith(TARGET):
         return _aws_json(req, target[len(TARGET):])
     return _aws_json(req, None)

@@ -118,7 +118,10 @@ def handle(req):
     with _lock:
         if action == "DescribeRegions" and req.account in _regions:
             return _describe_regions(_regions[req.account])
-        backend = ec2_backends[req.account][req.region]
+        try:
+            backend = ec2_backends[req.account][req.region]
+        except KeyError:  # a Region moto does not know: its own answer
+            return None
         _seed_default_vpc(backend)
     if action == "DeleteSubnet":
         subnet_id = params.get("SubnetId")

@@ -1,0 +1,599 @@
+"""Checks of the emulator extension (cm_emulator) through boto3, against `server.py` started
+once for this module on a free 127.0.0.1 port. Every answer boto3 receives is also checked
+against the botocore model the way a strict SDK reads it (wirecheck.py): a test fails if any
+answer has the wrong shape, a missing required member or a wrong timestamp type.
+
+Run: <emulator venv>/bin/python -m pytest -q tests/support/emulator
+"""
+
+import gzip
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import botocore
+import botocore.parsers
+import botocore.session
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+import wirecheck
+
+HERE = Path(__file__).resolve().parent
+REGION = "ap-northeast-1"
+OTHER_REGION = "us-east-1"
+MEMBER_A = "111111111111"
+MEMBER_B = "222222222222"
+
+
+def fsbp(region):
+    return f"arn:aws:securityhub:{region}::standards/aws-foundational-security-best-practices/v/1.0.0"
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("emulator") / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, str(HERE / "server.py"), "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise RuntimeError("emulator did not start: " + log.read_text(errors="replace")[-2000:])
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    # an exception inside the extension is printed by the dispatcher; none is expected
+    assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")[-4000:]
+
+
+def post(url, doc=None):
+    data = json.dumps(doc).encode() if doc is not None else b""
+    req = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, r.read()
+
+
+CREDS = {}  # member account -> assumed-role credentials (valid until the next reset)
+
+
+def reset(endpoint):
+    post(endpoint + "/moto-api/reset")
+    CREDS.clear()
+
+
+class Aws:
+    """Makes checked boto3 clients as the management account or a member (by AssumeRole)."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+        self.clients = []
+        self.creds = CREDS
+
+    def __call__(self, service, region=REGION, account=None, session=None, validate=True):
+        base = dict(endpoint_url=self.endpoint, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing")
+        if account:
+            if account not in self.creds:
+                sts = boto3.client("sts", **base)
+                self.creds[account] = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/cm-test", RoleSessionName="cm-test")["Credentials"]
+            c = self.creds[account]
+            base.update(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])
+        cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, parameter_validation=validate)
+        client = (session or boto3.Session()).client(service, config=cfg, **base)
+        self.clients.append(wirecheck.attach(client))
+        return client
+
+
+@pytest.fixture
+def aws(endpoint):
+    # No reset between tests: moto's reset re-creates every backend made so far (seconds).
+    # Tests keep apart instead: per-account singletons (hub, graph, detector) each live in a
+    # Region of their own test; the last test checks the reset.
+    factory = Aws(endpoint)
+    yield factory
+    problems = [p for c in factory.clients for p in c.wire_problems]
+    assert not problems, "answers a strict SDK would reject:\n" + "\n".join(problems)
+
+
+def error_of(call, *args, **kwargs):
+    with pytest.raises(ClientError) as e:
+        call(*args, **kwargs)
+    return e.value.response["Error"]["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+# ---------------------------------------------------------------- S3 (kept behaviours)
+
+
+def test_s3_request_payment_and_versioning_root(aws):
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="cm-test-bucket", CreateBucketConfiguration={"LocationConstraint": REGION})
+    assert s3.get_bucket_request_payment(Bucket="cm-test-bucket")["Payer"] == "BucketOwner"
+    s3.put_bucket_request_payment(Bucket="cm-test-bucket", RequestPaymentConfiguration={"Payer": "Requester"})
+    assert s3.get_bucket_request_payment(Bucket="cm-test-bucket")["Payer"] == "Requester"
+    s3.put_bucket_versioning(Bucket="cm-test-bucket", VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket="cm-test-bucket")["Status"] == "Enabled"  # root element checked by wirecheck
+
+
+# ---------------------------------------------------------------- Security Hub
+
+
+def test_securityhub_hub_lifecycle_and_tags(aws):
+    R = "eu-west-1"
+    R2 = "eu-west-2"
+    sh = aws("securityhub", region=R)
+    assert error_of(sh.describe_hub) == ("InvalidAccessException", 401)
+    assert error_of(sh.list_tags_for_resource, ResourceArn=f"arn:aws:securityhub:{R}:123456789012:hub/default")[0] == "InvalidAccessException"
+    sh.enable_security_hub(Tags={"owner": "cm"}, EnableDefaultStandards=False, ControlFindingGenerator="STANDARD_CONTROL")
+    hub = sh.describe_hub()
+    arn = f"arn:aws:securityhub:{R}:123456789012:hub/default"
+    assert hub["HubArn"] == arn and hub["ControlFindingGenerator"] == "STANDARD_CONTROL" and hub["AutoEnableControls"] is True
+    assert sh.describe_hub(HubArn=arn)["HubArn"] == arn
+    assert error_of(sh.enable_security_hub) == ("ResourceConflictException", 409)
+    sh.update_security_hub_configuration(AutoEnableControls=False, ControlFindingGenerator="SECURITY_CONTROL")
+    hub = sh.describe_hub()
+    assert hub["AutoEnableControls"] is False and hub["ControlFindingGenerator"] == "SECURITY_CONTROL"
+    assert "Administrator" not in sh.get_administrator_account()
+    assert sh.get_findings()["Findings"] == []  # operations not intercepted still reach moto
+    assert sh.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"owner": "cm"}
+    sh.tag_resource(ResourceArn=arn, Tags={"a": "1", "b": "2"})
+    sh.untag_resource(ResourceArn=arn, TagKeys=["a", "owner"])
+    assert sh.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"b": "2"}
+    assert error_of(sh.list_tags_for_resource, ResourceArn=f"arn:aws:securityhub:{R2}:123456789012:hub/default")[0] == "ResourceNotFoundException"
+    assert sh.get_enabled_standards()["StandardsSubscriptions"] == []
+    sh.disable_security_hub()
+    assert error_of(sh.describe_hub) == ("InvalidAccessException", 401)
+    sh.enable_security_hub()  # default standards this time
+    assert {s["StandardsArn"] for s in sh.get_enabled_standards()["StandardsSubscriptions"]} == {
+        fsbp(R), "arn:aws:securityhub:::ruleset/cis-aws-foundations-benchmark/v/1.2.0"}
+    assert sh.list_tags_for_resource(ResourceArn=arn)["Tags"] == {}
+
+
+def test_securityhub_standards_and_controls(aws):
+    R = "eu-west-3"
+    R2 = "eu-central-1"
+    sh = aws("securityhub", region=R)
+    assert error_of(sh.batch_enable_standards, StandardsSubscriptionRequests=[{"StandardsArn": fsbp(R)}])[0] == "InvalidAccessException"
+    sh.enable_security_hub(EnableDefaultStandards=False)
+    out = sh.batch_enable_standards(StandardsSubscriptionRequests=[{"StandardsArn": fsbp(R)}])["StandardsSubscriptions"][0]
+    sub = f"arn:aws:securityhub:{R}:123456789012:subscription/aws-foundational-security-best-practices/v/1.0.0"
+    assert out["StandardsSubscriptionArn"] == sub and out["StandardsStatus"] == "READY"
+    assert [s["StandardsSubscriptionArn"] for s in sh.get_enabled_standards()["StandardsSubscriptions"]] == [sub]
+    assert sh.get_enabled_standards(StandardsSubscriptionArns=["arn:nope"])["StandardsSubscriptions"] == []
+    wrong_region = fsbp(R).replace(R, OTHER_REGION)
+    assert error_of(sh.batch_enable_standards, StandardsSubscriptionRequests=[{"StandardsArn": wrong_region}])[0] == "InvalidInputException"
+
+    ids = [{"SecurityControlId": c, "StandardsArn": fsbp(R)} for c in ("Account.1", "CloudTrail.5", "IAM.6", "KMS.1", "Config.1", "IAM.21", "Zzz.42")]
+    got = sh.batch_get_standards_control_associations(StandardsControlAssociationIds=ids)
+    assert [d["AssociationStatus"] for d in got["StandardsControlAssociationDetails"]] == ["ENABLED"] * 7
+    assert got["StandardsControlAssociationDetails"][2]["SecurityControlArn"] == f"arn:aws:securityhub:{R}:123456789012:security-control/IAM.6"
+    upd = sh.batch_update_standards_control_associations(StandardsControlAssociationUpdates=[
+        {"StandardsArn": fsbp(R), "SecurityControlId": "IAM.6", "AssociationStatus": "DISABLED", "UpdatedReason": "no hardware MFA"},
+        {"StandardsArn": "arn:aws:securityhub:::ruleset/cis-aws-foundations-benchmark/v/1.2.0", "SecurityControlId": "IAM.6", "AssociationStatus": "DISABLED"},
+    ])
+    assert [u["ErrorCode"] for u in upd["UnprocessedAssociationUpdates"]] == ["RESOURCE_NOT_FOUND"]
+    summary = sh.list_standards_control_associations(SecurityControlId="IAM.6")["StandardsControlAssociationSummaries"]
+    assert [(s["StandardsArn"], s["AssociationStatus"], s["UpdatedReason"]) for s in summary] == [(fsbp(R), "DISABLED", "no hardware MFA")]
+    assert sh.list_standards_control_associations(SecurityControlId="KMS.2")["StandardsControlAssociationSummaries"][0]["AssociationStatus"] == "ENABLED"
+
+    out = sh.batch_disable_standards(StandardsSubscriptionArns=[sub])["StandardsSubscriptions"][0]
+    assert out["StandardsStatus"] == "DELETING"
+    assert sh.get_enabled_standards()["StandardsSubscriptions"] == []
+    assert sh.list_standards_control_associations(SecurityControlId="IAM.6")["StandardsControlAssociationSummaries"] == []
+    sh.batch_enable_standards(StandardsSubscriptionRequests=[{"StandardsArn": fsbp(R)}])
+    assert sh.list_standards_control_associations(SecurityControlId="IAM.6")["StandardsControlAssociationSummaries"][0]["AssociationStatus"] == "ENABLED"
+
+
+def test_securityhub_finding_aggregator(aws):
+    R = "eu-north-1"
+    R2 = "eu-south-1"
+    sh, sh_other = aws("securityhub", region=R), aws("securityhub", region=R2)
+    assert error_of(sh.list_finding_aggregators)[0] == "InvalidAccessException"
+    sh.enable_security_hub(EnableDefaultStandards=False)
+    sh_other.enable_security_hub(EnableDefaultStandards=False)
+    assert error_of(sh.create_finding_aggregator, RegionLinkingMode="SPECIFIED_REGIONS")[0] == "InvalidInputException"
+    created = sh.create_finding_aggregator(RegionLinkingMode="ALL_REGIONS")
+    arn = created["FindingAggregatorArn"]
+    assert arn.startswith(f"arn:aws:securityhub:{R}:123456789012:finding-aggregator/")
+    assert created["FindingAggregationRegion"] == R and created["RegionLinkingMode"] == "ALL_REGIONS"
+    assert error_of(sh_other.create_finding_aggregator, RegionLinkingMode="ALL_REGIONS")[0] == "InvalidInputException"
+    assert sh_other.list_finding_aggregators()["FindingAggregators"] == [{"FindingAggregatorArn": arn}]
+    assert sh.get_finding_aggregator(FindingAggregatorArn=arn)["RegionLinkingMode"] == "ALL_REGIONS"
+    upd = sh.update_finding_aggregator(FindingAggregatorArn=arn, RegionLinkingMode="SPECIFIED_REGIONS", Regions=[R2])
+    assert upd["Regions"] == [R2]
+    assert sh.get_finding_aggregator(FindingAggregatorArn=arn)["Regions"] == [R2]
+    assert error_of(sh_other.delete_finding_aggregator, FindingAggregatorArn=arn)[0] == "InvalidInputException"
+    sh.delete_finding_aggregator(FindingAggregatorArn=arn)
+    assert sh.list_finding_aggregators()["FindingAggregators"] == []
+    assert error_of(sh.get_finding_aggregator, FindingAggregatorArn=arn) == ("ResourceNotFoundException", 404)
+
+
+def test_securityhub_automation_rules_round_trip(aws):
+    R = "ap-south-1"
+    sh = aws("securityhub", region=R)
+    sh.enable_security_hub(EnableDefaultStandards=False)
+    criteria = {
+        "ProductName": [{"Value": "Security Hub", "Comparison": "EQUALS"}],
+        "ComplianceSecurityControlId": [{"Value": "IAM.6", "Comparison": "EQUALS"}],
+        "ResourceTags": [{"Key": "env", "Value": "dev", "Comparison": "EQUALS"}],
+        "Criticality": [{"Gte": 10.0, "Lte": 50.5}],
+        "UpdatedAt": [{"DateRange": {"Value": 7, "Unit": "DAYS"}}],
+    }
+    actions = [{"Type": "FINDING_FIELDS_UPDATE", "FindingFieldsUpdate": {
+        "Workflow": {"Status": "SUPPRESSED"}, "Note": {"Text": "baseline", "UpdatedBy": "cm-baseline"}, "Severity": {"Label": "LOW"}}}]
+    arn = sh.create_automation_rule(RuleName="suppress-iam6", Description="d", RuleOrder=5, RuleStatus="ENABLED",
+                                    IsTerminal=True, Criteria=criteria, Actions=actions, Tags={"managed-by": "cm"})["RuleArn"]
+    assert arn.startswith(f"arn:aws:securityhub:{R}:123456789012:automation-rule/")
+    second = sh.create_automation_rule(RuleName="r2", Description="d2", RuleOrder=1, Criteria={}, Actions=actions)["RuleArn"]
+    meta = sh.list_automation_rules()["AutomationRulesMetadata"]
+    assert [m["RuleArn"] for m in meta] == [second, arn]
+    rule = sh.batch_get_automation_rules(AutomationRulesArns=[arn])["Rules"][0]
+    assert rule["Criteria"] == criteria and rule["Actions"] == actions
+    assert (rule["RuleOrder"], rule["IsTerminal"], rule["RuleStatus"]) == (5, True, "ENABLED")
+    assert sh.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"managed-by": "cm"}
+    missing = arn[:-4] + "0000"
+    out = sh.batch_update_automation_rules(UpdateAutomationRulesRequestItems=[
+        {"RuleArn": arn, "RuleStatus": "DISABLED", "RuleOrder": 9}, {"RuleArn": missing, "RuleOrder": 2}])
+    assert out["ProcessedAutomationRules"] == [arn] and out["UnprocessedAutomationRules"][0]["ErrorCode"] == 404
+    rule = sh.batch_get_automation_rules(AutomationRulesArns=[arn, missing])
+    assert (rule["Rules"][0]["RuleStatus"], rule["Rules"][0]["RuleOrder"]) == ("DISABLED", 9)
+    assert rule["UnprocessedAutomationRules"][0]["RuleArn"] == missing
+    lax = aws("securityhub", region=R, validate=False)
+    assert error_of(lax.create_automation_rule, RuleName="x", Description="d", RuleOrder=0, Criteria={}, Actions=actions)[0] == "InvalidInputException"
+    assert sh.batch_delete_automation_rules(AutomationRulesArns=[arn, second])["ProcessedAutomationRules"] == [arn, second]
+    assert sh.list_automation_rules()["AutomationRulesMetadata"] == []
+    assert error_of(sh.list_tags_for_resource, ResourceArn=arn)[0] == "ResourceNotFoundException"
+
+
+def test_securityhub_isolation_by_account_and_region(aws):
+    R = "ap-southeast-1"
+    R2 = "ap-southeast-2"
+    a, b = aws("securityhub", region=R, account=MEMBER_A), aws("securityhub", region=R, account=MEMBER_B)
+    a_other = aws("securityhub", region=R2, account=MEMBER_A)
+    a.enable_security_hub(EnableDefaultStandards=False)
+    assert a.describe_hub()["HubArn"] == f"arn:aws:securityhub:{R}:{MEMBER_A}:hub/default"
+    assert error_of(b.describe_hub)[0] == "InvalidAccessException"
+    assert error_of(a_other.describe_hub)[0] == "InvalidAccessException"
+    a.batch_enable_standards(StandardsSubscriptionRequests=[{"StandardsArn": fsbp(R)}])
+    b.enable_security_hub(EnableDefaultStandards=False)
+    assert b.get_enabled_standards()["StandardsSubscriptions"] == []
+
+
+def test_securityhub_administrator_account(aws):
+    """Organization admin stays moto's; the answer's InvitedAt is made RFC 3339 (wirecheck)."""
+    R = "ca-west-1"
+    org = aws("organizations")
+    try:
+        org.create_organization(FeatureSet="ALL")
+    except ClientError:
+        pass
+    status = org.create_account(Email="sh-member@example.com", AccountName="sh-member")["CreateAccountStatus"]
+    member = status["AccountId"]
+    aws("securityhub", region=R).enable_security_hub(EnableDefaultStandards=False)
+    aws("securityhub", region=R).enable_organization_admin_account(AdminAccountId="123456789012")
+    m = aws("securityhub", region=R, account=member)
+    assert error_of(m.get_administrator_account)[0] == "InvalidAccessException"
+    m.enable_security_hub(EnableDefaultStandards=False)
+    assert m.get_administrator_account()["Administrator"]["AccountId"] == "123456789012"
+
+
+# ---------------------------------------------------------------- Detective
+
+
+def test_detective_graph(aws):
+    R = "ca-central-1"
+    R2 = "sa-east-1"
+    d = aws("detective", region=R)
+    assert d.list_graphs()["GraphList"] == []
+    arn = d.create_graph(Tags={"owner": "cm"})["GraphArn"]
+    assert arn.startswith(f"arn:aws:detective:{R}:123456789012:graph:") and len(arn.rsplit(":", 1)[1]) == 32
+    assert error_of(d.create_graph) == ("ConflictException", 409)
+    graphs = d.list_graphs()["GraphList"]
+    assert [g["Arn"] for g in graphs] == [arn] and graphs[0]["CreatedTime"].year >= 2024
+    d.tag_resource(ResourceArn=arn, Tags={"a": "1"})
+    d.untag_resource(ResourceArn=arn, TagKeys=["owner"])
+    assert d.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"a": "1"}
+    assert aws("detective", region=R, account=MEMBER_A).list_graphs()["GraphList"] == []
+    assert aws("detective", region=R2).list_graphs()["GraphList"] == []
+    d.delete_graph(GraphArn=arn)
+    assert d.list_graphs()["GraphList"] == []
+    assert error_of(d.delete_graph, GraphArn=arn) == ("ResourceNotFoundException", 404)
+    assert error_of(d.list_tags_for_resource, ResourceArn=arn) == ("ResourceNotFoundException", 404)
+
+
+# ---------------------------------------------------------------- Access Analyzer
+
+
+def test_access_analyzer(aws):
+    R = "ap-northeast-2"
+    R2 = "ap-northeast-3"
+    aa = aws("accessanalyzer", region=R)
+    flt = {"isPublic": {"eq": ["false"]}, "principal.AWS": {"contains": ["123456789012"]}, "resourceType": {"neq": ["AWS::S3::Bucket"]}, "error": {"exists": False}}
+    arn = aa.create_analyzer(analyzerName="cm-account", type="ACCOUNT", tags={"owner": "cm"},
+                             archiveRules=[{"ruleName": "internal", "filter": flt}])["arn"]
+    assert arn == f"arn:aws:access-analyzer:{R}:123456789012:analyzer/cm-account"
+    got = aa.get_analyzer(analyzerName="cm-account")["analyzer"]
+    assert (got["status"], got["type"], got["tags"]) == ("ACTIVE", "ACCOUNT", {"owner": "cm"})
+    assert error_of(aa.create_analyzer, analyzerName="cm-account", type="ACCOUNT") == ("ConflictException", 409)
+    aa.create_analyzer(analyzerName="cm-unused", type="ACCOUNT_UNUSED_ACCESS", configuration={"unusedAccess": {"unusedAccessAge": 60}})
+    assert [a["name"] for a in aa.list_analyzers()["analyzers"]] == ["cm-account", "cm-unused"]
+    assert [a["name"] for a in aa.list_analyzers(type="ACCOUNT")["analyzers"]] == ["cm-account"]
+    assert aa.get_analyzer(analyzerName="cm-unused")["analyzer"]["configuration"]["unusedAccess"]["unusedAccessAge"] == 60
+
+    assert aa.get_archive_rule(analyzerName="cm-account", ruleName="internal")["archiveRule"]["filter"] == flt
+    aa.create_archive_rule(analyzerName="cm-account", ruleName="second", filter={"resourceType": {"eq": ["AWS::KMS::Key"]}})
+    assert error_of(aa.create_archive_rule, analyzerName="cm-account", ruleName="second", filter={"x": {"eq": ["y"]}}) == ("ConflictException", 409)
+    assert error_of(aa.create_archive_rule, analyzerName="cm-account", ruleName="bad", filter={"x": {}}) == ("ValidationException", 400)
+    aa.update_archive_rule(analyzerName="cm-account", ruleName="second", filter={"resourceType": {"eq": ["AWS::IAM::Role"]}})
+    rules = aa.list_archive_rules(analyzerName="cm-account")["archiveRules"]
+    assert [(r["ruleName"], r["filter"].get("resourceType")) for r in rules] == [("internal", {"neq": ["AWS::S3::Bucket"]}), ("second", {"eq": ["AWS::IAM::Role"]})]
+    aa.delete_archive_rule(analyzerName="cm-account", ruleName="second")
+    assert error_of(aa.get_archive_rule, analyzerName="cm-account", ruleName="second") == ("ResourceNotFoundException", 404)
+
+    aa.tag_resource(resourceArn=arn, tags={"a": "1"})
+    aa.untag_resource(resourceArn=arn, tagKeys=["owner"])
+    assert aa.list_tags_for_resource(resourceArn=arn)["tags"] == {"a": "1"}
+    assert aws("accessanalyzer", region=R, account=MEMBER_A).list_analyzers()["analyzers"] == []
+    assert aws("accessanalyzer", region=R2).list_analyzers()["analyzers"] == []
+    aa.delete_analyzer(analyzerName="cm-account")
+    assert error_of(aa.get_analyzer, analyzerName="cm-account") == ("ResourceNotFoundException", 404)
+
+
+# ---------------------------------------------------------------- Compute Optimizer
+
+
+def cbor_session(tmp_path):
+    """A botocore session whose Compute Optimizer model offers only RPC v2 CBOR."""
+    data = Path(botocore.__file__).parent / "data" / "compute-optimizer"
+    version = sorted(os.listdir(data))[-1]
+    model = json.loads(gzip.decompress((data / version / "service-2.json.gz").read_bytes()))
+    model["metadata"]["protocol"] = "smithy-rpc-v2-cbor"
+    model["metadata"]["protocols"] = ["smithy-rpc-v2-cbor"]
+    target = tmp_path / "compute-optimizer" / version
+    target.mkdir(parents=True)
+    (target / "service-2.json").write_text(json.dumps(model))
+    shutil.copy(data / version / "endpoint-rule-set-1.json.gz", target)
+    session = botocore.session.get_session()
+    session.get_component("data_loader").search_paths.insert(0, str(tmp_path))
+    return boto3.Session(botocore_session=session)
+
+
+@pytest.mark.parametrize("protocol", ["json", "cbor"])
+def test_compute_optimizer_enrollment(aws, protocol, tmp_path):
+    session = cbor_session(tmp_path) if protocol == "cbor" else None
+    co = aws("compute-optimizer", session=session)
+    assert co.meta.service_model.resolved_protocol == ("smithy-rpc-v2-cbor" if protocol == "cbor" else "json")
+    assert co.get_enrollment_status()["status"] == "Inactive"
+    assert co.update_enrollment_status(status="Active", includeMemberAccounts=True)["status"] == "Active"
+    got = co.get_enrollment_status()
+    assert got["status"] == "Active" and got["memberAccountsEnrolled"] is True and got["lastUpdatedTimestamp"].year >= 2024
+    assert aws("compute-optimizer", account=MEMBER_A, session=session).get_enrollment_status()["status"] == "Inactive"
+    assert error_of(co.update_enrollment_status, status="Pending")[0] == "InvalidParameterValueException"
+    co.update_enrollment_status(status="Inactive")
+    assert co.get_enrollment_status()["status"] == "Inactive"
+
+
+def test_compute_optimizer_enrolls_organization_members(aws):
+    org = aws("organizations")
+    try:
+        org.create_organization(FeatureSet="ALL")
+    except ClientError:
+        pass
+    member = org.create_account(Email="co-member@example.com", AccountName="co-member")["CreateAccountStatus"]["AccountId"]
+    assert aws("compute-optimizer", account=member).get_enrollment_status()["status"] == "Inactive"
+    aws("compute-optimizer").update_enrollment_status(status="Active", includeMemberAccounts=True)
+    assert aws("compute-optimizer", account=member).get_enrollment_status()["status"] == "Active"
+    assert aws("compute-optimizer", region=OTHER_REGION).get_enrollment_status()["numberOfMemberAccountsOptedIn"] >= 1
+
+
+def test_compute_optimizer_rust_shaped_cbor(aws, endpoint):
+    """The request as aws-sdk-computeoptimizer (Rust, RPC v2 CBOR) sends it: an indefinite-length
+    CBOR map; the answer is read with botocore's CBOR parser against the model."""
+    model = botocore.session.get_session().get_service_model("compute-optimizer")
+    parser = botocore.parsers.RpcV2CBORParser()
+
+    def call(op, body):
+        req = urllib.request.Request(f"{endpoint}/service/ComputeOptimizerService/operation/{op}", data=body, method="POST", headers={
+            "Content-Type": "application/cbor", "Accept": "application/cbor", "smithy-protocol": "rpc-v2-cbor",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20250101/eu-west-1/compute-optimizer/aws4_request, SignedHeaders=host, Signature=0"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status, headers, data = r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            status, headers, data = e.code, dict(e.headers), e.read()
+        assert headers.get("smithy-protocol") == "rpc-v2-cbor"
+        shape = model.operation_model(op).output_shape
+        return status, parser.parse({"body": data, "headers": headers, "status_code": status}, shape)
+
+    # {_ "status": "Active", "includeMemberAccounts": true } as an indefinite map, as aws-smithy-cbor encodes it
+    body = b"\xbf" + b"\x66status" + b"\x66Active" + b"\x75includeMemberAccounts" + b"\xf5" + b"\xff"
+    status, out = call("UpdateEnrollmentStatus", body)
+    assert (status, out["status"]) == (200, "Active")
+    status, out = call("GetEnrollmentStatus", b"\xbf\xff")
+    assert status == 200 and out["status"] == "Active" and out["memberAccountsEnrolled"] is True
+    assert out["lastUpdatedTimestamp"].year >= 2024  # CBOR tag 1, else botocore would not make a datetime
+    status, out = call("UpdateEnrollmentStatus", b"\xbf\x66status\x67Pending\xff")
+    assert (status, out["Error"]["Code"]) == (400, "InvalidParameterValueException")
+
+
+# ---------------------------------------------------------------- EC2
+
+
+def test_regions_hook(aws, endpoint):
+    post(endpoint + "/cm-emulator/regions", {"account_id": MEMBER_A, "regions": ["ap-northeast-1", "us-east-1"]})
+    a = aws("ec2", account=MEMBER_A)
+    regions = a.describe_regions()["Regions"]
+    assert regions == [
+        {"RegionName": "ap-northeast-1", "Endpoint": "ec2.ap-northeast-1.amazonaws.com", "OptInStatus": "opt-in-not-required"},
+        {"RegionName": "us-east-1", "Endpoint": "ec2.us-east-1.amazonaws.com", "OptInStatus": "opt-in-not-required"},
+    ]
+    filtered = a.describe_regions(Filters=[{"Name": "opt-in-status", "Values": ["opt-in-not-required", "opted-in"]}], AllRegions=True)
+    assert [r["RegionName"] for r in filtered["Regions"]] == ["ap-northeast-1", "us-east-1"]
+    assert len(aws("ec2", account=MEMBER_B).describe_regions()["Regions"]) > 10
+    post(endpoint + "/cm-emulator/regions", {"account_id": MEMBER_A, "regions": None})
+    assert len(a.describe_regions()["Regions"]) > 10
+    post(endpoint + "/cm-emulator/regions", {"account_id": MEMBER_B, "regions": ["eu-west-1"]})  # cleared by the reset test
+
+
+def test_ec2_default_vpc_and_dependencies(aws):
+    ec2 = aws("ec2", account=MEMBER_A, region=OTHER_REGION)
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]]
+    assert len(subnets) >= 3
+    igws = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])["InternetGateways"]
+    assert len(igws) == 1 and igws[0]["Attachments"][0]["VpcId"] == vpc
+    igw = igws[0]["InternetGatewayId"]
+    routes = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]["Routes"]
+    assert any(r.get("GatewayId") == igw and r["DestinationCidrBlock"] == "0.0.0.0/0" for r in routes)
+    eni = ec2.create_network_interface(SubnetId=subnets[0])["NetworkInterface"]["NetworkInterfaceId"]
+    assert [n["NetworkInterfaceId"] for n in ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NetworkInterfaces"]] == [eni]
+
+    assert error_of(ec2.delete_vpc, VpcId=vpc)[0] == "DependencyViolation"
+    assert error_of(ec2.delete_subnet, SubnetId=subnets[0])[0] == "DependencyViolation"
+    ec2.delete_network_interface(NetworkInterfaceId=eni)
+    for s in subnets:
+        ec2.delete_subnet(SubnetId=s)
+    assert error_of(ec2.delete_vpc, VpcId=vpc)[0] == "DependencyViolation"  # gateway still attached
+    assert error_of(ec2.delete_internet_gateway, InternetGatewayId=igw)[0] == "DependencyViolation"
+    ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    ec2.delete_internet_gateway(InternetGatewayId=igw)
+    ec2.delete_vpc(VpcId=vpc)
+    assert ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"] == []
+    assert ec2.describe_internet_gateways()["InternetGateways"] == []  # not re-created
+    # the other account still has its default VPC with a gateway
+    other = aws("ec2", account=MEMBER_B, region=OTHER_REGION)
+    vpc_b = other.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    assert other.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_b]}])["InternetGateways"]
+
+
+def test_ec2_delete_vpc_with_custom_security_group(aws):
+    ec2 = aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    sg = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
+    assert error_of(ec2.delete_vpc, VpcId=vpc)[0] == "DependencyViolation"
+    ec2.delete_security_group(GroupId=sg)
+    ec2.delete_vpc(VpcId=vpc)
+
+
+# ---------------------------------------------------------------- GuardDuty
+
+
+def test_guardduty_corrections(aws):
+    R = "us-west-2"
+    R2 = "us-west-1"
+    gd = aws("guardduty", region=R)
+    features = [{"Name": n, "Status": "ENABLED"} for n in ("S3_DATA_EVENTS", "EKS_AUDIT_LOGS", "EBS_MALWARE_PROTECTION", "RDS_LOGIN_EVENTS", "LAMBDA_NETWORK_LOGS")]
+    features.append({"Name": "RUNTIME_MONITORING", "Status": "ENABLED", "AdditionalConfiguration": [{"Name": "EKS_ADDON_MANAGEMENT", "Status": "ENABLED"}]})
+    det = gd.create_detector(Enable=True, Features=features, Tags={"owner": "cm"})["DetectorId"]
+    assert gd.list_detectors()["DetectorIds"] == [det]
+    assert error_of(gd.create_detector, Enable=True) == ("BadRequestException", 400)
+    got = gd.get_detector(DetectorId=det)
+    status = {f["Name"]: f["Status"] for f in got["Features"]}
+    assert status["CLOUD_TRAIL"] == status["RUNTIME_MONITORING"] == status["S3_DATA_EVENTS"] == "ENABLED"
+    assert got["DataSources"]["CloudTrail"]["Status"] == "ENABLED" and got["Status"] == "ENABLED" and got["Tags"] == {"owner": "cm"}
+
+    gd.update_detector(DetectorId=det, Features=[{"Name": "S3_DATA_EVENTS", "Status": "DISABLED"},
+                                                {"Name": "RUNTIME_MONITORING", "Status": "ENABLED", "AdditionalConfiguration": [{"Name": "EKS_ADDON_MANAGEMENT", "Status": "DISABLED"}]}])
+    got = gd.get_detector(DetectorId=det)
+    status = {f["Name"]: f["Status"] for f in got["Features"]}
+    assert status["S3_DATA_EVENTS"] == "DISABLED" and status["EKS_AUDIT_LOGS"] == "ENABLED" and status["LAMBDA_NETWORK_LOGS"] == "ENABLED"
+    rm = next(f for f in got["Features"] if f["Name"] == "RUNTIME_MONITORING")
+    assert rm["AdditionalConfiguration"] == [{"Name": "EKS_ADDON_MANAGEMENT", "Status": "DISABLED"}]
+    assert got["DataSources"]["S3Logs"]["Status"] == "DISABLED"
+
+    arn = f"arn:aws:guardduty:{R}:123456789012:detector/{det}"
+    gd.tag_resource(ResourceArn=arn, Tags={"a": "1"})
+    gd.untag_resource(ResourceArn=arn, TagKeys=["owner"])
+    assert gd.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"a": "1"}
+    assert gd.get_detector(DetectorId=det)["Tags"] == {"a": "1"}
+    assert error_of(gd.list_tags_for_resource, ResourceArn=arn.replace(det, "0" * 32))[0] == "BadRequestException"
+    assert aws("guardduty", region=R2).list_detectors()["DetectorIds"] == []
+    member = aws("guardduty", region=R, account=MEMBER_A)
+    assert member.list_detectors()["DetectorIds"] == []
+    member.create_detector(Enable=True)
+
+
+# ---------------------------------------------------------------- Step Functions
+
+
+def test_stepfunctions_create_conflict(aws):
+    sf = aws("stepfunctions")
+    definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    role = "arn:aws:iam::123456789012:role/sfn"
+    arn = sf.create_state_machine(name="cm-sm", definition=definition, roleArn=role, tags=[{"key": "owner", "value": "cm"}])["stateMachineArn"]
+    assert sf.create_state_machine(name="cm-sm", definition=definition, roleArn=role + "2")["stateMachineArn"] == arn
+    assert error_of(sf.create_state_machine, name="cm-sm", definition=definition.replace('"P"', '"Q"'), roleArn=role)[0] == "StateMachineAlreadyExists"
+    sf.update_state_machine(stateMachineArn=arn, definition=definition.replace('"P"', '"Q"'), roleArn=role)
+    described = sf.describe_state_machine(stateMachineArn=arn)
+    assert '"Q"' in described["definition"] and described["roleArn"] == role
+    sf.tag_resource(resourceArn=arn, tags=[{"key": "a", "value": "1"}])
+    assert {t["key"] for t in sf.list_tags_for_resource(resourceArn=arn)["tags"]} == {"owner", "a"}
+    assert [m["name"] for m in sf.list_state_machines()["stateMachines"]] == ["cm-sm"]
+
+
+# ---------------------------------------------------------------- moto as is (checked shapes)
+
+
+def test_config_and_eventbridge_answer_as_aws(aws):
+    cfg = aws("config", account=MEMBER_A)
+    cfg.put_configuration_recorder(ConfigurationRecorder={
+        "name": "default", "roleARN": f"arn:aws:iam::{MEMBER_A}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig",
+        "recordingGroup": {"allSupported": False, "includeGlobalResourceTypes": False, "resourceTypes": ["AWS::S3::Bucket"],
+                           "recordingStrategy": {"useOnly": "INCLUSION_BY_RESOURCE_TYPES"}}})
+    cfg.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": "logs", "s3KmsKeyArn": f"arn:aws:kms:{REGION}:{MEMBER_A}:key/k"})
+    cfg.start_configuration_recorder(ConfigurationRecorderName="default")
+    rec = cfg.describe_configuration_recorders()["ConfigurationRecorders"][0]
+    assert rec["recordingGroup"]["resourceTypes"] == ["AWS::S3::Bucket"]
+    assert cfg.describe_configuration_recorder_status()["ConfigurationRecordersStatus"][0]["recording"] is True
+    cfg.stop_configuration_recorder(ConfigurationRecorderName="default")
+    assert cfg.describe_delivery_channels()["DeliveryChannels"][0]["s3KmsKeyArn"].endswith(":key/k")
+
+    ev = aws("events", account=MEMBER_A)
+    bus = ev.create_event_bus(Name="cm-bus", Tags=[{"Key": "owner", "Value": "cm"}])["EventBusArn"]
+    assert ev.describe_event_bus(Name="cm-bus")["Arn"] == bus
+    rule = ev.put_rule(Name="fwd", EventBusName="cm-bus", EventPattern='{"source":["aws.guardduty"]}', State="ENABLED", Tags=[{"Key": "owner", "Value": "cm"}])["RuleArn"]
+    assert rule == f"arn:aws:events:{REGION}:{MEMBER_A}:rule/cm-bus/fwd"
+    ev.put_targets(Rule="fwd", EventBusName="cm-bus", Targets=[{"Id": "central", "Arn": f"arn:aws:events:{OTHER_REGION}:123456789012:event-bus/central", "RoleArn": f"arn:aws:iam::{MEMBER_A}:role/fwd"}])
+    assert ev.list_targets_by_rule(Rule="fwd", EventBusName="cm-bus")["Targets"][0]["RoleArn"].endswith(":role/fwd")
+    ev.tag_resource(ResourceARN=rule, Tags=[{"Key": "a", "Value": "1"}])
+    assert {t["Key"] for t in ev.list_tags_for_resource(ResourceARN=rule)["Tags"]} == {"owner", "a"}
+    ev.remove_targets(Rule="fwd", EventBusName="cm-bus", Ids=["central"])
+    assert ev.describe_rule(Name="fwd", EventBusName="cm-bus")["State"] == "ENABLED"
+
+
+# ---------------------------------------------------------------- reset
+
+
+def test_reset_clears_extension_state(aws, endpoint):
+    R = "ap-east-1"
+    aws("securityhub", region=R).enable_security_hub()
+    aws("detective", region=R).create_graph()
+    aws("accessanalyzer", region=R).create_analyzer(analyzerName="x", type="ACCOUNT")
+    aws("compute-optimizer", region=R, account=MEMBER_B).update_enrollment_status(status="Active")
+    reset(endpoint)
+    assert error_of(aws("securityhub", region=R).describe_hub)[0] == "InvalidAccessException"
+    assert aws("detective", region=R).list_graphs()["GraphList"] == []
+    assert aws("accessanalyzer", region=R).list_analyzers()["analyzers"] == []
+    assert aws("compute-optimizer", region=R, account=MEMBER_B).get_enrollment_status()["status"] == "Inactive"
+    assert len(aws("ec2", account=MEMBER_B).describe_regions()["Regions"]) > 10
