@@ -8,9 +8,9 @@ use crate::desired::Quotas;
 use crate::observe::call_region;
 use crate::plan::{AccountPlan, Action};
 use crate::resources::Cx;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeOutcome {
     Done,
@@ -18,7 +18,7 @@ pub enum ChangeOutcome {
     NotAttempted,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppliedChange {
     pub feature: String,
     pub region: String,

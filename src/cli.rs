@@ -45,6 +45,56 @@ pub enum Command {
     Plan(RunArgs),
     /// Make the changes, then plan again to check each account converged.
     Apply(RunArgs),
+    /// The long-running service: weekly maintenance and announcements, journal, /metrics.
+    Daemon(DaemonArgs),
+    /// Runs recorded in the daemon's journal.
+    Runs(RunsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "127.0.0.1:9464", env = "CM_LISTEN")]
+    pub listen: std::net::SocketAddr,
+    /// Where the journal, reports and announcements are kept.
+    #[arg(long, default_value = "./state", env = "CM_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// Also start a maintenance run now.
+    #[arg(long)]
+    pub run_now: bool,
+    /// Seconds in-flight accounts may take to finish after SIGTERM.
+    #[arg(long, default_value_t = 300)]
+    pub stop_deadline: u64,
+    #[arg(long, default_value_t = 8)]
+    pub parallel_accounts: usize,
+    #[arg(long, default_value_t = 32)]
+    pub max_calls: usize,
+    #[arg(long, default_value_t = 4)]
+    pub account_calls: usize,
+    #[arg(long, default_value_t = 8)]
+    pub max_attempts: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    #[arg(long, default_value = "./state", env = "CM_STATE_DIR")]
+    pub state_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<RunsCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// List runs, newest first (the default).
+    List,
+    /// A run's report.
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Let a run stopped by the blast-radius brake go ahead (the daemon picks it up).
+    Approve { id: i64 },
 }
 
 #[derive(Args, Debug)]
@@ -137,6 +187,23 @@ pub async fn main(cli: Cli) -> i32 {
         }
         Command::Plan(args) => reconcile(&cli.desired_state, args, false).await,
         Command::Apply(args) => reconcile(&cli.desired_state, args, true).await,
+        Command::Daemon(args) => {
+            let opts = crate::daemon::DaemonOptions {
+                desired_dir: cli.desired_state.clone(),
+                state_dir: args.state_dir,
+                listen: args.listen,
+                run_now: args.run_now,
+                limits: CallLimits {
+                    fleet_concurrency: args.max_calls,
+                    account_concurrency: args.account_calls,
+                    max_attempts: args.max_attempts,
+                },
+                parallel_accounts: args.parallel_accounts,
+                stop_deadline: std::time::Duration::from_secs(args.stop_deadline),
+            };
+            crate::daemon::main(opts).await
+        }
+        Command::Runs(args) => runs(args),
     }
 }
 
@@ -235,5 +302,104 @@ fn render_accounts(d: &DesiredState, inv: &Inventory, format: Format) -> String 
             }
             out
         }
+    }
+}
+
+fn runs(args: RunsArgs) -> i32 {
+    use crate::daemon::journal::{run_status, Journal};
+    let path = args.state_dir.join("journal.sqlite");
+    if !path.exists() {
+        eprintln!("error: no journal at {} (see --state-dir)", path.display());
+        return EXIT_ERROR;
+    }
+    let j = match Journal::open(&path) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: cannot open {}: {e}", path.display());
+            return EXIT_ERROR;
+        }
+    };
+    match args.command.unwrap_or(RunsCommand::List) {
+        RunsCommand::List => {
+            println!("{:>5}  {:<12} {:<9} {:<21} {:<21} DETAIL", "ID", "KIND", "STATUS", "STARTED", "FINISHED");
+            for r in j.runs(50).unwrap_or_default() {
+                let accounts = j.accounts(r.id).unwrap_or_default();
+                let done = accounts.iter().filter(|a| a.status == "done").count();
+                println!(
+                    "{:>5}  {:<12} {:<9} {:<21} {:<21} {done}/{} accounts done{}",
+                    r.id,
+                    r.kind,
+                    r.status,
+                    r.started_at,
+                    r.finished_at.as_deref().unwrap_or("-"),
+                    accounts.len(),
+                    r.detail.map(|d| format!("; {d}")).unwrap_or_default()
+                );
+            }
+            EXIT_OK
+        }
+        RunsCommand::Show { id, format } => {
+            let Ok(Some(run)) = j.run(id) else {
+                eprintln!("error: no run {id}");
+                return EXIT_ERROR;
+            };
+            let rows = j.accounts(id).unwrap_or_default();
+            let accounts: Vec<crate::report::AccountReport> = rows
+                .iter()
+                .filter_map(|r| r.report.as_deref())
+                .filter_map(|t| serde_json::from_str::<crate::report::AccountReport>(t).ok())
+                .collect();
+            if format == Format::Json {
+                let v = serde_json::json!({ "run": run, "accounts": rows.iter().map(|r| serde_json::json!({
+                    "account_id": r.account_id, "status": r.status, "attempts": r.attempts, "done_count": r.done_count,
+                    "changes": r.changes, "api_calls": r.api_calls, "error": r.error,
+                    "report": r.report.as_deref().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()),
+                })).collect::<Vec<_>>() });
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return EXIT_OK;
+            }
+            println!(
+                "run {} ({}) {}: started {}, finished {}{}",
+                run.id,
+                run.kind,
+                run.status,
+                run.started_at,
+                run.finished_at.as_deref().unwrap_or("-"),
+                run.detail.map(|d| format!("; {d}")).unwrap_or_default()
+            );
+            for r in rows.iter().filter(|r| r.report.is_none()) {
+                println!("  {} {} (not done)", r.account_id, r.status);
+            }
+            let report = crate::report::FleetReport {
+                format_version: crate::report::FORMAT_VERSION,
+                command: format!("run {}", run.id),
+                mode: crate::plan::Mode::Maintenance,
+                accounts,
+                inventory: Default::default(),
+                api_calls: Default::default(),
+            };
+            print!("{}", report.render(format, false));
+            EXIT_OK
+        }
+        RunsCommand::Approve { id } => match j.run(id) {
+            Ok(Some(r)) if r.status == run_status::BRAKED => match j.set_run_status(id, run_status::APPROVED, None) {
+                Ok(()) => {
+                    println!("run {id} approved: the daemon goes ahead with it within seconds");
+                    EXIT_OK
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    EXIT_ERROR
+                }
+            },
+            Ok(Some(r)) => {
+                eprintln!("error: run {id} is {}, not braked", r.status);
+                EXIT_ERROR
+            }
+            _ => {
+                eprintln!("error: no run {id}");
+                EXIT_ERROR
+            }
+        },
     }
 }

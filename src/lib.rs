@@ -18,6 +18,7 @@
 pub mod apply;
 pub mod aws;
 pub mod cli;
+pub mod daemon;
 pub mod desired;
 pub mod inventory;
 pub mod observe;

@@ -36,7 +36,7 @@ async fn plan_account(
     Ok(plan(baseline, &observed, mode))
 }
 
-async fn run_account(
+pub async fn run_account(
     fleet: &Fleet,
     desired: &DesiredState,
     inv: &Inventory,

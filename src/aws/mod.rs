@@ -55,12 +55,17 @@ impl Fleet {
     /// Loads the default credential chain and the standard AWS environment variables
     /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_REGION`, ...).
     pub async fn from_env(home_region: &str, limits: CallLimits) -> Self {
+        Self::with_stats(home_region, limits, Arc::new(CallStats::default())).await
+    }
+
+    /// Like [`from_env`](Self::from_env), counting into `stats` (the daemon keeps one set
+    /// of counts across runs).
+    pub async fn with_stats(home_region: &str, limits: CallLimits, stats: Arc<CallStats>) -> Self {
         let base = aws_config::defaults(BehaviorVersion::latest())
             .region(SdkRegion::new(home_region.to_string()))
             .retry_config(RetryConfig::standard().with_max_attempts(limits.max_attempts))
             .load()
             .await;
-        let stats = Arc::new(CallStats::default());
         let fleet_sem = Arc::new(Semaphore::new(limits.fleet_concurrency.max(1)));
         let management = Arc::new(AccountSession::new(
             "management".into(),

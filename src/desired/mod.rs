@@ -56,6 +56,82 @@ pub struct Settings {
     /// Extra `{placeholders}` operators may use in resources and policy files.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// The daemon's schedule and brake.
+    #[serde(default)]
+    pub daemon: DaemonSettings,
+}
+
+/// When the daemon runs, and when it stops itself.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSettings {
+    /// Time zone of the schedules (IANA name).
+    #[serde(default = "default_zone")]
+    pub timezone: crate::daemon::schedule::Zone,
+    /// The weekly maintenance (cron with seconds): Saturday 02:00 by default (R4).
+    #[serde(default = "default_maintenance")]
+    pub maintenance: crate::daemon::schedule::CronExpr,
+    /// The announcement of what the next maintenance would change (R5): by default every
+    /// Saturday at 12:00, a week before the maintenance it announces.
+    #[serde(default = "default_announce")]
+    pub announce: crate::daemon::schedule::CronExpr,
+    #[serde(default)]
+    pub brake: Brake,
+}
+
+/// The blast-radius brake: a maintenance run that would change more than this share of
+/// accounts, or delete anything, stops before its first change until approved.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Brake {
+    #[serde(default = "default_share")]
+    pub max_changed_share: f64,
+    #[serde(default)]
+    pub allow_deletes: bool,
+}
+
+impl Default for Brake {
+    fn default() -> Self {
+        Self { max_changed_share: default_share(), allow_deletes: false }
+    }
+}
+
+fn default_share() -> f64 {
+    0.2
+}
+
+fn default_zone() -> crate::daemon::schedule::Zone {
+    crate::daemon::schedule::Zone(chrono_tz::Asia::Tokyo)
+}
+
+fn default_cron(expr: &str) -> crate::daemon::schedule::CronExpr {
+    // The defaults are constants of this file, checked by a test.
+    crate::daemon::schedule::CronExpr::parse(expr).unwrap_or_else(|e| panic!("built-in schedule: {e}"))
+}
+
+fn default_maintenance() -> crate::daemon::schedule::CronExpr {
+    default_cron("0 0 2 * * Sat")
+}
+
+fn default_announce() -> crate::daemon::schedule::CronExpr {
+    default_cron("0 0 12 * * Sat")
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        Self {
+            timezone: default_zone(),
+            maintenance: default_maintenance(),
+            announce: default_announce(),
+            brake: Brake::default(),
+        }
+    }
+}
+
+impl DaemonSettings {
+    pub fn maintenance_schedule(&self) -> crate::daemon::schedule::Schedule {
+        crate::daemon::schedule::Schedule { cron: self.maintenance.clone(), zone: self.timezone }
+    }
 }
 
 fn default_session_name() -> String {

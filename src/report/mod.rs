@@ -8,7 +8,7 @@ use crate::apply::AppliedChange;
 use crate::aws::counter::{CallCount, CallKey};
 use crate::inventory::Inventory;
 use crate::plan::{AccountPlan, Action, Mode, Skip};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the JSON report; bumped when a field changes meaning or disappears.
@@ -22,7 +22,7 @@ pub enum Format {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountStatus {
     /// Plan: already in line with the baseline.
@@ -37,7 +37,7 @@ pub enum AccountStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChangeView {
     pub feature: String,
     pub region: String,
@@ -47,7 +47,7 @@ pub struct ChangeView {
     pub diff: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ApiCalls {
     pub total: u64,
     /// Calls that failed (after retries), "not found" answers excluded.
@@ -80,7 +80,7 @@ impl ApiCalls {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccountReport {
     pub account_id: String,
     pub name: Option<String>,
@@ -156,4 +156,43 @@ fn plural(n: usize, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
+}
+
+/// Summary tables for announcements: changes by feature (and action), and by account.
+pub fn summary_markdown(r: &FleetReport) -> String {
+    use std::fmt::Write;
+    let mut by_feature: BTreeMap<(String, String), (usize, std::collections::BTreeSet<String>)> = BTreeMap::new();
+    for a in &r.accounts {
+        for c in &a.changes {
+            let action =
+                serde_json::to_value(c.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let e = by_feature.entry((c.feature.clone(), action)).or_default();
+            e.0 += 1;
+            e.1.insert(a.account_id.clone());
+        }
+    }
+    let mut out =
+        String::from("## Summary by feature\n\n| feature | action | changes | accounts |\n|---|---|---:|---:|\n");
+    for ((f, action), (n, accts)) in &by_feature {
+        let title = crate::desired::names::FeatureId::parse(f).map(|id| id.title()).unwrap_or("");
+        let _ = writeln!(out, "| {f} {title} | {action} | {n} | {} |", accts.len());
+    }
+    if by_feature.is_empty() {
+        out.push_str("| (none) | | 0 | 0 |\n");
+    }
+    out.push_str("\n## Summary by account\n\n| account | name | tier | changes | skips | status |\n|---|---|---|---:|---:|---|\n");
+    for a in &r.accounts {
+        let status =
+            serde_json::to_value(a.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {status} |",
+            a.account_id,
+            a.name.as_deref().unwrap_or("").replace('|', "\\|"),
+            a.tier,
+            a.changes.len(),
+            a.skips.len()
+        );
+    }
+    out
 }

@@ -255,3 +255,80 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A free port on 127.0.0.1, for the daemon's endpoint.
+pub fn port() -> u16 {
+    free_port()
+}
+
+impl Fleet {
+    /// Starts `cm-baseline daemon` against this fleet (stdout/stderr to `<state>/daemon.log`).
+    pub fn daemon(&self, state: &Path, listen_port: u16, args: &[&str]) -> Child {
+        std::fs::create_dir_all(state).expect("state dir");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(state.join("daemon.log")).expect("log");
+        Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
+            .arg("--desired-state")
+            .arg(self.desired())
+            .args(["--log-format", "json", "daemon", "--listen", &format!("127.0.0.1:{listen_port}")])
+            .arg("--state-dir")
+            .arg(state)
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &self.emu.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", HOME)
+            .env("CM_LOG", "info")
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start daemon")
+    }
+
+    /// Replaces `from` by `to` in settings.yaml.
+    pub fn edit_settings(&self, from: &str, to: &str) {
+        let path = self.desired().join("settings.yaml");
+        let text = std::fs::read_to_string(&path).expect("settings");
+        assert!(text.contains(from), "settings.yaml has no {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("write settings");
+    }
+}
+
+/// `GET path` on 127.0.0.1:`port`: (status, body), or `None` if nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// Polls `cond` every 200 ms until it holds, or panics after `secs` seconds with `what`.
+pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Sends SIGTERM to `child` and waits for its exit code.
+pub fn terminate(child: &mut Child) -> Option<i32> {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,458 @@
+//! `cm-baseline daemon`: the long-running service.
+//!
+//! - Two weekly jobs, armed by tokio-cron-scheduler at instants computed by [`schedule`]:
+//!   the **maintenance** (default Saturday 02:00 Asia/Tokyo) and the **announcement** (R5: a
+//!   fleet-wide dry run of what the next maintenance would change, written as Markdown and
+//!   JSON).
+//! - Desired state is re-read and validated at the start of every run; an invalid edit
+//!   makes that run refuse to start (journal, log, metric) and the daemon keeps running.
+//! - A maintenance run plans the whole fleet first: if it would change more than the
+//!   configured share of accounts, or delete anything, the **brake** stops it before the
+//!   first change, until an operator approves that run (`cm-baseline runs approve ID`).
+//! - Accounts are worked through with bounded concurrency, each recorded in the
+//!   [`journal`] as it finishes; a restarted daemon resumes an unfinished run.
+//! - SIGTERM/SIGINT: no new accounts are started, in-flight ones may finish until the stop
+//!   deadline, the rest stay pending (not done) for the next start; exit 0.
+
+pub mod http;
+pub mod journal;
+pub mod metrics;
+pub mod schedule;
+
+use crate::aws::{CallLimits, CallStats, Fleet};
+use crate::desired::{self, DesiredState};
+use crate::inventory::{self, Inventory};
+use crate::plan::{Action, Mode};
+use crate::report::{AccountReport, AccountStatus, FleetReport, Format};
+use crate::run::{run, run_account, RunOptions};
+use futures::stream::{self, StreamExt};
+use journal::{run_status, Journal};
+use metrics::Metrics;
+use schedule::Schedule;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub desired_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Start a maintenance run at once, besides the schedule.
+    pub run_now: bool,
+    pub limits: CallLimits,
+    pub parallel_accounts: usize,
+    /// How long in-flight accounts may take to finish after SIGTERM.
+    pub stop_deadline: Duration,
+}
+
+const MAINTENANCE: &str = "maintenance";
+const ANNOUNCE: &str = "announce";
+
+struct Daemon {
+    opts: DaemonOptions,
+    journal: Journal,
+    metrics: Arc<Metrics>,
+    stats: Arc<CallStats>,
+    stopping: watch::Receiver<bool>,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Returns the exit code.
+pub async fn main(opts: DaemonOptions) -> i32 {
+    if let Err(e) = std::fs::create_dir_all(&opts.state_dir) {
+        eprintln!("error: cannot create state directory {}: {e}", opts.state_dir.display());
+        return 1;
+    }
+    let journal = match Journal::open(&opts.state_dir.join("journal.sqlite")) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: cannot open the journal in {}: {e}", opts.state_dir.display());
+            return 1;
+        }
+    };
+    let stats = Arc::new(CallStats::default());
+    let metrics = Arc::new(Metrics::new(stats.clone()));
+    let (stop_tx, stopping) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stop requested: no new accounts; in-flight accounts may finish");
+        let _ = stop_tx.send(true);
+    });
+
+    let listener = match tokio::net::TcpListener::bind(opts.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", opts.listen);
+            return 1;
+        }
+    };
+    let mut http_stop = stopping.clone();
+    let app = http::router(metrics.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    tracing::info!(listen = %opts.listen, state_dir = %opts.state_dir.display(), "daemon started");
+
+    let d = Arc::new(Daemon { opts, journal, metrics, stats, stopping });
+    let code = d.clone().serve().await;
+    let _ = server.await;
+    code
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+impl Daemon {
+    fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Loads desired state, recording validity for `/readyz` and the metrics.
+    fn load(&self) -> Result<DesiredState, String> {
+        let r = desired::load(&self.opts.desired_dir).map_err(|e| e.to_string());
+        self.metrics.desired_state_valid.store(r.is_ok(), Ordering::Relaxed);
+        r
+    }
+
+    async fn serve(self: Arc<Self>) -> i32 {
+        // Resume what a previous process left unfinished, then the manual run if asked.
+        match self.journal.unfinished_run() {
+            Ok(Some(r)) => {
+                tracing::info!(run = r.id, status = %r.status, "resuming unfinished run");
+                self.maintenance(Some(r.id)).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read the journal"),
+        }
+        if self.opts.run_now && !self.stopping() {
+            self.maintenance(None).await;
+        }
+
+        let scheduler = match JobScheduler::new().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the scheduler");
+                return 1;
+            }
+        };
+        if let Err(e) = scheduler.start().await {
+            tracing::error!(error = %e, "cannot start the scheduler");
+            return 1;
+        }
+        let (fire_tx, mut fire) = mpsc::channel::<&'static str>(4);
+        for job in [MAINTENANCE, ANNOUNCE] {
+            self.arm(&scheduler, job, &fire_tx).await;
+        }
+        let mut stopping = self.stopping.clone();
+        let mut approvals = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = stopping.wait_for(|s| *s) => break,
+                Some(job) = fire.recv() => {
+                    match job {
+                        MAINTENANCE => self.maintenance(None).await,
+                        _ => self.announce().await,
+                    }
+                    self.arm(&scheduler, job, &fire_tx).await;
+                }
+                _ = approvals.tick() => {
+                    // A braked run an operator approved meanwhile goes ahead now.
+                    if let Ok(Some(r)) = self.journal.unfinished_run() {
+                        if r.status == run_status::APPROVED {
+                            self.maintenance(Some(r.id)).await;
+                        }
+                    }
+                }
+            }
+        }
+        let mut scheduler = scheduler;
+        let _ = scheduler.shutdown().await;
+        tracing::info!("daemon stopped");
+        0
+    }
+
+    /// Arms a one-shot job for the next run of `job`, from the schedule in desired state
+    /// (the last valid one is used while desired state is invalid: defaults at worst).
+    async fn arm(&self, scheduler: &JobScheduler, job: &'static str, fire: &mpsc::Sender<&'static str>) {
+        let settings = self.load().map(|d| d.settings.daemon).unwrap_or_default();
+        let schedule = Schedule {
+            cron: if job == MAINTENANCE { settings.maintenance } else { settings.announce },
+            zone: settings.timezone,
+        };
+        let now = chrono::Utc::now();
+        let Some(next) = schedule.next_after(now) else {
+            tracing::error!(job, cron = schedule.cron.as_str(), "schedule has no next run");
+            return;
+        };
+        self.metrics.set_next_run(job, next.timestamp());
+        let wait = (next - now).to_std().unwrap_or_default();
+        let tx = fire.clone();
+        let one_shot = Job::new_one_shot_async(wait, move |_id, _sched| {
+            let tx = tx.clone();
+            Box::pin(async move {
+                let _ = tx.send(job).await;
+            })
+        });
+        match one_shot {
+            Ok(j) => match scheduler.add(j).await {
+                Ok(_) => tracing::info!(job, next = %next, "next run scheduled"),
+                Err(e) => tracing::error!(job, error = %e, "cannot schedule"),
+            },
+            Err(e) => tracing::error!(job, error = %e, "cannot schedule"),
+        }
+    }
+
+    async fn fleet(&self, d: &DesiredState) -> Result<(Fleet, Inventory), String> {
+        let fleet =
+            Fleet::with_stats(d.settings.home_region.as_str(), self.opts.limits.clone(), self.stats.clone()).await;
+        let inv = inventory::inventory(&fleet, d).await;
+        self.metrics.aws_ok.store(inv.is_ok(), Ordering::Relaxed);
+        inv.map(|i| (fleet, i)).map_err(|e| format!("cannot list the Organization's accounts: {e}"))
+    }
+
+    fn options(&self, accounts: Vec<crate::desired::names::AccountId>, apply: bool) -> RunOptions {
+        RunOptions { mode: Mode::Maintenance, apply, accounts, parallel_accounts: self.opts.parallel_accounts }
+    }
+
+    fn write_report(&self, name: &str, report: &FleetReport) {
+        let dir = self.opts.state_dir.join("reports");
+        let _ = std::fs::create_dir_all(&dir);
+        for (fmt, ext) in [(Format::Markdown, "md"), (Format::Json, "json")] {
+            let path = dir.join(format!("{name}.{ext}"));
+            if let Err(e) = std::fs::write(&path, report.render(fmt, false)) {
+                tracing::error!(path = %path.display(), error = %e, "cannot write report");
+            }
+        }
+    }
+
+    /// One maintenance run: a new one, or `resume` of an unfinished one.
+    async fn maintenance(&self, resume: Option<i64>) {
+        let started = Instant::now();
+        let d = match self.load() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "desired state is invalid: maintenance refused, nothing changed");
+                let _ = self.journal.refuse_run(MAINTENANCE, &e);
+                self.metrics.run_finished(MAINTENANCE, run_status::REFUSED, started.elapsed().as_secs_f64());
+                return;
+            }
+        };
+        let (fleet, inv) = match self.fleet(&d).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "maintenance refused");
+                let _ = self.journal.refuse_run(MAINTENANCE, &e);
+                self.metrics.run_finished(MAINTENANCE, run_status::REFUSED, started.elapsed().as_secs_f64());
+                return;
+            }
+        };
+        let enrolled: Vec<String> = inv.enrolled.iter().map(|a| a.account_id.to_string()).collect();
+        let (run_id, status) = match resume.and_then(|id| self.journal.run(id).ok().flatten()) {
+            Some(r) => (r.id, r.status),
+            None => match self.journal.start_run(MAINTENANCE, run_status::PLANNING, &enrolled) {
+                Ok(id) => (id, run_status::PLANNING.to_string()),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot write the journal: maintenance not started");
+                    return;
+                }
+            },
+        };
+        let rows = self.journal.accounts(run_id).unwrap_or_default();
+        let todo: Vec<crate::desired::names::AccountId> = rows
+            .iter()
+            .filter(|r| r.status != journal::DONE && r.status != journal::FAILED)
+            .filter_map(|r| crate::desired::names::AccountId::parse(&r.account_id).ok())
+            .collect();
+
+        if status == run_status::PLANNING {
+            if let Some(why) = self.brake(&d, &fleet, &inv, &todo, run_id).await {
+                tracing::error!(run = run_id, reason = %why, "blast-radius brake: run stopped before any change; approve with `cm-baseline runs approve {run_id}`");
+                let _ = self.journal.set_run_status(run_id, run_status::BRAKED, Some(&why));
+                self.metrics.brake_stops.fetch_add(1, Ordering::Relaxed);
+                self.metrics.run_finished(MAINTENANCE, run_status::BRAKED, started.elapsed().as_secs_f64());
+                return;
+            }
+        }
+        let _ = self.journal.set_run_status(run_id, run_status::RUNNING, None);
+
+        let files: Vec<_> = inv.enrolled.iter().filter(|a| todo.contains(&a.account_id)).cloned().collect();
+        let opts = self.options(vec![], true);
+        let work = stream::iter(files)
+            .map(|account| {
+                let opts = &opts;
+                let (d, fleet, inv) = (&d, &fleet, &inv);
+                async move {
+                    if self.stopping() {
+                        return;
+                    }
+                    let id = account.account_id.to_string();
+                    let _ = self.journal.account_started(run_id, &id);
+                    let report = run_account(fleet, d, inv, &account, opts).await;
+                    self.record(run_id, &report);
+                }
+            })
+            .buffer_unordered(self.opts.parallel_accounts.max(1))
+            .collect::<Vec<()>>();
+        let mut stopping = self.stopping.clone();
+        let deadline = self.opts.stop_deadline;
+        tokio::pin!(work);
+        let finished = tokio::select! {
+            _ = &mut work => true,
+            _ = async {
+                let _ = stopping.wait_for(|s| *s).await;
+                tokio::time::sleep(deadline).await;
+            } => false,
+        };
+        if !finished {
+            tracing::warn!(run = run_id, "stop deadline passed: accounts still in flight are left not done");
+        }
+        let left = self
+            .journal
+            .accounts(run_id)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.status != journal::DONE && r.status != journal::FAILED)
+            .count();
+        let status = if left == 0 { run_status::DONE } else { run_status::STOPPED };
+        let detail = (left > 0).then(|| format!("{left} account(s) not done; resumed at the next start"));
+        let _ = self.journal.finish_run(run_id, status, detail.as_deref());
+        self.metrics.run_finished(MAINTENANCE, status, started.elapsed().as_secs_f64());
+        tracing::info!(run = run_id, status, left, "maintenance finished");
+    }
+
+    fn record(&self, run_id: i64, report: &AccountReport) {
+        let done = matches!(report.status, AccountStatus::Converged | AccountStatus::NoChanges);
+        let outcome = if done { journal::DONE } else { journal::FAILED };
+        let applied: Vec<_> =
+            report.applied.iter().flatten().filter(|a| a.outcome == crate::apply::ChangeOutcome::Done).collect();
+        for a in &applied {
+            let action =
+                serde_json::to_value(a.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            self.metrics.change_applied(&a.feature, &action);
+        }
+        self.metrics.account_finished(outcome);
+        let json = serde_json::to_string(report).unwrap_or_default();
+        if let Err(e) = self.journal.account_finished(
+            run_id,
+            &report.account_id,
+            outcome,
+            applied.len(),
+            report.api_calls.total,
+            report.error.as_deref(),
+            &json,
+        ) {
+            tracing::error!(run = run_id, account = %report.account_id, error = %e, "cannot write the journal");
+        }
+    }
+
+    /// The blast-radius brake: plans `accounts` and says why the run must not go ahead, if
+    /// it must not. The dry-run report is kept in the state directory either way.
+    async fn brake(
+        &self,
+        d: &DesiredState,
+        fleet: &Fleet,
+        inv: &Inventory,
+        accounts: &[crate::desired::names::AccountId],
+        run_id: i64,
+    ) -> Option<String> {
+        if accounts.is_empty() {
+            return None;
+        }
+        let report = run(fleet, d, inv, &self.options(accounts.to_vec(), false)).await;
+        self.write_report(&format!("run-{run_id}-plan"), &report);
+        let b = &d.settings.daemon.brake;
+        let changed = report.accounts.iter().filter(|a| !a.changes.is_empty()).count();
+        let share = changed as f64 / report.accounts.len().max(1) as f64;
+        let deletes = report.accounts.iter().flat_map(|a| &a.changes).filter(|c| c.action == Action::Delete).count();
+        if deletes > 0 && !b.allow_deletes {
+            return Some(format!("the plan deletes {deletes} resource(s)"));
+        }
+        if share > b.max_changed_share {
+            return Some(format!(
+                "the plan changes {changed} of {} accounts ({:.0} %), more than the {:.0} % allowed",
+                report.accounts.len(),
+                share * 100.0,
+                b.max_changed_share * 100.0
+            ));
+        }
+        None
+    }
+
+    /// R5: a fleet-wide dry run of what the next maintenance would change.
+    async fn announce(&self) {
+        let started = Instant::now();
+        let d = match self.load() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "desired state is invalid: announcement not written");
+                self.metrics.run_finished(ANNOUNCE, run_status::REFUSED, started.elapsed().as_secs_f64());
+                return;
+            }
+        };
+        let (fleet, inv) = match self.fleet(&d).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "announcement not written");
+                self.metrics.run_finished(ANNOUNCE, run_status::REFUSED, started.elapsed().as_secs_f64());
+                return;
+            }
+        };
+        let report = run(&fleet, &d, &inv, &self.options(vec![], false)).await;
+        let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
+        let name = match next {
+            Some(n) => format!("announce-{}", n.with_timezone(&d.settings.daemon.timezone.0).format("%Y-%m-%d")),
+            None => "announce".to_string(),
+        };
+        write_announcement(&self.opts.state_dir.join("announcements"), &name, &report, next);
+        self.metrics.run_finished(ANNOUNCE, run_status::DONE, started.elapsed().as_secs_f64());
+    }
+}
+
+/// Writes `<name>.md` (summary by feature and by account, then the full dry run) and
+/// `<name>.json` (the JSON report) into `dir`.
+pub fn write_announcement(dir: &Path, name: &str, report: &FleetReport, next: Option<chrono::DateTime<chrono::Utc>>) {
+    let _ = std::fs::create_dir_all(dir);
+    let mut md = String::new();
+    md.push_str("# Announcement: changes at the next maintenance\n\n");
+    if let Some(n) = next {
+        md.push_str(&format!("Next maintenance: {} (UTC)\n\n", n.format("%Y-%m-%d %H:%M")));
+    }
+    md.push_str(&crate::report::summary_markdown(report));
+    md.push('\n');
+    md.push_str(&report.render(Format::Markdown, false));
+    for (ext, text) in [("md", md), ("json", report.render(Format::Json, false))] {
+        let path = dir.join(format!("{name}.{ext}"));
+        if let Err(e) = std::fs::write(&path, text) {
+            tracing::error!(path = %path.display(), error = %e, "cannot write announcement");
+        } else {
+            tracing::info!(path = %path.display(), "announcement written");
+        }
+    }
+}
