@@ -113,9 +113,14 @@ pub struct RunArgs {
     pub initial: bool,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
-    /// Also write the report to this file.
+    /// Also write the report to this file. A JSON plan written this way can be applied as
+    /// approved with `apply --plan FILE`.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// apply: carry out exactly this saved JSON plan (`plan --format json --out FILE`);
+    /// an account whose fresh plan no longer matches it is refused, and nothing is changed there.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
     /// Exit 0 when nothing changes, 2 when something would, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -223,14 +228,55 @@ async fn reconcile(dir: &std::path::Path, args: RunArgs, apply: bool) -> i32 {
             return EXIT_ERROR;
         }
     }
-    let opts = RunOptions {
+    let mut opts = RunOptions {
         mode: if args.initial { Mode::Initial } else { Mode::Maintenance },
         apply,
         accounts: args.accounts.clone(),
         parallel_accounts: args.parallel_accounts,
+        approved: None,
     };
+    if let Some(path) = &args.plan {
+        if !apply {
+            eprintln!("error: --plan goes with apply");
+            return EXIT_ERROR;
+        }
+        let saved = match read_saved_plan(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_ERROR;
+            }
+        };
+        opts.mode = saved.mode;
+        let approved: std::collections::BTreeMap<AccountId, Vec<crate::plan::Change>> = saved
+            .accounts
+            .iter()
+            .filter(|a| args.accounts.is_empty() || args.accounts.iter().any(|x| x.as_str() == a.account_id))
+            .filter_map(|a| AccountId::parse(&a.account_id).ok().map(|id| (id, a.changes.clone())))
+            .collect();
+        opts.accounts = approved.keys().cloned().collect();
+        opts.approved = Some(std::sync::Arc::new(approved));
+    }
     let report = run(&fleet, &d, &inv, &opts).await;
     emit(&report, &args)
+}
+
+/// Reads a plan saved by `plan --format json --out FILE`.
+fn read_saved_plan(path: &std::path::Path) -> Result<FleetReport, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let saved: FleetReport = serde_json::from_str(&text).map_err(|e| {
+        format!("{}:{}:{}: not a saved plan: {e}; hint: write one with `plan --format json --out FILE`", path.display(), e.line(), e.column())
+    })?;
+    if saved.command != "plan" || saved.format_version != crate::report::FORMAT_VERSION {
+        return Err(format!(
+            "{}: a {} report of format {}, not a plan of format {}",
+            path.display(),
+            saved.command,
+            saved.format_version,
+            crate::report::FORMAT_VERSION
+        ));
+    }
+    Ok(saved)
 }
 
 fn emit(report: &FleetReport, args: &RunArgs) -> i32 {

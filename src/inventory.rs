@@ -5,10 +5,10 @@ use crate::aws::{AccountSession, AwsError, Fleet};
 use crate::desired::names::AccountId;
 use crate::desired::{AccountFile, DesiredState};
 use aws_sdk_ec2::types::Filter;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OrgAccount {
     pub id: String,
     pub name: String,
@@ -16,11 +16,11 @@ pub struct OrgAccount {
 }
 
 /// Accounts to work on, and the mismatches between Organizations and desired state.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Inventory {
     pub management_account_id: String,
     /// Account files whose account is ACTIVE in the Organization.
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub enrolled: Vec<AccountFile>,
     /// In the Organization, without an account file.
     pub not_enrolled: Vec<OrgAccount>,

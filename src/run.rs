@@ -9,7 +9,7 @@ use crate::desired::resolve::{resolve, AccountBaseline};
 use crate::desired::{AccountFile, DesiredState};
 use crate::inventory::{active_regions, Inventory};
 use crate::observe::{control_tower, observe};
-use crate::plan::{features_to_observe, plan, AccountPlan, Mode};
+use crate::plan::{features_to_observe, plan, AccountPlan, Action, Change, Mode};
 use crate::report::{change_views, AccountReport, AccountStatus, ApiCalls, FleetReport, FORMAT_VERSION};
 use futures::stream::{self, StreamExt};
 
@@ -20,6 +20,38 @@ pub struct RunOptions {
     /// Only these accounts (all enrolled accounts when empty).
     pub accounts: Vec<AccountId>,
     pub parallel_accounts: usize,
+    /// Apply exactly these approved changes per account (a saved plan), refusing an account
+    /// whose fresh plan no longer matches them.
+    pub approved: Option<std::sync::Arc<std::collections::BTreeMap<AccountId, Vec<Change>>>>,
+}
+
+/// What identifies a planned change and what it was planned against.
+fn change_key(c: &Change) -> (String, String, String, String, Action, serde_json::Value) {
+    (
+        c.feature.to_string(),
+        c.region.clone(),
+        c.resource_type.clone(),
+        c.resource.clone(),
+        c.action,
+        c.observed.as_ref().map(|o| o.fields()).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Why a fresh plan no longer matches the approved one, if it does not.
+fn mismatch(approved: &[Change], fresh: &[Change]) -> Option<String> {
+    let a: Vec<_> = approved.iter().map(change_key).collect();
+    let f: Vec<_> = fresh.iter().map(change_key).collect();
+    if a == f {
+        return None;
+    }
+    let describe = |k: &(String, String, String, String, Action, serde_json::Value)| format!("{:?} {} {} {} {}", k.4, k.0, k.1, k.2, k.3);
+    let gone: Vec<String> = a.iter().filter(|k| !f.contains(k)).map(describe).collect();
+    let new: Vec<String> = f.iter().filter(|k| !a.contains(k)).map(describe).collect();
+    Some(format!(
+        "refused: the account changed since the plan was approved (approved but no longer matching: [{}]; needed now but not approved: [{}]); plan again",
+        gone.join(", "),
+        new.join(", ")
+    ))
 }
 
 async fn plan_account(
@@ -66,7 +98,16 @@ pub async fn run_account(
         let regions = active_regions(&session).await.map_err(|e| format!("listing regions: {e}"))?;
         let baseline = resolve(desired, account, &regions, &inv.management_account_id)?;
         report.regions = baseline.regions.clone();
-        let p = plan_account(fleet, desired, &session, &baseline, opts.mode).await.map_err(|e| e.to_string())?;
+        let mut p = plan_account(fleet, desired, &session, &baseline, opts.mode).await.map_err(|e| e.to_string())?;
+        if let Some(approved) = &opts.approved {
+            let mine = approved.get(&account.account_id).map(Vec::as_slice).unwrap_or_default();
+            if let Some(why) = mismatch(mine, &p.changes) {
+                report.changes = change_views(&p);
+                return Err(why);
+            }
+            // What runs is what was approved.
+            p.changes = mine.to_vec();
+        }
         report.control_tower = p.control_tower;
         report.changes = change_views(&p);
         report.skips = p.skips.clone();

@@ -328,3 +328,38 @@ fn inventory_reports_unenrolled_missing_and_suspended_accounts() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an enrolled, active account"));
 }
+
+#[test]
+fn an_approved_plan_is_applied_as_is_and_refused_where_the_account_drifted_since() {
+    let fleet = Fleet::new(&[("calm-co", "secure"), ("busy-co", "secure")]);
+    let (calm, busy) = (&fleet.accounts[0], &fleet.accounts[1]);
+    assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
+    for a in [calm, busy] {
+        fleet.emu.call(a, "iam", "update_account_password_policy", json!({"MinimumPasswordLength": 6, "AllowUsersToChangePassword": true}));
+    }
+    let saved = fleet.dir.path().join("approved-plan.json");
+    let out = fleet.run(&["plan", "--format", "json", "--out", saved.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // After approval, someone changes busy-co again.
+    fleet.emu.call(busy, "cloudtrail", "stop_logging", json!({"Name": "Members"}));
+
+    let (code, applied) = fleet.report(&["apply", "--plan", saved.to_str().unwrap()]);
+    assert_eq!(code, 1, "{applied}");
+    let c = account(&applied, calm);
+    assert_eq!(c["status"], "converged", "{c}");
+    assert!(has(&changes(c), "F03", "iam_password_policy", "update"));
+    let b = account(&applied, busy);
+    assert_eq!(b["status"], "failed");
+    assert!(b["error"].as_str().unwrap().contains("changed since the plan was approved"), "{b}");
+    assert!(b["error"].as_str().unwrap().contains("cloudtrail_trail"), "{b}");
+    let min = |a: &str| fleet.emu.call(a, "iam", "get_account_password_policy", json!({}))["PasswordPolicy"]["MinimumPasswordLength"].clone();
+    assert_eq!(min(calm), 8);
+    assert_eq!(min(busy), 6, "a refused account was changed");
+
+    // A file that is not a plan is refused with its position.
+    std::fs::write(&saved, "{\"accounts\": [").unwrap();
+    let out = fleet.run(&["apply", "--plan", saved.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("approved-plan.json:1:"), "{}", String::from_utf8_lossy(&out.stderr));
+}

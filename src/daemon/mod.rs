@@ -238,7 +238,7 @@ impl Daemon {
     }
 
     fn options(&self, accounts: Vec<crate::desired::names::AccountId>, apply: bool) -> RunOptions {
-        RunOptions { mode: Mode::Maintenance, apply, accounts, parallel_accounts: self.opts.parallel_accounts }
+        RunOptions { mode: Mode::Maintenance, apply, accounts, parallel_accounts: self.opts.parallel_accounts, approved: None }
     }
 
     fn write_report(&self, name: &str, report: &FleetReport) {

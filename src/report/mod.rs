@@ -7,7 +7,7 @@ mod text;
 use crate::apply::AppliedChange;
 use crate::aws::counter::{CallCount, CallKey};
 use crate::inventory::Inventory;
-use crate::plan::{AccountPlan, Action, Mode, Skip};
+use crate::plan::{AccountPlan, Mode, Skip};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -37,15 +37,9 @@ pub enum AccountStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ChangeView {
-    pub feature: String,
-    pub region: String,
-    pub resource_type: String,
-    pub resource: String,
-    pub action: Action,
-    pub diff: String,
-}
+/// A change as reports show it: the planner's own [`Change`](crate::plan::Change), with the
+/// desired and observed resource, so that a saved JSON plan can be applied as approved.
+pub type ChangeView = crate::plan::Change;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ApiCalls {
@@ -103,20 +97,10 @@ pub struct AccountReport {
 }
 
 pub fn change_views(plan: &AccountPlan) -> Vec<ChangeView> {
-    plan.changes
-        .iter()
-        .map(|c| ChangeView {
-            feature: c.feature.to_string(),
-            region: c.region.clone(),
-            resource_type: c.resource_type.clone(),
-            resource: c.resource.clone(),
-            action: c.action,
-            diff: c.diff.clone(),
-        })
-        .collect()
+    plan.changes.clone()
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FleetReport {
     pub format_version: u32,
     /// `plan` or `apply`.
@@ -166,7 +150,7 @@ pub fn summary_markdown(r: &FleetReport) -> String {
         for c in &a.changes {
             let action =
                 serde_json::to_value(c.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            let e = by_feature.entry((c.feature.clone(), action)).or_default();
+            let e = by_feature.entry((c.feature.to_string(), action)).or_default();
             e.0 += 1;
             e.1.insert(a.account_id.clone());
         }
