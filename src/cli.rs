@@ -49,6 +49,13 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Runs recorded in the daemon's journal.
     Runs(RunsArgs),
+    /// Write the announcement of the next maintenance now (R5): a fleet-wide dry run as
+    /// Markdown and JSON, with summaries by feature and by account.
+    Announce {
+        /// Directory the files are written to.
+        #[arg(long, default_value = "./state/announcements")]
+        out_dir: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -62,6 +69,9 @@ pub struct DaemonArgs {
     /// Also start a maintenance run now.
     #[arg(long)]
     pub run_now: bool,
+    /// Where announcements are written (default: <state-dir>/announcements).
+    #[arg(long, env = "CM_ANNOUNCE_DIR")]
+    pub announce_dir: Option<PathBuf>,
     /// Seconds in-flight accounts may take to finish after SIGTERM.
     #[arg(long, default_value_t = 300)]
     pub stop_deadline: u64,
@@ -195,6 +205,7 @@ pub async fn main(cli: Cli) -> i32 {
         Command::Daemon(args) => {
             let opts = crate::daemon::DaemonOptions {
                 desired_dir: cli.desired_state.clone(),
+                announce_dir: args.announce_dir.unwrap_or_else(|| args.state_dir.join("announcements")),
                 state_dir: args.state_dir,
                 listen: args.listen,
                 run_now: args.run_now,
@@ -209,6 +220,29 @@ pub async fn main(cli: Cli) -> i32 {
             crate::daemon::main(opts).await
         }
         Command::Runs(args) => runs(args),
+        Command::Announce { out_dir } => {
+            let Ok(d) = load(&cli.desired_state) else { return EXIT_ERROR };
+            let Ok((fleet, inv)) = fleet_inventory(&d, CallLimits::default()).await else { return EXIT_ERROR };
+            let opts = RunOptions { mode: Mode::Maintenance, apply: false, accounts: vec![], parallel_accounts: 8, approved: None };
+            let report = run(&fleet, &d, &inv, &opts).await;
+            let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
+            match crate::daemon::write_announcement(&out_dir, &d.settings.daemon, &report, next) {
+                Ok(paths) => {
+                    for p in paths {
+                        println!("{}", p.display());
+                    }
+                    if report.has_failures() {
+                        EXIT_ERROR
+                    } else {
+                        EXIT_OK
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    EXIT_ERROR
+                }
+            }
+        }
     }
 }
 

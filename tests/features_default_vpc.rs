@@ -30,7 +30,13 @@ fn unused_default_vpcs_are_deleted_and_one_in_use_is_reported_not_forced() {
     let subnet = subnets["Subnets"][0]["SubnetId"].as_str().unwrap();
     let eni = fleet
         .emu
-        .aws_in(id, "ec2", "create_network_interface", json!({"SubnetId": subnet, "Description": "customer app"}), "us-east-1")
+        .aws_in(
+            id,
+            "ec2",
+            "create_network_interface",
+            json!({"SubnetId": subnet, "Description": "customer app"}),
+            "us-east-1",
+        )
         .unwrap();
     let eni = eni["NetworkInterface"]["NetworkInterfaceId"].as_str().unwrap().to_string();
 
@@ -39,7 +45,10 @@ fn unused_default_vpcs_are_deleted_and_one_in_use_is_reported_not_forced() {
     let a = account(&plan, id);
     let deletes: Vec<&Value> = a["changes"].as_array().unwrap().iter().filter(|c| c["feature"] == "F10").collect();
     assert_eq!(deletes.len(), 1, "{a}");
-    assert_eq!((deletes[0]["action"].as_str(), deletes[0]["region"].as_str()), (Some("delete"), Some("ap-northeast-1")));
+    assert_eq!(
+        (deletes[0]["action"].as_str(), deletes[0]["region"].as_str()),
+        (Some("delete"), Some("ap-northeast-1"))
+    );
     let in_use: Vec<&Value> = a["skips"].as_array().unwrap().iter().filter(|s| s["reason"] == "in_use").collect();
     assert_eq!(in_use.len(), 1, "{a}");
     assert_eq!(in_use[0]["region"], "us-east-1");

@@ -41,6 +41,8 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 pub struct DaemonOptions {
     pub desired_dir: PathBuf,
     pub state_dir: PathBuf,
+    /// Where announcements are written.
+    pub announce_dir: PathBuf,
     pub listen: SocketAddr,
     /// Start a maintenance run at once, besides the schedule.
     pub run_now: bool,
@@ -425,34 +427,51 @@ impl Daemon {
             }
         };
         let report = run(&fleet, &d, &inv, &self.options(vec![], false)).await;
+        // By default this runs Saturday 12:00, after the weekend's maintenance has started:
+        // the next maintenance is the one a week ahead (R5).
         let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
-        let name = match next {
-            Some(n) => format!("announce-{}", n.with_timezone(&d.settings.daemon.timezone.0).format("%Y-%m-%d")),
-            None => "announce".to_string(),
+        let status = match write_announcement(&self.opts.announce_dir, &d.settings.daemon, &report, next) {
+            Ok(_) => run_status::DONE,
+            Err(e) => {
+                tracing::error!(error = %e, "announcement not written");
+                run_status::REFUSED
+            }
         };
-        write_announcement(&self.opts.state_dir.join("announcements"), &name, &report, next);
-        self.metrics.run_finished(ANNOUNCE, run_status::DONE, started.elapsed().as_secs_f64());
+        self.metrics.run_finished(ANNOUNCE, status, started.elapsed().as_secs_f64());
     }
 }
 
-/// Writes `<name>.md` (summary by feature and by account, then the full dry run) and
-/// `<name>.json` (the JSON report) into `dir`.
-pub fn write_announcement(dir: &Path, name: &str, report: &FleetReport, next: Option<chrono::DateTime<chrono::Utc>>) {
-    let _ = std::fs::create_dir_all(dir);
-    let mut md = String::new();
-    md.push_str("# Announcement: changes at the next maintenance\n\n");
+/// Writes `announce-<date of the maintenance>.md` (summaries by feature and by account,
+/// then the full dry run) and `.json` (the JSON report) into `dir`; returns their paths.
+pub fn write_announcement(
+    dir: &Path,
+    settings: &crate::desired::DaemonSettings,
+    report: &FleetReport,
+    next: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Vec<PathBuf>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let name = match next {
+        Some(n) => format!("announce-{}", n.with_timezone(&settings.timezone.0).format("%Y-%m-%d")),
+        None => "announce".to_string(),
+    };
+    let mut md = String::from("# Announcement: changes at the next maintenance\n\n");
     if let Some(n) = next {
-        md.push_str(&format!("Next maintenance: {} (UTC)\n\n", n.format("%Y-%m-%d %H:%M")));
+        md.push_str(&format!(
+            "Maintenance: {} ({}), {} UTC\n\n",
+            n.with_timezone(&settings.timezone.0).format("%Y-%m-%d %H:%M"),
+            settings.timezone.0.name(),
+            n.format("%Y-%m-%d %H:%M")
+        ));
     }
     md.push_str(&crate::report::summary_markdown(report));
     md.push('\n');
     md.push_str(&report.render(Format::Markdown, false));
+    let mut paths = vec![];
     for (ext, text) in [("md", md), ("json", report.render(Format::Json, false))] {
         let path = dir.join(format!("{name}.{ext}"));
-        if let Err(e) = std::fs::write(&path, text) {
-            tracing::error!(path = %path.display(), error = %e, "cannot write announcement");
-        } else {
-            tracing::info!(path = %path.display(), "announcement written");
-        }
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        tracing::info!(path = %path.display(), "announcement written");
+        paths.push(path);
     }
+    Ok(paths)
 }

@@ -88,10 +88,8 @@ impl ResourceType for DefaultVpc {
             return Ok(Observation::Absent { quota: None });
         };
         let subnets = cx.session.call(ec2.describe_subnets().filters(filter("vpc-id", vpc)).send()).await?;
-        let igws = cx
-            .session
-            .call(ec2.describe_internet_gateways().filters(filter("attachment.vpc-id", vpc)).send())
-            .await?;
+        let igws =
+            cx.session.call(ec2.describe_internet_gateways().filters(filter("attachment.vpc-id", vpc)).send()).await?;
         let state = DefaultVpc {
             vpc_id: Some(vpc.to_string()),
             subnets: Some(subnets.subnets().iter().filter_map(|s| s.subnet_id().map(str::to_string)).collect()),
@@ -104,7 +102,10 @@ impl ResourceType for DefaultVpc {
     }
 
     async fn create(&self, _cx: &Cx<'_>, _tag: OwnerTag) -> Result<(), AwsError> {
-        Err(AwsError::new("unsupported", "the default VPC is AWS's to create (ec2 create-default-vpc), not the baseline's"))
+        Err(AwsError::new(
+            "unsupported",
+            "the default VPC is AWS's to create (ec2 create-default-vpc), not the baseline's",
+        ))
     }
 
     async fn update(&self, _cx: &Cx<'_>, _observed: &Self) -> Result<(), AwsError> {
