@@ -21,6 +21,10 @@ pub struct Cli {
     /// The desired-state directory.
     #[arg(long, global = true, default_value = "./desired-state", env = "CM_DESIRED_STATE")]
     pub desired_state: PathBuf,
+    /// Work on one share of the fleet: INDEX/COUNT (0-based), so that COUNT processes cover
+    /// it once. Also from CM_SHARD, or JOB_COMPLETION_INDEX with CM_SHARD_COUNT.
+    #[arg(long, global = true, value_parser = crate::inventory::Shard::parse)]
+    pub shard: Option<crate::inventory::Shard>,
     /// Log format: human on a terminal, JSON lines otherwise (auto).
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub log_format: LogFormat,
@@ -164,10 +168,17 @@ fn load(dir: &std::path::Path) -> Result<DesiredState, i32> {
     })
 }
 
-async fn fleet_inventory(desired: &DesiredState, limits: CallLimits) -> Result<(Fleet, Inventory), i32> {
+async fn fleet_inventory(
+    desired: &DesiredState,
+    limits: CallLimits,
+    shard: crate::inventory::Shard,
+) -> Result<(Fleet, Inventory), i32> {
     let fleet = Fleet::from_env(desired.settings.home_region.as_str(), limits).await;
     match inventory::inventory(&fleet, desired).await {
-        Ok(inv) => Ok((fleet, inv)),
+        Ok(mut inv) => {
+            inv.enrolled.retain(|a| shard.contains(a.account_id.as_str()));
+            Ok((fleet, inv))
+        }
         Err(e) => {
             eprintln!("error: cannot list the Organization's accounts: {e}");
             Err(EXIT_ERROR)
@@ -176,6 +187,17 @@ async fn fleet_inventory(desired: &DesiredState, limits: CallLimits) -> Result<(
 }
 
 pub async fn main(cli: Cli) -> i32 {
+    let shard = match cli
+        .shard
+        .map(Ok)
+        .unwrap_or_else(|| crate::inventory::Shard::from_env().map(|s| s.unwrap_or(crate::inventory::Shard::ALL)))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: shard: {e}");
+            return EXIT_ERROR;
+        }
+    };
     match cli.command {
         Command::Validate => match load(&cli.desired_state) {
             Ok(d) => {
@@ -194,14 +216,14 @@ pub async fn main(cli: Cli) -> i32 {
             let Ok(d) = load(&cli.desired_state) else {
                 return EXIT_ERROR;
             };
-            let Ok((_, inv)) = fleet_inventory(&d, CallLimits::default()).await else {
+            let Ok((_, inv)) = fleet_inventory(&d, CallLimits::default(), shard).await else {
                 return EXIT_ERROR;
             };
             print!("{}", render_accounts(&d, &inv, args.format));
             EXIT_OK
         }
-        Command::Plan(args) => reconcile(&cli.desired_state, args, false).await,
-        Command::Apply(args) => reconcile(&cli.desired_state, args, true).await,
+        Command::Plan(args) => reconcile(&cli.desired_state, args, false, shard).await,
+        Command::Apply(args) => reconcile(&cli.desired_state, args, true, shard).await,
         Command::Daemon(args) => {
             let opts = crate::daemon::DaemonOptions {
                 desired_dir: cli.desired_state.clone(),
@@ -216,14 +238,21 @@ pub async fn main(cli: Cli) -> i32 {
                 },
                 parallel_accounts: args.parallel_accounts,
                 stop_deadline: std::time::Duration::from_secs(args.stop_deadline),
+                shard,
             };
             crate::daemon::main(opts).await
         }
         Command::Runs(args) => runs(args),
         Command::Announce { out_dir } => {
             let Ok(d) = load(&cli.desired_state) else { return EXIT_ERROR };
-            let Ok((fleet, inv)) = fleet_inventory(&d, CallLimits::default()).await else { return EXIT_ERROR };
-            let opts = RunOptions { mode: Mode::Maintenance, apply: false, accounts: vec![], parallel_accounts: 8, approved: None };
+            let Ok((fleet, inv)) = fleet_inventory(&d, CallLimits::default(), shard).await else { return EXIT_ERROR };
+            let opts = RunOptions {
+                mode: Mode::Maintenance,
+                apply: false,
+                accounts: vec![],
+                parallel_accounts: 8,
+                approved: None,
+            };
             let report = run(&fleet, &d, &inv, &opts).await;
             let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
             match crate::daemon::write_announcement(&out_dir, &d.settings.daemon, &report, next) {
@@ -246,14 +275,14 @@ pub async fn main(cli: Cli) -> i32 {
     }
 }
 
-async fn reconcile(dir: &std::path::Path, args: RunArgs, apply: bool) -> i32 {
+async fn reconcile(dir: &std::path::Path, args: RunArgs, apply: bool, shard: crate::inventory::Shard) -> i32 {
     let Ok(d) = load(dir) else { return EXIT_ERROR };
     let limits = CallLimits {
         fleet_concurrency: args.max_calls,
         account_concurrency: args.account_calls,
         max_attempts: args.max_attempts,
     };
-    let Ok((fleet, inv)) = fleet_inventory(&d, limits).await else {
+    let Ok((fleet, inv)) = fleet_inventory(&d, limits, shard).await else {
         return EXIT_ERROR;
     };
     for id in &args.accounts {
@@ -299,7 +328,12 @@ async fn reconcile(dir: &std::path::Path, args: RunArgs, apply: bool) -> i32 {
 fn read_saved_plan(path: &std::path::Path) -> Result<FleetReport, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let saved: FleetReport = serde_json::from_str(&text).map_err(|e| {
-        format!("{}:{}:{}: not a saved plan: {e}; hint: write one with `plan --format json --out FILE`", path.display(), e.line(), e.column())
+        format!(
+            "{}:{}:{}: not a saved plan: {e}; hint: write one with `plan --format json --out FILE`",
+            path.display(),
+            e.line(),
+            e.column()
+        )
     })?;
     if saved.command != "plan" || saved.format_version != crate::report::FORMAT_VERSION {
         return Err(format!(

@@ -95,3 +95,74 @@ pub async fn active_regions(session: &AccountSession) -> Result<Vec<String>, Aws
     regions.sort();
     Ok(regions)
 }
+
+/// A stable share of the fleet for one of `count` processes: `--shard INDEX/COUNT`
+/// (0-based). Every account falls in exactly one shard, decided by a hash of its id alone,
+/// so n processes with shards 0/n .. n-1/n cover the fleet once, on any machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (i, n) = s.split_once('/').ok_or_else(|| format!("`{s}`: expected INDEX/COUNT, such as 0/4"))?;
+        let index: u32 = i.trim().parse().map_err(|_| format!("`{s}`: INDEX is not a number"))?;
+        let count: u32 = n.trim().parse().map_err(|_| format!("`{s}`: COUNT is not a number"))?;
+        if count == 0 || index >= count {
+            return Err(format!("`{s}`: INDEX must be from 0 to COUNT-1"));
+        }
+        Ok(Self { index, count })
+    }
+
+    /// The shard from the environment of an orchestrator: `CM_SHARD` (`INDEX/COUNT`), or a
+    /// Kubernetes Indexed Job's `JOB_COMPLETION_INDEX` with `CM_SHARD_COUNT`.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        if let Ok(s) = std::env::var("CM_SHARD") {
+            return Self::parse(&s).map(Some);
+        }
+        match (std::env::var("JOB_COMPLETION_INDEX"), std::env::var("CM_SHARD_COUNT")) {
+            (Ok(i), Ok(n)) => Self::parse(&format!("{i}/{n}")).map(Some),
+            (Ok(_), Err(_)) => Err("JOB_COMPLETION_INDEX is set but CM_SHARD_COUNT is not".into()),
+            _ => Ok(None),
+        }
+    }
+
+    pub fn contains(&self, account_id: &str) -> bool {
+        // FNV-1a: tiny, and the same on every platform and release.
+        let h =
+            account_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        h % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::Shard;
+
+    #[test]
+    fn shards_cover_the_fleet_exactly_once_and_evenly() {
+        let ids: Vec<String> = (0..10_000u64).map(|i| format!("{:012}", 100_000_000_000 + i * 7919)).collect();
+        let shards: Vec<Shard> = (0..4).map(|i| Shard { index: i, count: 4 }).collect();
+        let mut sizes = [0usize; 4];
+        for id in &ids {
+            let owners: Vec<usize> = (0..4).filter(|i| shards[*i].contains(id)).collect();
+            assert_eq!(owners.len(), 1, "{id} is in {owners:?}");
+            sizes[owners[0]] += 1;
+        }
+        assert!(sizes.iter().all(|s| (2_300..2_700).contains(s)), "{sizes:?}");
+        assert!(ids.iter().all(|id| Shard::ALL.contains(id)));
+    }
+
+    #[test]
+    fn shard_syntax_is_checked() {
+        assert_eq!(Shard::parse("2/5"), Ok(Shard { index: 2, count: 5 }));
+        assert!(Shard::parse("5/5").is_err());
+        assert!(Shard::parse("1").is_err());
+        assert!(Shard::parse("a/2").is_err());
+        assert!(Shard::parse("0/0").is_err());
+    }
+}

@@ -335,7 +335,12 @@ fn an_approved_plan_is_applied_as_is_and_refused_where_the_account_drifted_since
     let (calm, busy) = (&fleet.accounts[0], &fleet.accounts[1]);
     assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
     for a in [calm, busy] {
-        fleet.emu.call(a, "iam", "update_account_password_policy", json!({"MinimumPasswordLength": 6, "AllowUsersToChangePassword": true}));
+        fleet.emu.call(
+            a,
+            "iam",
+            "update_account_password_policy",
+            json!({"MinimumPasswordLength": 6, "AllowUsersToChangePassword": true}),
+        );
     }
     let saved = fleet.dir.path().join("approved-plan.json");
     let out = fleet.run(&["plan", "--format", "json", "--out", saved.to_str().unwrap()]);
@@ -353,7 +358,10 @@ fn an_approved_plan_is_applied_as_is_and_refused_where_the_account_drifted_since
     assert_eq!(b["status"], "failed");
     assert!(b["error"].as_str().unwrap().contains("changed since the plan was approved"), "{b}");
     assert!(b["error"].as_str().unwrap().contains("cloudtrail_trail"), "{b}");
-    let min = |a: &str| fleet.emu.call(a, "iam", "get_account_password_policy", json!({}))["PasswordPolicy"]["MinimumPasswordLength"].clone();
+    let min = |a: &str| {
+        fleet.emu.call(a, "iam", "get_account_password_policy", json!({}))["PasswordPolicy"]["MinimumPasswordLength"]
+            .clone()
+    };
     assert_eq!(min(calm), 8);
     assert_eq!(min(busy), 6, "a refused account was changed");
 
@@ -361,5 +369,30 @@ fn an_approved_plan_is_applied_as_is_and_refused_where_the_account_drifted_since
     std::fs::write(&saved, "{\"accounts\": [").unwrap();
     let out = fleet.run(&["apply", "--plan", saved.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("approved-plan.json:1:"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("approved-plan.json:1:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn shards_split_the_fleet_between_processes_without_overlap() {
+    let fleet =
+        Fleet::new(&[("a-co", "basic"), ("b-co", "basic"), ("c-co", "basic"), ("d-co", "basic"), ("e-co", "basic")]);
+    let listed = |shard: &str| -> Vec<String> {
+        let out = fleet.run(&["--shard", shard, "accounts", "--format", "json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["enrolled"].as_array().unwrap().iter().map(|a| a["account_id"].as_str().unwrap().to_string()).collect()
+    };
+    let (first, second) = (listed("0/2"), listed("1/2"));
+    assert!(first.iter().all(|a| !second.contains(a)), "{first:?} {second:?}");
+    let mut all: Vec<String> = first.iter().chain(second.iter()).cloned().collect();
+    all.sort();
+    let mut expected = fleet.accounts.clone();
+    expected.sort();
+    assert_eq!(all, expected);
+    let out = fleet.run(&["--shard", "2/2", "accounts"]);
+    assert_eq!(out.status.code(), Some(2), "clap rejects a shard out of range");
 }

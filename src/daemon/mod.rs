@@ -50,6 +50,8 @@ pub struct DaemonOptions {
     pub parallel_accounts: usize,
     /// How long in-flight accounts may take to finish after SIGTERM.
     pub stop_deadline: Duration,
+    /// The share of the fleet this daemon works on.
+    pub shard: crate::inventory::Shard,
 }
 
 const MAINTENANCE: &str = "maintenance";
@@ -234,13 +236,22 @@ impl Daemon {
     async fn fleet(&self, d: &DesiredState) -> Result<(Fleet, Inventory), String> {
         let fleet =
             Fleet::with_stats(d.settings.home_region.as_str(), self.opts.limits.clone(), self.stats.clone()).await;
-        let inv = inventory::inventory(&fleet, d).await;
+        let inv = inventory::inventory(&fleet, d).await.map(|mut i| {
+            i.enrolled.retain(|a| self.opts.shard.contains(a.account_id.as_str()));
+            i
+        });
         self.metrics.aws_ok.store(inv.is_ok(), Ordering::Relaxed);
         inv.map(|i| (fleet, i)).map_err(|e| format!("cannot list the Organization's accounts: {e}"))
     }
 
     fn options(&self, accounts: Vec<crate::desired::names::AccountId>, apply: bool) -> RunOptions {
-        RunOptions { mode: Mode::Maintenance, apply, accounts, parallel_accounts: self.opts.parallel_accounts, approved: None }
+        RunOptions {
+            mode: Mode::Maintenance,
+            apply,
+            accounts,
+            parallel_accounts: self.opts.parallel_accounts,
+            approved: None,
+        }
     }
 
     fn write_report(&self, name: &str, report: &FleetReport) {
