@@ -66,6 +66,8 @@ pub async fn apply(
                     Err(crate::aws::AwsError::new("internal", "update without an observed state"))
                 }
             };
+            // A change may make any memoised list stale (a new alias, a new bucket).
+            session.forget();
             match result {
                 Ok(()) => {
                     tracing::info!(account = %baseline.account_id, feature = %c.feature, region = %c.region,

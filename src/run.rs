@@ -44,7 +44,9 @@ fn mismatch(approved: &[Change], fresh: &[Change]) -> Option<String> {
     if a == f {
         return None;
     }
-    let describe = |k: &(String, String, String, String, Action, serde_json::Value)| format!("{:?} {} {} {} {}", k.4, k.0, k.1, k.2, k.3);
+    let describe = |k: &(String, String, String, String, Action, serde_json::Value)| {
+        format!("{:?} {} {} {} {}", k.4, k.0, k.1, k.2, k.3)
+    };
     let gone: Vec<String> = a.iter().filter(|k| !f.contains(k)).map(describe).collect();
     let new: Vec<String> = f.iter().filter(|k| !a.contains(k)).map(describe).collect();
     Some(format!(
@@ -61,6 +63,7 @@ async fn plan_account(
     baseline: &AccountBaseline,
     mode: Mode,
 ) -> Result<AccountPlan, AwsError> {
+    session.forget();
     let ct = control_tower(session, baseline).await?;
     let features = features_to_observe(baseline, mode, ct);
     let observed = observe(session, baseline, &features, ct, &desired.settings.quotas).await?;
@@ -118,6 +121,7 @@ pub async fn run_account(
             report.status = if p.has_changes() { AccountStatus::Changes } else { AccountStatus::NoChanges };
             return Ok(());
         }
+        session.forget();
         let applied = apply(&session, &baseline, &p, &s.quotas).await;
         let failed = applied.iter().find(|a| a.outcome == ChangeOutcome::Failed).and_then(|a| a.error.clone());
         report.applied = Some(applied);

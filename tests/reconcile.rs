@@ -108,6 +108,10 @@ fn fresh_fleet_converges_in_one_initial_apply_then_plans_clean() {
         let (code, again) = fleet.report(mode);
         assert_eq!(code, 0, "{mode:?}: {again}");
         assert!(!again.to_string().contains("\"action\""), "{again}");
+        // Account-wide lists are read once per plan, however many resources need them.
+        let calls = &account(&again, secure)["api_calls"]["by_operation"];
+        assert_eq!(calls["s3:ListBuckets"], 1, "{calls}");
+        assert_eq!(calls["kms:ListAliases"], 1, "{calls}");
     }
 }
 

@@ -154,7 +154,10 @@ pub struct AccountSession {
     computeoptimizer: ClientCache<aws_sdk_computeoptimizer::Client>,
     eventbridge: ClientCache<aws_sdk_eventbridge::Client>,
     sfn: ClientCache<aws_sdk_sfn::Client>,
+    memo: Mutex<HashMap<String, Memo>>,
 }
+
+type Memo = Arc<tokio::sync::OnceCell<Arc<dyn std::any::Any + Send + Sync>>>;
 
 macro_rules! client {
     ($(#[$m:meta])* $name:ident, $krate:ident) => {
@@ -202,6 +205,7 @@ impl AccountSession {
             computeoptimizer: ClientCache::new(),
             eventbridge: ClientCache::new(),
             sfn: ClientCache::new(),
+            memo: Mutex::new(HashMap::new()),
         }
     }
 
@@ -211,6 +215,28 @@ impl AccountSession {
 
     pub fn home_region(&self) -> &str {
         &self.home_region
+    }
+
+    /// The result of `read` under `key`, read once per observation however many resources
+    /// ask for it (concurrent askers wait for the one call). For account-wide list calls
+    /// (ListBuckets, ListAliases) that several resources need.
+    pub async fn memo<T, F, Fut>(&self, key: &str, read: F) -> Result<T, AwsError>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, AwsError>>,
+    {
+        let cell = self.memo.lock().unwrap_or_else(|p| p.into_inner()).entry(key.to_string()).or_default().clone();
+        let value = cell
+            .get_or_try_init(|| async { read().await.map(|v| Arc::new(v) as Arc<dyn std::any::Any + Send + Sync>) })
+            .await?;
+        value.downcast_ref::<T>().cloned().ok_or_else(|| AwsError::new("internal", format!("memo {key}: another type")))
+    }
+
+    /// Forgets memoised reads: called before every observation and every apply, so that
+    /// nothing read before a change is trusted after it.
+    pub fn forget(&self) {
+        self.memo.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Awaits one AWS call within the account's and the fleet's concurrency limits.

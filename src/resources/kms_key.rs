@@ -22,20 +22,28 @@ pub struct KmsKey {
     pub key_id: Option<String>,
 }
 
-/// The key id an alias points to in this account and region, if the alias exists.
+/// The key id an alias points to in this account and region, if the alias exists. The
+/// aliases of a region are listed once per observation.
 pub async fn alias_target(cx: &Cx<'_>, alias: &str) -> Result<Option<String>, AwsError> {
-    let kms = cx.session.kms(cx.region);
-    let mut marker = None;
-    loop {
-        let out = cx.session.call(kms.list_aliases().set_marker(marker).send()).await?;
-        if let Some(a) = out.aliases().iter().find(|a| a.alias_name() == Some(alias)) {
-            return Ok(a.target_key_id().map(str::to_string));
-        }
-        if !out.truncated() {
-            return Ok(None);
-        }
-        marker = out.next_marker;
-    }
+    let aliases =
+        cx.session
+            .memo(&format!("kms:ListAliases:{}", cx.region), || async {
+                let kms = cx.session.kms(cx.region);
+                let mut all: Vec<(String, Option<String>)> = vec![];
+                let mut marker = None;
+                loop {
+                    let out = cx.session.call(kms.list_aliases().set_marker(marker).send()).await?;
+                    all.extend(out.aliases().iter().filter_map(|a| {
+                        a.alias_name().map(|n| (n.to_string(), a.target_key_id().map(str::to_string)))
+                    }));
+                    if !out.truncated() {
+                        return Ok(all);
+                    }
+                    marker = out.next_marker;
+                }
+            })
+            .await?;
+    Ok(aliases.into_iter().find(|(n, _)| n == alias).and_then(|(_, t)| t))
 }
 
 /// Whether the key reference `observed` (an id, key ARN, alias or alias ARN, as a service

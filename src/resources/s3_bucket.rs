@@ -136,11 +136,26 @@ impl ResourceType for S3Bucket {
 
     async fn observe(&self, cx: &Cx<'_>) -> Result<Observation<Self>, AwsError> {
         let s3 = cx.session.s3(cx.region);
-        let listed = cx.session.call(s3.list_buckets().send()).await?;
-        if !listed.buckets().iter().any(|b| b.name() == Some(self.name.as_str())) {
+        // Every bucket of the account, listed once per observation (all pages).
+        let names: Vec<String> = cx
+            .session
+            .memo("s3:ListBuckets", || async {
+                let mut names = vec![];
+                let mut token = None;
+                loop {
+                    let out = cx.session.call(s3.list_buckets().set_continuation_token(token).send()).await?;
+                    names.extend(out.buckets().iter().filter_map(|b| b.name().map(str::to_string)));
+                    token = out.continuation_token;
+                    if token.is_none() {
+                        return Ok(names);
+                    }
+                }
+            })
+            .await?;
+        if !names.iter().any(|n| n == &self.name) {
             let quota = Quota {
                 name: "S3 buckets per account".into(),
-                used: listed.buckets().len(),
+                used: names.len(),
                 limit: cx.quotas.buckets_per_account,
             };
             return Ok(Observation::Absent { quota: Some(quota) });
