@@ -219,7 +219,12 @@ fn an_invalid_desired_state_edit_refuses_the_run_and_changes_nothing() {
 fn the_announcement_summarises_what_the_next_maintenance_would_change() {
     let fleet = Fleet::new(&[("one-co", "basic"), ("two-co", "basic")]);
     assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
-    fleet.emu.call(&fleet.accounts[1], "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed"}));
+    fleet.emu.call(
+        &fleet.accounts[1],
+        "iam",
+        "update_role",
+        json!({"RoleName": "cm-helpdesk", "Description": "changed"}),
+    );
     let dir = fleet.dir.path().join("announcements");
     let out = fleet.run(&["announce", "--out-dir", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -229,7 +234,9 @@ fn the_announcement_summarises_what_the_next_maintenance_would_change() {
     assert!(md.contains("Maintenance: ") && md.contains("02:00 (Asia/Tokyo)"), "{md}");
     assert!(md.contains("| F01 cm-* IAM roles | update | 1 | 1 |"), "{md}");
     assert!(md.contains(&format!("| {} | two-co | basic | 1 |", fleet.accounts[1])), "{md}");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(files.iter().find(|f| f.ends_with(".json")).unwrap()).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(files.iter().find(|f| f.ends_with(".json")).unwrap()).unwrap())
+            .unwrap();
     assert_eq!(json["command"], "plan");
     // A dry run: nothing was changed.
     let role = fleet.emu.call(&fleet.accounts[1], "iam", "get_role", json!({"RoleName": "cm-helpdesk"}));

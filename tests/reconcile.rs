@@ -400,3 +400,30 @@ fn shards_split_the_fleet_between_processes_without_overlap() {
     let out = fleet.run(&["--shard", "2/2", "accounts"]);
     assert_eq!(out.status.code(), Some(2), "clap rejects a shard out of range");
 }
+
+#[test]
+fn a_region_enabled_later_gets_the_per_region_features_at_the_next_apply() {
+    let fleet = Fleet::new(&[("growing-co", "secure")]);
+    let id = &fleet.accounts[0];
+    fleet.emu.set_regions(id, &["ap-northeast-1"]);
+    let (code, applied) = fleet.report(&["apply", "--initial"]);
+    assert_eq!(code, 0, "{applied}");
+    assert_eq!(account(&applied, id)["regions"], json!(["ap-northeast-1"]));
+    let ebs = |region: &str| {
+        fleet.emu.aws_in(id, "ec2", "get_ebs_encryption_by_default", json!({}), region).unwrap()["EbsEncryptionByDefault"].clone()
+    };
+    assert_eq!(ebs("ap-northeast-1"), true);
+    assert_eq!(ebs("us-east-1"), false);
+
+    // The customer enables us-east-1: the next maintenance brings it into the baseline.
+    fleet.emu.set_regions(id, &["ap-northeast-1", "us-east-1"]);
+    let (code, plan) = fleet.report(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "{plan}");
+    let a = account(&plan, id);
+    let regions: Vec<&str> = a["changes"].as_array().unwrap().iter().map(|c| c["region"].as_str().unwrap()).collect();
+    assert!(!regions.is_empty() && regions.iter().all(|r| *r == "us-east-1"), "{a}");
+    let (code, applied) = fleet.report(&["apply"]);
+    assert_eq!(code, 0, "{applied}");
+    assert_eq!(account(&applied, id)["status"], "converged");
+    assert_eq!(ebs("us-east-1"), true);
+}

@@ -332,3 +332,23 @@ pub fn terminate(child: &mut Child) -> Option<i32> {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+impl Emulator {
+    /// Sets the regions EC2 DescribeRegions reports as active for `account` (the emulator
+    /// extension's `/cm-emulator/regions` hook).
+    pub fn set_regions(&self, account: &str, regions: &[&str]) {
+        use std::io::{Read, Write};
+        let body = serde_json::json!({"account_id": account, "regions": regions}).to_string();
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).expect("emulator");
+        write!(
+            s,
+            "POST /cm-emulator/regions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "regions hook: {answer}");
+    }
+}
