@@ -53,6 +53,12 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Runs recorded in the daemon's journal.
     Runs(RunsArgs),
+    /// Exit 0 when the daemon at ADDR answers /healthz, 1 otherwise (for container health
+    /// checks, where no curl is at hand).
+    Healthcheck {
+        #[arg(long, default_value = "127.0.0.1:9464", env = "CM_LISTEN")]
+        listen: std::net::SocketAddr,
+    },
     /// Write the announcement of the next maintenance now (R5): a fleet-wide dry run as
     /// Markdown and JSON, with summaries by feature and by account.
     Announce {
@@ -243,6 +249,7 @@ pub async fn main(cli: Cli) -> i32 {
             crate::daemon::main(opts).await
         }
         Command::Runs(args) => runs(args),
+        Command::Healthcheck { listen } => healthcheck(listen),
         Command::Announce { out_dir } => {
             let Ok(d) = load(&cli.desired_state) else { return EXIT_ERROR };
             let Ok((fleet, inv)) = fleet_inventory(&d, CallLimits::default(), shard).await else { return EXIT_ERROR };
@@ -515,5 +522,28 @@ fn runs(args: RunsArgs) -> i32 {
                 EXIT_ERROR
             }
         },
+    }
+}
+
+fn healthcheck(addr: std::net::SocketAddr) -> i32 {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(5);
+    let answer = std::net::TcpStream::connect_timeout(&addr, timeout).and_then(|mut s| {
+        s.set_read_timeout(Some(timeout))?;
+        s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        Ok(text)
+    });
+    match answer {
+        Ok(t) if t.starts_with("HTTP/1.1 200") => EXIT_OK,
+        Ok(t) => {
+            eprintln!("unhealthy: {}", t.lines().next().unwrap_or(""));
+            EXIT_ERROR
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {addr}: {e}");
+            EXIT_ERROR
+        }
     }
 }

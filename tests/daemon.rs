@@ -63,6 +63,15 @@ fn a_scheduled_maintenance_runs_is_journaled_and_shows_in_metrics() {
 
     let (status, _) = http_get(p, "/readyz").unwrap();
     assert_eq!(status, 200);
+    let health = |port: u16| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
+            .args(["healthcheck", "--listen", &format!("127.0.0.1:{port}")])
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(health(p), Some(0));
+    assert_eq!(health(support::port()), Some(1), "nothing listens there");
     let (_, metrics) = http_get(p, "/metrics").unwrap();
     for line in [
         "cm_runs_total{kind=\"maintenance\",status=\"done\"} 1",

@@ -55,6 +55,18 @@ pub struct AccountRow {
     pub report: Option<String>,
 }
 
+/// What became of one account in a run.
+pub struct Outcome<'a> {
+    pub account: &'a str,
+    /// `done` or `failed`.
+    pub status: &'a str,
+    pub changes: usize,
+    pub api_calls: u64,
+    pub error: Option<&'a str>,
+    /// The account's JSON report.
+    pub report: &'a str,
+}
+
 pub struct Journal {
     db: Mutex<Connection>,
 }
@@ -219,22 +231,13 @@ impl Journal {
         })
     }
 
-    /// Records an account's outcome (`done` or `failed`) with its report.
-    pub fn account_finished(
-        &self,
-        run_id: i64,
-        account: &str,
-        status: &str,
-        changes: usize,
-        api_calls: u64,
-        error: Option<&str>,
-        report: &str,
-    ) -> Result<()> {
+    /// Records an account's outcome with its report.
+    pub fn account_finished(&self, run_id: i64, o: &Outcome<'_>) -> Result<()> {
         self.with(|db| {
             db.execute(
                 "UPDATE run_accounts SET status = ?3, done_count = done_count + (?3 = 'done'), changes = ?4,
                  api_calls = ?5, error = ?6, report = ?7, updated_at = ?8 WHERE run_id = ?1 AND account_id = ?2",
-                params![run_id, account, status, changes as i64, api_calls as i64, error, report, now()],
+                params![run_id, o.account, o.status, o.changes as i64, o.api_calls as i64, o.error, o.report, now()],
             )?;
             Ok(())
         })
@@ -266,7 +269,9 @@ mod tests {
             let j = Journal::open(&path).unwrap();
             let id = j.start_run("maintenance", run_status::RUNNING, &accounts).unwrap();
             j.account_started(id, "111111111111").unwrap();
-            j.account_finished(id, "111111111111", DONE, 3, 40, None, "{}").unwrap();
+            let o =
+                Outcome { account: "111111111111", status: DONE, changes: 3, api_calls: 40, error: None, report: "{}" };
+            j.account_finished(id, &o).unwrap();
             j.account_started(id, "222222222222").unwrap();
             // The process dies here.
         }

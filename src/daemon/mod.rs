@@ -372,15 +372,15 @@ impl Daemon {
         }
         self.metrics.account_finished(outcome);
         let json = serde_json::to_string(report).unwrap_or_default();
-        if let Err(e) = self.journal.account_finished(
-            run_id,
-            &report.account_id,
-            outcome,
-            applied.len(),
-            report.api_calls.total,
-            report.error.as_deref(),
-            &json,
-        ) {
+        let o = journal::Outcome {
+            account: &report.account_id,
+            status: outcome,
+            changes: applied.len(),
+            api_calls: report.api_calls.total,
+            error: report.error.as_deref(),
+            report: &json,
+        };
+        if let Err(e) = self.journal.account_finished(run_id, &o) {
             tracing::error!(run = run_id, account = %report.account_id, error = %e, "cannot write the journal");
         }
     }
