@@ -194,7 +194,11 @@ fn every_feature_must_be_defined_once_and_without_cycles() {
     assert!(at.starts_with("F99-again.yaml:1:5: id: feature F14 is defined twice"), "{at}");
 
     let dir = copy_with(|d| {
-        replace(&d.join("features/F12-guardduty.yaml"), "resources: []", "requires:\n  - feature: F14\nresources: []")
+        replace(
+            &d.join("features/F12-guardduty.yaml"),
+            "\nkind: opt_in\n",
+            "\nkind: opt_in\nrequires:\n  - feature: F14\n",
+        )
     });
     let (at, _) = only_error(dir.path());
     assert!(at.contains("cycle: F12 -> F14 -> F12"), "{at}");

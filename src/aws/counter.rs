@@ -163,7 +163,10 @@ impl aws_smithy_types::config_bag::Storable for AttemptSlot {
 fn is_not_found(status: u16, headers_and_body: &str) -> bool {
     status == 404
         || ((400..500).contains(&status)
-            && (headers_and_body.contains("NotFound") || headers_and_body.contains("NoSuch")))
+            && (headers_and_body.contains("NotFound")
+                || headers_and_body.contains("NoSuch")
+                // Security Hub answers "not subscribed" where it is not enabled.
+                || headers_and_body.contains("not subscribed to AWS Security Hub")))
 }
 
 #[cfg(test)]
@@ -175,6 +178,7 @@ mod tests {
         assert!(is_not_found(404, ""));
         assert!(is_not_found(400, "{\"__type\":\"NotFoundException\"}"));
         assert!(is_not_found(400, "<Code>NoSuchPublicAccessBlockConfiguration</Code>"));
+        assert!(is_not_found(401, "{\"Message\":\"Account 1 is not subscribed to AWS Security Hub\"}"));
         assert!(!is_not_found(403, "<Code>AccessDenied</Code>"));
         assert!(!is_not_found(500, "NoSuchThing"));
     }

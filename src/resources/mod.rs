@@ -6,9 +6,16 @@
 //! delete and tag it. It decides nothing: whether to call any of those is the planner's
 //! decision ([`crate::plan`]).
 
+pub mod access_analyzer;
 pub mod cloudtrail_trail;
+pub mod compute_optimizer_enrollment;
+pub mod config_recorder;
 pub mod default_vpc;
+pub mod detective_graph;
 pub mod ebs_default_encryption;
+pub mod eventbridge_bus;
+pub mod eventbridge_rule;
+pub mod guardduty_detector;
 pub mod iam_group;
 pub mod iam_password_policy;
 pub mod iam_role;
@@ -16,6 +23,11 @@ pub mod iam_user;
 pub mod kms_key;
 pub mod s3_account_public_access_block;
 pub mod s3_bucket;
+pub mod securityhub_automation_rule;
+pub mod securityhub_finding_aggregator;
+pub mod securityhub_hub;
+pub mod securityhub_standard;
+pub mod sfn_state_machine;
 
 use crate::aws::{AccountSession, AwsError};
 use crate::desired::names::{OwnerTag, Region, TierName};
@@ -25,8 +37,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use std::future::Future;
 
-/// Where a resource lives.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Where a resource lives. In YAML: `global`, `home`, `all`, `others`, or a one-key
+/// mapping `{only: [...]}` / `{except: [...]}` (see the `Deserialize` impl below).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Account-wide, not regional (IAM).
@@ -41,6 +54,61 @@ pub enum Scope {
     Only(Vec<Region>),
     /// Every active region but these (`regions: {except: [ap-northeast-1, us-east-1]}`).
     Except(Vec<Region>),
+}
+
+const SCOPE_NAMES: &[&str] = &["global", "home", "all", "others", "only", "except"];
+
+/// serde_yaml reads an externally tagged enum only from a YAML tag (`!only [...]`); desired
+/// state writes `{only: [...]}`. Both are accepted, and the plain names as strings.
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        fn unit<E: de::Error>(name: &str) -> Result<Scope, E> {
+            match name {
+                "global" => Ok(Scope::Global),
+                "home" => Ok(Scope::Home),
+                "all" => Ok(Scope::All),
+                "others" => Ok(Scope::Others),
+                other => Err(E::unknown_variant(other, SCOPE_NAMES)),
+            }
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = Scope;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`global`, `home`, `all`, `others`, `{only: [regions]}` or `{except: [regions]}`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Scope, E> {
+                unit(s)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scope, A::Error> {
+                let key: String = map
+                    .next_key()?
+                    .ok_or_else(|| de::Error::custom("expected `only` or `except` with a list of regions"))?;
+                let scope = match key.as_str() {
+                    "only" => Scope::Only(map.next_value()?),
+                    "except" => Scope::Except(map.next_value()?),
+                    other => return Err(de::Error::unknown_variant(other, &["only", "except"])),
+                };
+                if let Some(extra) = map.next_key::<String>()? {
+                    return Err(de::Error::custom(format!("a region scope has one key, found a second one `{extra}`")));
+                }
+                Ok(scope)
+            }
+            fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Scope, A::Error> {
+                use de::VariantAccess;
+                let (name, v): (String, _) = data.variant()?;
+                match name.as_str() {
+                    "only" => Ok(Scope::Only(v.newtype_variant()?)),
+                    "except" => Ok(Scope::Except(v.newtype_variant()?)),
+                    other => {
+                        v.unit_variant()?;
+                        unit(other)
+                    }
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Whether a desired resource should exist.
@@ -210,6 +278,18 @@ registry! {
     CloudtrailTrail => cloudtrail_trail::CloudtrailTrail,
     EbsDefaultEncryption => ebs_default_encryption::EbsDefaultEncryption,
     DefaultVpc => default_vpc::DefaultVpc,
+    GuarddutyDetector => guardduty_detector::GuarddutyDetector,
+    DetectiveGraph => detective_graph::DetectiveGraph,
+    AccessAnalyzer => access_analyzer::AccessAnalyzer,
+    ComputeOptimizerEnrollment => compute_optimizer_enrollment::ComputeOptimizerEnrollment,
+    ConfigRecorder => config_recorder::ConfigRecorder,
+    SecurityhubHub => securityhub_hub::SecurityhubHub,
+    SecurityhubStandard => securityhub_standard::SecurityhubStandard,
+    SecurityhubFindingAggregator => securityhub_finding_aggregator::SecurityhubFindingAggregator,
+    SecurityhubAutomationRule => securityhub_automation_rule::SecurityhubAutomationRule,
+    EventbridgeBus => eventbridge_bus::EventbridgeBus,
+    SfnStateMachine => sfn_state_machine::SfnStateMachine,
+    EventbridgeRule => eventbridge_rule::EventbridgeRule,
 }
 
 /// One entry of a feature's `resources:` list: exactly one resource type key, plus
