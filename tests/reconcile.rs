@@ -410,7 +410,9 @@ fn a_region_enabled_later_gets_the_per_region_features_at_the_next_apply() {
     assert_eq!(code, 0, "{applied}");
     assert_eq!(account(&applied, id)["regions"], json!(["ap-northeast-1"]));
     let ebs = |region: &str| {
-        fleet.emu.aws_in(id, "ec2", "get_ebs_encryption_by_default", json!({}), region).unwrap()["EbsEncryptionByDefault"].clone()
+        fleet.emu.aws_in(id, "ec2", "get_ebs_encryption_by_default", json!({}), region).unwrap()
+            ["EbsEncryptionByDefault"]
+            .clone()
     };
     assert_eq!(ebs("ap-northeast-1"), true);
     assert_eq!(ebs("us-east-1"), false);
