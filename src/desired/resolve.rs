@@ -70,7 +70,8 @@ pub struct AccountBaseline {
     pub features: Vec<FeatureBaseline>,
 }
 
-fn partition_of(region: &str) -> &'static str {
+/// The AWS partition a region belongs to (`aws`, `aws-cn`, `aws-us-gov`).
+pub fn partition_of(region: &str) -> &'static str {
     if region.starts_with("cn-") {
         "aws-cn"
     } else if region.starts_with("us-gov-") {

@@ -12,7 +12,6 @@ use aws_sdk_config::types::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 /// Where AWS Config delivers configuration snapshots and history files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,16 +53,6 @@ pub struct ConfigRecorder {
     pub recording: Option<bool>,
 }
 
-fn partition_of(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
 /// The home region's view: the Config bucket and the logs key live there, whatever region
 /// the recorder is in.
 fn home<'a>(cx: &Cx<'a>) -> Cx<'a> {
@@ -84,7 +73,13 @@ async fn kms_key_arn(cx: &Cx<'_>, key: &str) -> Result<String, AwsError> {
     } else {
         key.to_string()
     };
-    Ok(format!("arn:{}:kms:{}:{}:key/{}", partition_of(home.region), home.region, cx.account_id, id))
+    Ok(format!(
+        "arn:{}:kms:{}:{}:key/{}",
+        crate::desired::resolve::partition_of(home.region),
+        home.region,
+        cx.account_id,
+        id
+    ))
 }
 
 /// Whether an error is IAM's eventual consistency: a role made moments ago that AWS Config
@@ -129,20 +124,11 @@ impl ConfigRecorder {
     async fn put_recorder(&self, cx: &Cx<'_>, observed: &Self) -> Result<(), AwsError> {
         let cfg = cx.session.config(cx.region);
         let rec = self.recorder(observed);
-        // A role created earlier in the same run may not be assumable yet: retry briefly.
-        let mut attempt = 0;
-        loop {
-            let sent =
-                cx.session.call(cfg.put_configuration_recorder().configuration_recorder(rec.clone()).send()).await;
-            match sent.map_err(AwsError::from) {
-                Ok(_) => return Ok(()),
-                Err(e) if role_not_ready(&e) && attempt < 6 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        super::while_role_settles(role_not_ready, || async {
+            cx.session.call(cfg.put_configuration_recorder().configuration_recorder(rec.clone()).send()).await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn put_channel(&self, cx: &Cx<'_>, want: &DeliveryChannel) -> Result<(), AwsError> {
@@ -157,18 +143,11 @@ impl ConfigRecorder {
             .set_s3_key_prefix(want.s3_key_prefix.clone())
             .set_s3_kms_key_arn(kms)
             .build();
-        let mut attempt = 0;
-        loop {
-            let sent = cx.session.call(cfg.put_delivery_channel().delivery_channel(channel.clone()).send()).await;
-            match sent.map_err(AwsError::from) {
-                Ok(_) => return Ok(()),
-                Err(e) if role_not_ready(&e) && attempt < 6 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        super::while_role_settles(role_not_ready, || async {
+            cx.session.call(cfg.put_delivery_channel().delivery_channel(channel.clone()).send()).await?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -392,7 +371,7 @@ mod tests {
 
     #[test]
     fn partitions_follow_the_region() {
-        assert_eq!(partition_of("cn-north-1"), "aws-cn");
-        assert_eq!(partition_of("ap-northeast-1"), "aws");
+        assert_eq!(crate::desired::resolve::partition_of("cn-north-1"), "aws-cn");
+        assert_eq!(crate::desired::resolve::partition_of("ap-northeast-1"), "aws");
     }
 }

@@ -137,16 +137,6 @@ pub struct GuarddutyDetector {
     pub detector_id: Option<String>,
 }
 
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
 /// The detector of the region, if there is one (GuardDuty allows one per region).
 async fn detector_id(cx: &Cx<'_>) -> Result<Option<String>, AwsError> {
     let gd = cx.session.guardduty(cx.region);
@@ -308,7 +298,12 @@ impl ResourceType for GuarddutyDetector {
 
     async fn retag(&self, cx: &Cx<'_>, tag: OwnerTag) -> Result<(), AwsError> {
         let id = self.id_of(cx).await?;
-        let arn = format!("arn:{}:guardduty:{}:{}:detector/{id}", partition(cx.region), cx.region, cx.account_id);
+        let arn = format!(
+            "arn:{}:guardduty:{}:{}:detector/{id}",
+            crate::desired::resolve::partition_of(cx.region),
+            cx.region,
+            cx.account_id
+        );
         let gd = cx.session.guardduty(cx.region);
         cx.session.call(gd.tag_resource().resource_arn(arn).tags(OWNER_TAG_KEY, tag.as_str()).send()).await?;
         Ok(())

@@ -202,6 +202,26 @@ pub fn owner_of<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Optio
     tags.into_iter().find(|(k, _)| *k == crate::desired::names::OWNER_TAG_KEY).map(|(_, v)| v.to_string())
 }
 
+/// IAM is eventually consistent: a role created moments ago, earlier in the same apply, may
+/// not be usable by a service yet. Retries `send` while `not_ready` says so, for up to
+/// 30 seconds, then gives the error.
+pub async fn while_role_settles<T, F, Fut>(not_ready: impl Fn(&AwsError) -> bool, mut send: F) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AwsError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match send().await {
+            Err(e) if not_ready(&e) && attempt < 6 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The error of an untaggable type asked to tag itself; the planner never asks.
 pub fn untaggable(kind: &str) -> AwsError {
     AwsError::new("unsupported", format!("{kind} cannot carry tags"))

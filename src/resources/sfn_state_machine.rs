@@ -7,7 +7,6 @@ use crate::desired::names::{OwnerTag, OWNER_TAG_KEY};
 use crate::desired::policy::PolicyDoc;
 use aws_sdk_sfn::types::Tag;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,10 +86,9 @@ impl ResourceType for SfnStateMachine {
 
     async fn create(&self, cx: &Cx<'_>, tag: OwnerTag) -> Result<(), AwsError> {
         let sfn = cx.session.sfn(cx.region);
-        let mut attempt = 0;
-        loop {
-            let sent = cx
-                .session
+        // The role of the same feature was created moments ago.
+        super::while_role_settles(role_not_ready, || async {
+            cx.session
                 .call(
                     sfn.create_state_machine()
                         .name(&self.name)
@@ -99,17 +97,10 @@ impl ResourceType for SfnStateMachine {
                         .tags(owner_tag(tag))
                         .send(),
                 )
-                .await;
-            match sent.map_err(AwsError::from) {
-                Ok(_) => return Ok(()),
-                // The role of the same feature was created moments ago.
-                Err(e) if role_not_ready(&e) && attempt < 6 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn update(&self, cx: &Cx<'_>, observed: &Self) -> Result<(), AwsError> {
