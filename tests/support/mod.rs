@@ -73,24 +73,40 @@ impl Drop for Emulator {
 
 impl Emulator {
     pub fn start() -> Self {
+        use std::io::BufRead;
         let py = python();
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("cm-emulator-{port}.log"));
-        let out = std::fs::File::create(&log).expect("emulator log");
-        let child = Command::new(py)
+        let log = std::env::temp_dir().join(format!(
+            "cm-emulator-{}-{:?}.log",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let err = std::fs::File::create(&log).expect("emulator log");
+        // Port 0: the emulator binds a free port itself and prints it, so two emulators
+        // started at once can never race for the same port.
+        let mut child = Command::new(py)
             .arg(repo().join("tests/support/emulator/server.py"))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(err)
             .spawn()
             .expect("start emulator");
-        let emu = Emulator { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "emulator did not start; see {}", log.display());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        emu
+        let stdout = child.stdout.take().expect("emulator stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            // Keep draining, so that the emulator never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let first = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("emulator did not start; see {}", log.display())
+        });
+        let endpoint =
+            first.strip_prefix("listening on ").unwrap_or_else(|| panic!("emulator said {first:?}")).to_string();
+        Emulator { child, endpoint }
     }
 
     /// One AWS call as `account` (`management` or a member id), through boto3.

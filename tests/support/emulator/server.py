@@ -20,17 +20,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cm_emulator import Dispatcher  # noqa: E402
 from moto.moto_server.threaded_moto_server import MotoRequestHandler  # noqa: E402
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: E402
-from werkzeug.serving import run_simple  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=int, required=True, help="0: any free port, printed once listening")
     args = p.parse_args()
-    os.environ.setdefault("MOTO_PORT", str(args.port))
-    app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, Dispatcher(app), threaded=True, request_handler=MotoRequestHandler)
+    app = Dispatcher(DomainDispatcherApplication(create_backend_app))
+    # Bind first (port 0 lets the kernel choose, with no race against other emulators),
+    # then say where: "listening on http://HOST:PORT" on stdout.
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    os.environ.setdefault("MOTO_PORT", str(server.port))
+    print(f"listening on http://{args.host}:{server.port}", flush=True)
+    server.serve_forever()
 
 
 if __name__ == "__main__":
