@@ -121,6 +121,13 @@ pub async fn run_account(
             report.status = if p.has_changes() { AccountStatus::Changes } else { AccountStatus::NoChanges };
             return Ok(());
         }
+        if p.changes.is_empty() {
+            // Nothing to apply, so nothing to verify: the plan just made is the proof.
+            report.applied = Some(vec![]);
+            report.remaining = Some(vec![]);
+            report.status = AccountStatus::Converged;
+            return Ok(());
+        }
         session.forget();
         let applied = apply(&session, &baseline, &p, &s.quotas).await;
         let failed = applied.iter().find(|a| a.outcome == ChangeOutcome::Failed).and_then(|a| a.error.clone());
