@@ -16,17 +16,21 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
 import botocore
 import botocore.parsers
+import botocore.retries.standard
 import botocore.session
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import wirecheck
+from cm_emulator import cbor
 
 HERE = Path(__file__).resolve().parent
 REGION = "ap-northeast-1"
@@ -72,7 +76,7 @@ def endpoint(tmp_path_factory):
 def post(url, doc=None):
     data = json.dumps(doc).encode() if doc is not None else b""
     req = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
+    with urllib.request.urlopen(req, timeout=60) as r:  # a reset takes seconds, more on a busy machine
         return r.status, r.read()
 
 
@@ -582,6 +586,185 @@ def test_config_and_eventbridge_answer_as_aws(aws):
     assert ev.describe_rule(Name="fwd", EventBusName="cm-bus")["State"] == "ENABLED"
 
 
+# ---------------------------------------------------------------- fault injection (benchmarks)
+
+
+def faults(endpoint, doc=None):
+    """POSTs `doc` to the faults hook, or GETs its state; returns the JSON answer."""
+    if doc is None:
+        with urllib.request.urlopen(endpoint + "/cm-emulator/faults", timeout=10) as r:
+            return json.loads(r.read())
+    return json.loads(post(endpoint + "/cm-emulator/faults", doc)[1])
+
+
+@pytest.fixture
+def faults_off(endpoint):
+    yield
+    faults(endpoint, {})
+
+
+def plain_client(endpoint, service, attempts=1, session=None):
+    """A boto3 client with botocore's standard retry mode (`attempts` in all), no wire check
+    (a throttling code need not be in the model: AWS sends ThrottlingException from KMS too)."""
+    cfg = Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "total_max_attempts": attempts})
+    client = (session or boto3.Session()).client(service, endpoint_url=endpoint, region_name=REGION, config=cfg,
+                                                 aws_access_key_id="testing", aws_secret_access_key="testing")
+    if service == "s3control":  # the endpoint rules put the account id in the host; the emulator has one host
+        def drop_account_host(request, **_):
+            request.url = request.url.replace("//123456789012.", "//")
+        client.meta.events.register("before-sign", drop_account_host)
+    return client
+
+
+def test_faults_latency_overlaps_and_spares_hooks(endpoint, faults_off):
+    clients = [plain_client(endpoint, "sts") for _ in range(4)]
+    for c in clients:
+        c.get_caller_identity()  # the client's own first-call set-up, outside the timings
+    assert faults(endpoint, {"latency_ms": 300})["latency_ms"] == 300
+    t = time.monotonic()
+    clients[0].get_caller_identity()
+    assert time.monotonic() - t >= 0.3
+    t = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda c: c.get_caller_identity(), clients))
+    assert time.monotonic() - t < 0.9, "concurrent requests should overlap their sleeps (4 x 300 ms in about 300 ms)"
+    t = time.monotonic()
+    post(endpoint + "/cm-emulator/regions", {"account_id": "333333333333", "regions": None})
+    state = faults(endpoint)
+    assert time.monotonic() - t < 0.3, "test hooks are not delayed"
+    assert (state["requests"], state["delayed"], state["throttled"]) == (5, 5, 0)
+    assert faults(endpoint, {}) == {**state, "latency_ms": 0, "requests": 0, "delayed": 0}
+    t = time.monotonic()
+    clients[0].get_caller_identity()
+    assert time.monotonic() - t < 0.3
+
+
+def test_faults_hook_rejects_bad_settings(endpoint, faults_off):
+    for doc in ({"latency_ms": -1}, {"throttle_share": 1.5}, {"seed": "x"}, {"tally": 1}, {"latency": 5}):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            faults(endpoint, doc)
+        assert e.value.code == 400
+
+
+THROTTLES = [
+    # service, operation, params, code, HTTP status, wire protocol of the answer
+    ("iam", "list_roles", {}, "Throttling", 400, "query"),
+    ("sts", "get_caller_identity", {}, "Throttling", 400, "query"),
+    ("ec2", "describe_vpcs", {}, "RequestLimitExceeded", 503, "ec2"),
+    ("s3", "list_buckets", {}, "SlowDown", 503, "s3"),
+    ("s3control", "get_public_access_block", {"AccountId": "123456789012"}, "SlowDown", 503, "rest-xml"),
+    ("kms", "list_keys", {}, "ThrottlingException", 400, "json"),
+    ("cloudtrail", "describe_trails", {}, "ThrottlingException", 400, "json"),
+    ("organizations", "list_accounts", {}, "TooManyRequestsException", 400, "json"),
+    ("config", "describe_configuration_recorders", {}, "ThrottlingException", 400, "json"),
+    ("securityhub", "describe_hub", {}, "ThrottlingException", 429, "rest-json"),
+    ("guardduty", "list_detectors", {}, "ThrottlingException", 429, "rest-json"),
+    ("detective", "list_graphs", {}, "TooManyRequestsException", 429, "rest-json"),
+    ("accessanalyzer", "list_analyzers", {}, "ThrottlingException", 429, "rest-json"),
+    ("compute-optimizer", "get_enrollment_status", {}, "ThrottlingException", 429, "json"),
+    ("compute-optimizer", "get_enrollment_status", {}, "ThrottlingException", 429, "cbor"),
+]
+
+
+@pytest.mark.parametrize("service,op,params,code,status,wire", THROTTLES, ids=[f"{t[0]}-{t[5]}" for t in THROTTLES])
+def test_faults_throttle_in_the_protocol_of_the_service(endpoint, faults_off, tmp_path, service, op, params, code, status, wire):
+    session = cbor_session(tmp_path) if wire == "cbor" else None
+    client = plain_client(endpoint, service, attempts=3, session=session)
+    detector = botocore.retries.standard.ThrottlingErrorDetector(botocore.retries.standard.RetryEventAdapter())
+    seen, raw = [], []
+    client.meta.events.register("needs-retry", lambda **kw: seen.append(detector.is_throttling_error(**kw)))
+    client.meta.events.register("after-call", lambda http_response, **_: raw.append(http_response))
+    faults(endpoint, {"throttle_share": 1.0, "seed": 1})
+    with pytest.raises(ClientError) as e:
+        getattr(client, op)(**params)
+    meta = e.value.response["ResponseMetadata"]
+    assert (e.value.response["Error"]["Code"], meta["HTTPStatusCode"]) == (code, status)
+    assert meta["RetryAttempts"] == 2 and seen == [True, True, True], "botocore's standard mode retries it as throttling"
+    state = faults(endpoint)
+    name = client.meta.service_model.service_name
+    assert (state["requests"], state["throttled"], state["throttled_by_code"]) == (3, 3, {f"{name}:{code}": 3})
+
+    http = raw[-1]
+    headers = {k.lower(): v for k, v in http.headers.items()}
+    if wire in ("query", "ec2", "s3", "rest-xml"):
+        root = ET.fromstring(http.content)
+        tag = root.tag.split("}")[-1]
+        text = lambda path: root.findtext("/".join("{*}" + p for p in path.split("/")))  # noqa: E731 (any namespace)
+        if wire == "query":
+            assert tag == "ErrorResponse" and text("Error/Type") == "Sender" and text("Error/Code") == code
+        elif wire == "ec2":
+            assert tag == "Response" and text("Errors/Error/Code") == code
+        elif wire == "s3":
+            assert tag == "Error" and text("Code") == code  # S3 does not wrap its errors
+        else:
+            assert tag == "ErrorResponse" and text("Error/Code") == code
+    elif wire == "cbor":
+        assert headers["smithy-protocol"] == "rpc-v2-cbor" and headers["content-type"] == "application/cbor"
+        assert cbor.decode(http.content)["__type"] == f"com.amazonaws.computeoptimizer#{code}"
+    else:
+        doc = json.loads(http.content)
+        assert doc["__type"] == headers["x-amzn-errortype"] == code and doc["message"]
+        shape = next((s for s in client.meta.service_model.error_shapes if s.name == code), None)
+        if wire == "rest-json" and shape is not None:  # the model's status for its own error, as a strict SDK checks
+            assert shape.metadata["error"]["httpStatusCode"] == status
+
+
+def test_faults_throttle_share_is_a_seeded_sequence_and_retries_get_through(endpoint, faults_off):
+    sts = plain_client(endpoint, "sts")
+
+    def pattern():
+        out = []
+        for _ in range(40):
+            try:
+                sts.get_caller_identity()
+                out.append(False)
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "Throttling"
+                out.append(True)
+        return out
+
+    faults(endpoint, {"throttle_share": 0.3, "seed": 7})
+    first = pattern()
+    assert faults(endpoint)["throttled"] == sum(first) and 4 <= sum(first) <= 20
+    faults(endpoint, {"throttle_share": 0.3, "seed": 7})
+    assert pattern() == first
+    faults(endpoint, {"throttle_share": 0.3, "seed": 8})
+    assert pattern() != first
+
+    kms = plain_client(endpoint, "kms", attempts=10)
+    kms.meta.events.register("before-sleep", lambda **_: None)
+    faults(endpoint, {"throttle_share": 0.3, "seed": 7, "tally": True})
+    retries = sum(kms.list_keys()["ResponseMetadata"]["RetryAttempts"] for _ in range(10))
+    state = faults(endpoint)
+    assert retries == state["throttled"] > 0 and state["requests"] == 10 + retries
+    assert state["by_operation"] == [{"account": "123456789012", "region": REGION, "service": "kms", "operation": "ListKeys",
+                                      "requests": 10 + retries, "throttled": retries, "identical": 9}]
+
+
+def test_faults_tally_names_operations_as_the_model_does(endpoint, faults_off):
+    faults(endpoint, {"tally": True})
+    ct = plain_client(endpoint, "cloudtrail")
+    ct.describe_trails()
+    ct.describe_trails()
+    ct.describe_trails(trailNameList=["x"])
+    # the Rust SDK's X-Amz-Target is the Smithy service name alone, botocore's is namespaced
+    req = urllib.request.Request(endpoint + "/", data=b'{"Name": "none"}', method="POST", headers={
+        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "CloudTrail_20131101.GetTrailStatus",
+        "Authorization": f"AWS4-HMAC-SHA256 Credential=testing/20250101/{REGION}/cloudtrail/aws4_request, SignedHeaders=host, Signature=0"})
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(req, timeout=10)
+    s3 = plain_client(endpoint, "s3")
+    assert error_of(s3.get_bucket_versioning, Bucket="cm-no-such-bucket")[0] == "NoSuchBucket"
+    aws = plain_client(endpoint, "s3control")
+    assert error_of(aws.get_public_access_block, AccountId="123456789012")[0] == "NoSuchPublicAccessBlockConfiguration"
+    plain_client(endpoint, "iam").get_account_summary()
+    rows = {(r["service"], r["operation"]): (r["requests"], r["identical"]) for r in faults(endpoint)["by_operation"]}
+    assert rows == {("cloudtrail", "DescribeTrails"): (3, 1), ("cloudtrail", "GetTrailStatus"): (1, 0),
+                    ("s3", "GetBucketVersioning"): (1, 0), ("s3control", "GetPublicAccessBlock"): (1, 0),
+                    ("iam", "GetAccountSummary"): (1, 0)}
+    assert faults(endpoint)["unidentified"] == 0
+
+
 # ---------------------------------------------------------------- reset
 
 
@@ -591,7 +774,10 @@ def test_reset_clears_extension_state(aws, endpoint):
     aws("detective", region=R).create_graph()
     aws("accessanalyzer", region=R).create_analyzer(analyzerName="x", type="ACCOUNT")
     aws("compute-optimizer", region=R, account=MEMBER_B).update_enrollment_status(status="Active")
+    faults(endpoint, {"latency_ms": 5, "throttle_share": 0.5, "seed": 3, "tally": True})
     reset(endpoint)
+    assert faults(endpoint) == {"latency_ms": 0, "throttle_share": 0.0, "seed": 0, "tally": False, "requests": 0, "delayed": 0,
+                                "throttled": 0, "unidentified": 0, "throttled_by_code": {}}
     assert error_of(aws("securityhub", region=R).describe_hub)[0] == "InvalidAccessException"
     assert aws("detective", region=R).list_graphs()["GraphList"] == []
     assert aws("accessanalyzer", region=R).list_analyzers()["analyzers"] == []

@@ -4,7 +4,10 @@ product's real SDK calls are what the tests exercise. Test support only.
 
 Modules (each documents what it implements or corrects, and why):
 - dispatcher: WSGI middleware; routes by SigV4 signing name, account and region; reset.
-- wire: request/response helpers, model-driven restJson1 router, timestamps, pagination.
+- wire: request/response helpers, model-driven restJson1 router, timestamps, pagination;
+  which botocore model and operation a signed request is (`identify`).
+- faults: test hook for benchmarks: latency and throttling of every AWS request, each
+  service's throttling answered in its own wire protocol; request counts by operation.
 - cbor: minimal CBOR codec (Smithy RPC v2 CBOR).
 - s3: GetBucketRequestPayment/PutBucketRequestPayment; GetBucketVersioning root element.
 - securityhub: hub, tags, standards, controls, finding aggregator, automation rules.

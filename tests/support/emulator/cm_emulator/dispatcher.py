@@ -5,7 +5,9 @@ The service is the SigV4 signing name of the request's credential scope (as moto
 account is moto's `get_account_id_from(<access key>)` (so assumed-role credentials of a member
 account land in that account, as in moto), the region is the scope's region. A module answers
 (a Response) or declines (None: moto answers). `POST /moto-api/reset` clears every module's
-state as well as moto's. `/cm-emulator/...` paths are test hooks with no AWS counterpart.
+state as well as moto's. `/cm-emulator/...` paths are test hooks with no AWS counterpart:
+`/cm-emulator/regions` (ec2) and `/cm-emulator/faults` (faults: latency and throttling of
+every signed AWS request, applied here before any module or moto sees the request).
 
 Services whose calls the product relies on and that moto answers as AWS does need no module:
 AWS Config and EventBridge (checked, see the package docstring).
@@ -20,7 +22,7 @@ from urllib.parse import unquote
 
 from moto.iam.models import get_account_id_from
 
-from . import accessanalyzer, computeoptimizer, detective, ec2, guardduty, s3, securityhub, stepfunctions
+from . import accessanalyzer, computeoptimizer, detective, ec2, faults, guardduty, s3, securityhub, stepfunctions
 from .wire import Request, Response
 
 MODULES = (s3, securityhub, detective, accessanalyzer, computeoptimizer, guardduty, stepfunctions, ec2)
@@ -44,14 +46,25 @@ class Dispatcher:
             with self.reset_lock:
                 for module in MODULES:
                     module.reset()
+                faults.reset()
         if path == "/cm-emulator/regions":
             return ec2.regions_hook(environ).wsgi(start_response)
+        if path == "/cm-emulator/faults":
+            return faults.hook(environ).wsgi(start_response)
+        if path.startswith(("/moto-api/", "/cm-emulator/")):
+            return self.app(environ, start_response)
         scope = self.scope(environ)
         if scope is not None:
             account, region, service = scope
+            req = None
+            if faults.active():
+                req = Request(environ, account, region, service, moto=self.app)
+                answer = faults.before(req)
+                if answer is not None:
+                    return answer.wsgi(start_response)
             modules = self.by_service.get(service)
             if modules:
-                req = Request(environ, account, region, service, moto=self.app)
+                req = req or Request(environ, account, region, service, moto=self.app)
                 for module in modules:
                     try:
                         answer = module.handle(req)

@@ -12,12 +12,15 @@ import datetime
 import http
 import io
 import json
+import os
 import re
+import sys
 import threading
 import time
 import uuid
 from urllib.parse import parse_qs, unquote
 
+import botocore
 import botocore.session
 
 _session = botocore.session.get_session()
@@ -316,3 +319,137 @@ class RestJsonService:
         except ValueError:
             raise self.validation_error(f"Invalid value '{value}' for {member.name}")
         return value
+
+
+# ---------------------------------------------------------------- which service and operation a request is
+
+
+_signing_index = None
+_signing_lock = threading.Lock()
+
+
+def _signing_index_file():
+    return os.path.join(sys.prefix, f".cm-emulator-signing-names-botocore-{botocore.__version__}.json")
+
+
+def models_for_signing_name(signing_name):
+    """The botocore service models whose SigV4 signing name is `signing_name` (S3 and S3
+    Control share `s3`; EventBridge and EventBridge v2 share `events`, ...). The index is
+    made once per botocore version from every model it ships (a few seconds) and kept in a
+    file in the virtualenv."""
+    global _signing_index
+    with _signing_lock:
+        if _signing_index is None:
+            path = _signing_index_file()
+            try:
+                with open(path) as f:
+                    _signing_index = json.load(f)
+            except (OSError, ValueError):
+                loader = _session.get_component("data_loader")
+                index = {}
+                for name in loader.list_available_services("service-2"):
+                    meta = loader.load_service_model(name, "service-2")["metadata"]
+                    index.setdefault(meta.get("signingName") or meta.get("endpointPrefix") or name, []).append(name)
+                _signing_index = index
+                try:
+                    tmp = f"{path}.{os.getpid()}"
+                    with open(tmp, "w") as f:
+                        json.dump(index, f)
+                    os.replace(tmp, path)
+                except OSError:
+                    pass  # a read-only virtualenv: made again by the next process
+        names = list(_signing_index.get(signing_name, ()))
+    return [service_model(n) for n in names]
+
+
+def _uri_pattern(uri):
+    """(path regex, literal query {key: value or None}, number of literal parts) of a model requestUri."""
+    path, _, query = uri.partition("?")
+    parts, literals = [], 0
+    for segment in path.strip("/").split("/") if path.strip("/") else []:
+        m = re.fullmatch(r"\{(\w+)(\+?)\}", segment)
+        if m:
+            parts.append(".+" if m.group(2) else "[^/]+")
+        else:
+            parts.append(re.escape(segment))
+            literals += 1
+    wanted = {}
+    for item in query.split("&") if query else []:
+        key, eq, value = item.partition("=")
+        if key and "{" not in key:
+            wanted[key] = value if eq else None
+    return re.compile("^/" + "/".join(parts) + "/?$"), wanted, literals + len(wanted)
+
+
+_rest_routes = {}
+
+
+def _routes(model):
+    with _models_lock:
+        routes = _rest_routes.get(model.service_name)
+        if routes is None:
+            routes = []
+            for name in model.operation_names:
+                op = model.operation_model(name)
+                pattern, query, score = _uri_pattern(op.http.get("requestUri", "/"))
+                # of two operations on one route (GetBucketLifecycle, GetBucketLifecycleConfiguration), the current one
+                score = (score, not op.deprecated)
+                routes.append((op.http.get("method", "POST").upper(), pattern, query, score, name))
+            _rest_routes[model.service_name] = routes
+        return routes
+
+
+def _rest_match(model, req):
+    """(score, operation name) of the model's best route for the request, or None."""
+    best = None
+    for method, pattern, query, score, name in _routes(model):
+        if method != req.method or not pattern.match(req.raw_path):
+            continue
+        if any(k not in req.query or (v is not None and req.query[k][-1] != v) for k, v in query.items()):
+            continue
+        if best is None or score > best[0]:
+            best = (score, name)
+    return best
+
+
+RPC_V2_PATH = re.compile(r"^/service/([^/]+)/operation/([^/]+)$")
+
+
+def identify(req):
+    """(model, protocol, operation) of a signed AWS request, or None when no botocore model
+    of its signing name fits it. The request's own shape says which protocol family it speaks
+    (a `/service/S/operation/O` path: RPC v2 CBOR; `X-Amz-Target`: awsJson; an `Action`
+    parameter: query or ec2; otherwise a REST binding); the model says the rest: which
+    service, which of query/ec2 or rest-json/rest-xml, and the operation's name."""
+    models = models_for_signing_name(req.service)
+    rpc = RPC_V2_PATH.match(req.raw_path)
+    target = req.header("X-Amz-Target")
+    if rpc and (req.header("smithy-protocol") or "").lower() == "rpc-v2-cbor":
+        for m in models:
+            if "smithy-rpc-v2-cbor" in (m.metadata.get("protocols") or [m.protocol]) and m.metadata.get("targetPrefix") == rpc.group(1):
+                return m, "smithy-rpc-v2-cbor", rpc.group(2)
+        return None
+    if target:
+        prefix, _, op = target.rpartition(".")
+        for m in models:
+            # botocore's prefix may be namespaced (com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101),
+            # the Smithy SDKs send the service shape's name alone (CloudTrail_20131101); AWS takes both
+            known = m.metadata.get("targetPrefix") or ""
+            if "json" in (m.metadata.get("protocols") or [m.protocol]) and prefix and (known == prefix or known.endswith("." + prefix)):
+                return m, "json", op
+        return None
+    action = req.query.get("Action", [None])[-1]
+    if action is None and req.method == "POST" and (req.header("content-type") or "").startswith("application/x-www-form-urlencoded"):
+        action = parse_qs(req.body.decode("utf-8", "replace")).get("Action", [None])[-1]
+    if action:
+        for m in models:
+            if m.protocol in ("query", "ec2") and action in m.operation_names:
+                return m, m.protocol, action
+        return None
+    best = None
+    for m in models:
+        if m.protocol in ("rest-json", "rest-xml"):
+            found = _rest_match(m, req)
+            if found and (best is None or found[0] > best[0]):
+                best = (found[0], m, found[1])
+    return (best[1], best[1].protocol, best[2]) if best else None

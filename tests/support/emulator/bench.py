@@ -1,0 +1,472 @@
+"""Fleet benchmark of cm-baseline against the emulator (run through `scripts/bench`).
+
+Starts its own emulator on a free 127.0.0.1 port, creates an Organization with N member
+accounts (each with R active regions, through the `/cm-emulator/regions` hook), writes a
+desired-state copy with one account file per account, then measures three phases with the
+given (release) binary:
+
+  a. `apply --initial` on the fresh fleet;
+  b. `plan` on the converged fleet (maintenance; must show no changes);
+  c. `apply` (maintenance) after drifting a share of the accounts through boto3.
+
+Latency and throttling (`/cm-emulator/faults`) are on during the measured phases only. Per
+phase: wall time, API calls (total, per account-region, by service and by operation), retries,
+throttled attempts and the peak RSS of the cm-baseline process, plus the emulator's own count
+of the requests it received per account, region and operation. Prints one table and writes
+every figure as JSON (`--out`). See docs/benchmark.md. Test support only.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+HERE = Path(__file__).resolve().parent
+HOME = "ap-northeast-1"
+# The home region first, then the regions the brief names, then more for R > 4.
+REGIONS = [HOME, "us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-1", "ap-southeast-2",
+           "ap-northeast-2", "ca-central-1", "sa-east-1", "eu-west-2", "eu-north-1", "ap-south-1", "us-east-2",
+           "us-west-1", "eu-west-3", "ap-northeast-3"]
+MANAGEMENT = "123456789012"  # moto's default account: the credentials cm-baseline runs with
+# Services whose calls are account-wide: counted per account, not per account-region.
+GLOBAL_SERVICES = {"iam", "organizations", "sts"}
+MEMBER_ROLE = "cm-policymaintainer"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- emulator
+
+
+class Emulator:
+    def __init__(self, workdir):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "emulator.log"
+        out = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "server.py"), "--host", "127.0.0.1", "--port", str(self.port)],
+                                     stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    self.stop()
+                    raise SystemExit(f"emulator did not start; see {self.log_path}")
+                time.sleep(0.1)
+        self.creds = {}
+        self.creds_lock = threading.Lock()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def hook(self, path, doc=None):
+        data = json.dumps(doc).encode() if doc is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method="POST" if doc is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return json.loads(r.read())
+
+    def client(self, service, account=MANAGEMENT, region=HOME):
+        base = dict(endpoint_url=self.url, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing")
+        if account != MANAGEMENT:
+            with self.creds_lock:
+                c = self.creds.get(account)
+            if c is None:
+                sts = boto3.client("sts", **base)
+                c = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{MEMBER_ROLE}", RoleSessionName="cm-bench")["Credentials"]
+                with self.creds_lock:
+                    self.creds[account] = c
+            base.update(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])
+        cfg = Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "total_max_attempts": 3})
+        return boto3.client(service, config=cfg, **base)
+
+
+# ---------------------------------------------------------------- setup
+
+
+def spread(n, share):
+    """Indices of round(n * share) of range(n), evenly spread (deterministic)."""
+    k = round(n * share)
+    if share > 0 and k == 0:
+        k = 1
+    return sorted({int(i * n / k) for i in range(k)}) if k else []
+
+
+def setup(emu, args, workdir, repo):
+    timings = {}
+    t0 = time.monotonic()
+    emu.client("organizations").create_organization(FeatureSet="ALL")
+    timings["organization_s"] = time.monotonic() - t0
+
+    def create(i):
+        t = time.monotonic()
+        out = emu.client("organizations").create_account(Email=f"bench-{i:05d}@example.com", AccountName=f"bench-{i:05d}")
+        return out["CreateAccountStatus"]["AccountId"], time.monotonic() - t
+
+    t = time.monotonic()
+    with ThreadPoolExecutor(args.setup_workers) as pool:
+        created = list(pool.map(create, range(args.accounts)))
+    accounts = [a for a, _ in created]
+    timings["create_accounts_s"] = time.monotonic() - t
+    timings["create_account_call_s"] = {"min": min(d for _, d in created), "max": max(d for _, d in created),
+                                        "mean": sum(d for _, d in created) / len(created)}
+
+    regions = REGIONS[:args.regions]
+    t = time.monotonic()
+    for a in accounts:
+        emu.hook("/cm-emulator/regions", {"account_id": a, "regions": regions})
+    timings["regions_hook_s"] = time.monotonic() - t
+
+    # moto builds an account's backends lazily on first use: EC2's (default VPC, subnets,
+    # security group) per region is the costly one. Touch them now, so that the measured
+    # phases time cm-baseline and the emulator's answers, not moto's first-use set-up.
+    def warm(a):
+        for r in regions:
+            emu.client("ec2", a, r).describe_vpcs()
+        emu.client("iam", a).get_account_summary()
+
+    t = time.monotonic()
+    if not args.no_warm:
+        with ThreadPoolExecutor(args.setup_workers) as pool:
+            list(pool.map(warm, accounts))
+    timings["warm_backends_s"] = time.monotonic() - t
+
+    desired = workdir / "desired-state"
+    if desired.exists():
+        shutil.rmtree(desired)
+    shutil.copytree(repo / "desired-state", desired)
+    for f in (desired / "accounts").glob("*.yaml"):
+        f.unlink()
+    secure = set(spread(len(accounts), args.secure_share))
+    tiers = {}
+    opt_in = [f.strip() for f in args.basic_opt_in.split(",") if f.strip()]
+    for i, a in enumerate(accounts):
+        tier = "secure" if i in secure else "basic"
+        tiers[a] = tier
+        text = f'account_id: "{a}"\nname: bench-{i:05d}\ntier: {tier}\n'
+        if tier == "basic" and opt_in:
+            text += "opt_in:\n" + "".join(f"  {f}: true\n" for f in opt_in)
+        (desired / "accounts" / f"{a}.yaml").write_text(text)
+    timings["total_s"] = time.monotonic() - t0
+    timings["per_account_s"] = timings["total_s"] / len(accounts)
+    return accounts, regions, tiers, desired, timings
+
+
+# ---------------------------------------------------------------- drift
+
+
+def drift(emu, accounts, tiers, share, basic_opt_in):
+    """Drifts a share of the accounts in a few features that maintenance keeps (secure: every
+    feature; basic: those opted in); returns what was done per account."""
+    done = {}
+    for i in spread(len(accounts), share):
+        a = accounts[i]
+        kept = lambda f: tiers[a] == "secure" or f in basic_opt_in  # noqa: E731
+        what = []
+        if kept("F03"):
+            emu.client("iam", a).update_account_password_policy(MinimumPasswordLength=6, AllowUsersToChangePassword=True)
+            what.append("F03 password policy: minimum length 6, symbols no longer required")
+        if kept("F07"):
+            emu.client("cloudtrail", a).stop_logging(Name="Members")
+            what.append("F07 trail Members: logging stopped")
+        if tiers[a] == "secure":
+            gd = emu.client("guardduty", a)
+            for det in gd.list_detectors()["DetectorIds"]:
+                gd.update_detector(DetectorId=det, Features=[{"Name": "S3_DATA_EVENTS", "Status": "DISABLED"}])
+            what.append(f"F12 GuardDuty in {HOME}: S3_DATA_EVENTS disabled")
+        if what:
+            done[a] = what
+    return done
+
+
+# ---------------------------------------------------------------- one measured phase
+
+
+def gnu_time():
+    for path in ("/usr/bin/time",):
+        if os.access(path, os.X_OK):
+            try:
+                out = subprocess.run([path, "-f", "%M", "true"], capture_output=True, text=True, timeout=10)
+                if out.returncode == 0 and out.stderr.strip().isdigit():
+                    return path
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+    return None
+
+
+def run_phase(name, command, emu, args, desired, workdir, faults):
+    stem = "-".join("".join(c if c.isalnum() else " " for c in name).split())  # "a apply --initial" -> "a-apply-initial"
+    report_path = workdir / f"{stem}.json"
+    stderr_path = workdir / f"{stem}.log"
+    argv = [args.binary, "--desired-state", str(desired), "--log-format", "json", *command,
+            "--format", "json", "--out", str(report_path),
+            "--parallel-accounts", str(args.parallel_accounts), "--max-calls", str(args.max_calls),
+            "--account-calls", str(args.account_calls), "--max-attempts", str(args.max_attempts)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL=emu.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_REGION=HOME, NO_COLOR="1", CM_LOG=os.environ.get("CM_LOG", "warn"))
+    rss_file = workdir / f"{stem}.rss"
+    timer = gnu_time() if args.rss != "proc" else None
+    if timer:
+        argv = [timer, "-f", "%M", "-o", str(rss_file), *argv]
+    emu.hook("/cm-emulator/faults", faults)
+    log(f"== {name}: cm-baseline {' '.join(command)}")
+    peak_kb = 0
+    with open(stderr_path, "wb") as err, open(workdir / f"{stem}.stdout", "wb") as out:
+        t = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL)
+        if not timer:  # poll the peak resident set size the kernel keeps
+            while proc.poll() is None:
+                try:
+                    for line in open(f"/proc/{proc.pid}/status"):
+                        if line.startswith("VmHWM:"):
+                            peak_kb = max(peak_kb, int(line.split()[1]))
+                except OSError:
+                    pass
+                time.sleep(0.05)
+        code = proc.wait()
+        wall = time.monotonic() - t
+    served = emu.hook("/cm-emulator/faults")
+    emu.hook("/cm-emulator/faults", {})
+    if timer:
+        try:
+            peak_kb = int(rss_file.read_text().strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError):
+            peak_kb = 0
+    try:
+        report = json.loads(report_path.read_text())
+    except (OSError, ValueError):
+        tail = stderr_path.read_text(errors="replace")[-3000:]
+        raise SystemExit(f"{name}: no JSON report (exit {code}); stderr:\n{tail}")
+    return {"code": code, "wall_s": wall, "peak_rss_kb": peak_kb, "rss_source": "GNU time %M" if timer else "/proc VmHWM",
+            "report": report, "served": served, "report_path": str(report_path)}
+
+
+# ---------------------------------------------------------------- figures
+
+
+def summarize(name, command, raw, n, r, expect, latency_ms):
+    rep, calls = raw["report"], raw["report"]["api_calls"]
+    cells = n * r
+    statuses = defaultdict(int)
+    for a in rep["accounts"]:
+        statuses[a["status"]] += 1
+    changes = sum(len(a.get("changes", [])) for a in rep["accounts"])
+    failed = {a["account_id"]: a.get("error") for a in rep["accounts"] if a["status"] == "failed"}
+    # The emulator's count per member account, region and operation of the requests it let
+    # through (throttled attempts aside, so that a retry does not look like a second read).
+    cell = defaultdict(lambda: defaultdict(int))  # "service:Op" -> (account, region) -> requests
+    identical = defaultdict(int)  # "service:Op" -> requests repeating an earlier one byte for byte
+    management = defaultdict(int)
+    for row in raw["served"].get("by_operation", []):
+        op = f"{row['service']}:{row['operation']}"
+        served = row["requests"] - row["throttled"]
+        if row["account"] == MANAGEMENT:
+            management[op] += served
+        else:
+            key = (row["account"], "global" if row["service"] in GLOBAL_SERVICES else row["region"])
+            cell[op][key] += served
+            identical[op] += row.get("identical", 0)
+    per_cell = {}
+    for op, counts in sorted(cell.items()):
+        values = list(counts.values())
+        scope = "account" if op.split(":")[0] in GLOBAL_SERVICES else "account-region"
+        per_cell[op] = {"scope": scope, "cells": len(values), "min": min(values), "max": max(values),
+                        "mean": round(sum(values) / len(values), 3), "total": sum(values), "identical": identical[op]}
+    out = {
+        "phase": name,
+        "command": " ".join(command),
+        "exit_code": raw["code"],
+        "expected": expect,
+        "wall_s": round(raw["wall_s"], 3),
+        "peak_rss_mb": round(raw["peak_rss_kb"] / 1024, 1),
+        "peak_rss_source": raw["rss_source"],
+        "accounts_by_status": dict(statuses),
+        "changes": changes,
+        "failed_accounts": failed,
+        "api_calls": {k: calls[k] for k in ("total", "errors", "not_found", "retries", "throttled")},
+        "calls_per_account_region": round(calls["total"] / cells, 3),
+        "calls_per_account": round(calls["total"] / n, 3),
+        # requests (attempts) the emulator received x latency / wall: calls in flight on average
+        "mean_in_flight": round(raw["served"].get("requests", 0) * latency_ms / 1000 / raw["wall_s"], 2) if latency_ms else None,
+        "by_service": calls["by_service"],
+        "by_service_per_account_region": {k: round(v / cells, 3) for k, v in sorted(calls["by_service"].items())},
+        "by_operation": calls["by_operation"],
+        "by_operation_per_account_region": {k: round(v / cells, 3) for k, v in sorted(calls["by_operation"].items())},
+        "emulator": {k: raw["served"].get(k) for k in ("requests", "delayed", "throttled", "unidentified", "throttled_by_code")},
+        "emulator_requests_per_cell": per_cell,
+        "emulator_management_requests": dict(sorted(management.items())),
+        "report": raw["report_path"],
+    }
+    out["repeated_operations"] = {op: v for op, v in per_cell.items() if v["max"] > 1}
+    return out
+
+
+def table(phases):
+    head = ["phase", "wall s", "calls", "calls per account-region", "retries", "throttled", "peak RSS MB"]
+    rows = [[p["phase"], f"{p['wall_s']:.2f}", str(p["api_calls"]["total"]), f"{p['calls_per_account_region']:.1f}",
+             str(p["api_calls"]["retries"]), str(p["api_calls"]["throttled"]), f"{p['peak_rss_mb']:.1f}"] for p in phases]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(head), sep, *(line(r) for r in rows)])
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    p = argparse.ArgumentParser(prog="scripts/bench", description="Fleet benchmark of cm-baseline against the emulator (see docs/benchmark.md).")
+    p.add_argument("--binary", required=True, help="the cm-baseline binary (scripts/bench passes its release build)")
+    p.add_argument("--repo", default=str(HERE.parents[2]), help="the repository (for desired-state/)")
+    p.add_argument("--cwd", default=os.getcwd(), help="relative --out and --workdir are taken from here (scripts/bench passes the caller's)")
+    p.add_argument("--accounts", type=int, default=10, help="member accounts N (default 10)")
+    p.add_argument("--regions", type=int, default=4, help=f"active regions per account R, 1 to {len(REGIONS)} (default 4)")
+    p.add_argument("--latency-ms", type=float, default=0, help="latency of every AWS request in the measured phases (default 0)")
+    p.add_argument("--throttle-share", type=float, default=0, help="share of AWS requests answered with throttling (default 0)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the throttling decisions (default 1)")
+    p.add_argument("--secure-share", type=float, default=0.5, help="share of secure accounts, the rest basic (default 0.5)")
+    p.add_argument("--drift-share", type=float, default=0.1, help="share of accounts drifted before phase c (default 0.1)")
+    p.add_argument("--basic-opt-in", default="F03,F07", help="features basic accounts opt in to (default F03,F07; '' for none)")
+    p.add_argument("--parallel-accounts", type=int, default=8)
+    p.add_argument("--max-calls", type=int, default=32)
+    p.add_argument("--account-calls", type=int, default=4)
+    p.add_argument("--max-attempts", type=int, default=8)
+    p.add_argument("--setup-workers", type=int, default=4, help="concurrent set-up requests (default 4)")
+    p.add_argument("--no-warm", action="store_true", help="leave moto's per-account backends to be built during phase a")
+    p.add_argument("--rss", choices=["auto", "proc"], default="auto",
+                   help="peak RSS from GNU time %%M when installed (auto), or by polling /proc/<pid>/status VmHWM (proc)")
+    p.add_argument("--workdir", help="where the desired state, reports and logs go (default: a new directory in /tmp)")
+    p.add_argument("--out", help="write every figure as JSON to this file")
+    args = p.parse_args()
+    if not 1 <= args.regions <= len(REGIONS):
+        p.error(f"--regions must be 1 to {len(REGIONS)}")
+    if args.accounts < 1:
+        p.error("--accounts must be at least 1")
+    if args.latency_ms < 0:
+        p.error("--latency-ms must not be negative")
+    for name in ("throttle_share", "secure_share", "drift_share"):
+        if not 0 <= getattr(args, name) <= 1:
+            p.error(f"--{name.replace('_', '-')} must be from 0 to 1")
+    cwd = Path(args.cwd)
+    args.binary = str((cwd / args.binary).resolve())
+    if args.out:
+        args.out = str((cwd / args.out).resolve())
+    repo = Path(args.repo).resolve()
+    workdir = (cwd / args.workdir).resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="cm-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    try:
+        source = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        source = None
+    emu = Emulator(workdir)
+    try:
+        log(f"== Emulator at {emu.url}; work directory {workdir}")
+        log(f"== Set-up: Organization with {args.accounts} member accounts, {args.regions} regions each")
+        accounts, regions, tiers, desired, setup_t = setup(emu, args, workdir, repo)
+        log(f"   set-up took {setup_t['total_s']:.1f} s ({setup_t['per_account_s']:.2f} s per account; "
+            f"account creation {setup_t['create_accounts_s']:.1f} s, warming {setup_t['warm_backends_s']:.1f} s)")
+        faults = {"latency_ms": args.latency_ms, "throttle_share": args.throttle_share, "seed": args.seed, "tally": True}
+        n, r = len(accounts), len(regions)
+        phases, problems = [], []
+
+        def phase(name, command, expect, check):
+            raw = run_phase(name, command, emu, args, desired, workdir, faults)
+            s = summarize(name, command, raw, n, r, expect, args.latency_ms)
+            problems.extend(f"{name}: {m}" for m in check(s))
+            phases.append(s)
+            return s
+
+        phase("a apply --initial", ["apply", "--initial"], "every account converged",
+              lambda s: ([] if s["exit_code"] == 0 and s["accounts_by_status"].get("converged") == n
+                         else [f"exit {s['exit_code']}, accounts {s['accounts_by_status']}, failed {s['failed_accounts']}"]))
+        phase("b plan (converged)", ["plan", "--detailed-exitcode"], "no changes (exit 0)",
+              lambda s: ([] if s["exit_code"] == 0 and s["changes"] == 0
+                         else [f"exit {s['exit_code']}, {s['changes']} changes, accounts {s['accounts_by_status']}"]))
+        t = time.monotonic()
+        drifted = drift(emu, accounts, tiers, args.drift_share, [f.strip() for f in args.basic_opt_in.split(",") if f.strip()])
+        drift_s = time.monotonic() - t
+        want = sum(len(v) for v in drifted.values())
+        log(f"   drifted {len(drifted)} accounts ({want} features) in {drift_s:.1f} s")
+        phase("c apply (after drift)", ["apply"], f"{want} changes, every account converged",
+              lambda s: ([] if s["exit_code"] == 0 and s["accounts_by_status"].get("converged") == n and s["changes"] == want
+                         else [f"exit {s['exit_code']}, {s['changes']} changes (drifted {want}), accounts {s['accounts_by_status']}"]))
+    finally:
+        emu.stop()
+
+    result = {
+        "started": started,
+        "source": source,  # git describe of the repository the binary was built from (scripts/bench builds it)
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": list(os.getloadavg())},
+        "parameters": {"accounts": n, "regions": regions, "latency_ms": args.latency_ms, "throttle_share": args.throttle_share,
+                       "seed": args.seed, "secure_share": args.secure_share, "secure_accounts": sum(t == "secure" for t in tiers.values()),
+                       "drift_share": args.drift_share, "basic_opt_in": args.basic_opt_in, "parallel_accounts": args.parallel_accounts,
+                       "max_calls": args.max_calls, "account_calls": args.account_calls, "max_attempts": args.max_attempts,
+                       "binary": args.binary},
+        "setup": {k: (round(v, 3) if isinstance(v, float) else {kk: round(vv, 3) for kk, vv in v.items()} if isinstance(v, dict) else v)
+                  for k, v in setup_t.items()},
+        "drift": {"accounts": drifted, "seconds": round(drift_s, 3)},
+        "phases": phases,
+        "problems": problems,
+        "workdir": str(workdir),
+    }
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    print(f"N={n} accounts ({result['parameters']['secure_accounts']} secure), R={r} regions, latency {args.latency_ms:g} ms, "
+          f"throttle share {args.throttle_share:g}, --parallel-accounts {args.parallel_accounts} --max-calls {args.max_calls} "
+          f"--account-calls {args.account_calls}")
+    print(f"set-up {setup_t['total_s']:.1f} s ({setup_t['per_account_s']:.2f} s per account)")
+    print()
+    print(table(phases))
+    if args.latency_ms:
+        print("mean calls in flight (requests x latency / wall): " +
+              ", ".join(f"{p['phase'].split()[0]} {p['mean_in_flight']:.1f}" for p in phases) +
+              f"  (limit: min(--max-calls {args.max_calls}, accounts in parallel x --account-calls {args.account_calls})"
+              f" = {min(args.max_calls, min(args.parallel_accounts, n) * args.account_calls)})")
+    plan = phases[1] if len(phases) > 1 else None
+    if plan and plan["repeated_operations"]:
+        print()
+        print("Converged plan: operations received more than once in an account-region (IAM, STS: per account),")
+        print("with how many of those requests repeated an earlier one byte for byte (identical):")
+        for op, v in sorted(plan["repeated_operations"].items(), key=lambda kv: (-kv[1]["identical"], -kv[1]["max"])):
+            print(f"  {op:<52} {v['min']:>3}..{v['max']:<3} per {v['scope']:<14} mean {v['mean']:>6.2f}"
+                  f"  identical {v['identical']:>4} of {v['total']}")
+    for m in problems:
+        print(f"PROBLEM: {m}")
+    if args.out:
+        print(f"\nfigures: {args.out}")
+    print(f"reports and logs: {workdir}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
