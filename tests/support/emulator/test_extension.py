@@ -127,6 +127,24 @@ def error_of(call, *args, **kwargs):
     return e.value.response["Error"]["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
+# ---------------------------------------------------------------- IAM (cost of an account)
+
+
+def test_iam_managed_policies_per_account_in_aws_partition(aws):
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    arn = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+    first, second = aws("iam", account="333333333331"), aws("iam", account="333333333332")
+    listed = [p["PolicyName"] for page in first.get_paginator("list_policies").paginate(Scope="AWS") for p in page["Policies"]]
+    assert len(listed) > 1000 and "ReadOnlyAccess" in listed and "AWS_ConfigRole" in listed
+    first.create_role(RoleName="cm-test-role", AssumeRolePolicyDocument=trust)
+    first.attach_role_policy(RoleName="cm-test-role", PolicyArn=arn)
+    assert first.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 1
+    # each account has its own copy: an attachment in one is not counted in another
+    assert second.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 0
+    assert [p["PolicyArn"] for p in first.list_attached_role_policies(RoleName="cm-test-role")["AttachedPolicies"]] == [arn]
+
+
 # ---------------------------------------------------------------- S3 (kept behaviours)
 
 

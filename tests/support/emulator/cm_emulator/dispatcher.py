@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 from moto.iam.models import get_account_id_from
 
-from . import accessanalyzer, computeoptimizer, detective, ec2, faults, guardduty, s3, securityhub, stepfunctions
+from . import accessanalyzer, computeoptimizer, detective, ec2, faults, guardduty, iam, s3, securityhub, stepfunctions
 from .wire import Request, Response
 
 MODULES = (s3, securityhub, detective, accessanalyzer, computeoptimizer, guardduty, stepfunctions, ec2)
@@ -33,6 +33,7 @@ QUERY_CREDENTIAL = re.compile(r"(?:^|&)X-Amz-Credential=([^&]+)")
 class Dispatcher:
     def __init__(self, app):
         self.app = app
+        iam.install()
         self.by_service = {}
         for module in MODULES:
             for name in module.SIGNING_NAMES:
