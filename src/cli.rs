@@ -11,6 +11,10 @@ use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+/// Accounts worked on at once unless told otherwise: twice the default fleet-wide call
+/// limit (32) over the per-account one (4).
+const DEFAULT_PARALLEL_ACCOUNTS: usize = 16;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "cm-baseline",
@@ -85,7 +89,7 @@ pub struct DaemonArgs {
     /// Seconds in-flight accounts may take to finish after SIGTERM.
     #[arg(long, default_value_t = 300)]
     pub stop_deadline: u64,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = DEFAULT_PARALLEL_ACCOUNTS)]
     pub parallel_accounts: usize,
     #[arg(long, default_value_t = 32)]
     pub max_calls: usize,
@@ -144,8 +148,10 @@ pub struct RunArgs {
     /// Exit 0 when nothing changes, 2 when something would, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Accounts worked on at once.
-    #[arg(long, default_value_t = 8)]
+    /// Accounts worked on at once. Twice --max-calls / --account-calls by default, so that
+    /// the fleet-wide limit stays full while some accounts wait on calls that depend on
+    /// each other (enter the account, list its regions, then read).
+    #[arg(long, default_value_t = DEFAULT_PARALLEL_ACCOUNTS)]
     pub parallel_accounts: usize,
     /// AWS calls in flight at once, fleet-wide.
     #[arg(long, default_value_t = 32)]
@@ -257,7 +263,7 @@ pub async fn main(cli: Cli) -> i32 {
                 mode: Mode::Maintenance,
                 apply: false,
                 accounts: vec![],
-                parallel_accounts: 8,
+                parallel_accounts: DEFAULT_PARALLEL_ACCOUNTS,
                 approved: None,
             };
             let report = run(&fleet, &d, &inv, &opts).await;

@@ -240,9 +240,13 @@ impl AccountSession {
     }
 
     /// Awaits one AWS call within the account's and the fleet's concurrency limits.
+    ///
+    /// The account's permit is taken first: a call queued behind its own account's limit
+    /// must not hold one of the fleet's permits, or a few accounts with many pending reads
+    /// would fill the fleet's limit with waiting calls while other accounts sit idle.
     pub async fn call<T>(&self, fut: impl Future<Output = T>) -> T {
-        let _fleet = self.fleet_sem.acquire().await;
         let _account = self.account_sem.acquire().await;
+        let _fleet = self.fleet_sem.acquire().await;
         fut.await
     }
 

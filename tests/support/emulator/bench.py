@@ -353,7 +353,7 @@ def main():
     p.add_argument("--secure-share", type=float, default=0.5, help="share of secure accounts, the rest basic (default 0.5)")
     p.add_argument("--drift-share", type=float, default=0.1, help="share of accounts drifted before phase c (default 0.1)")
     p.add_argument("--basic-opt-in", default="F03,F07", help="features basic accounts opt in to (default F03,F07; '' for none)")
-    p.add_argument("--parallel-accounts", type=int, default=8)
+    p.add_argument("--parallel-accounts", type=int, default=16)
     p.add_argument("--max-calls", type=int, default=32)
     p.add_argument("--account-calls", type=int, default=4)
     p.add_argument("--max-attempts", type=int, default=8)
