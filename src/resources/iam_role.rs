@@ -61,35 +61,42 @@ impl ResourceType for IamRole {
         let owner = owner_of(role.tags().iter().map(|t| (t.key(), t.value())));
         let trust_policy = doc(role.assume_role_policy_document().unwrap_or("{}"))?;
 
-        let mut managed_policies = BTreeSet::new();
-        let mut marker = None;
-        loop {
-            let out = cx
-                .session
-                .call(iam.list_attached_role_policies().role_name(&self.name).set_marker(marker).send())
-                .await?;
-            managed_policies.extend(out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)));
-            if !out.is_truncated() {
-                break;
+        // The attached policies and the inline ones are read at once, each inline policy too.
+        let managed_policies = async {
+            let mut arns = BTreeSet::new();
+            let mut marker = None;
+            loop {
+                let out = cx
+                    .session
+                    .call(iam.list_attached_role_policies().role_name(&self.name).set_marker(marker).send())
+                    .await?;
+                arns.extend(out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)));
+                if !out.is_truncated() {
+                    return Ok::<_, AwsError>(arns);
+                }
+                marker = out.marker;
             }
-            marker = out.marker;
-        }
-
-        let mut names = vec![];
-        let mut marker = None;
-        loop {
-            let out = cx.session.call(iam.list_role_policies().role_name(&self.name).set_marker(marker).send()).await?;
-            names.extend(out.policy_names().iter().cloned());
-            if !out.is_truncated() {
-                break;
+        };
+        let inline_policies = async {
+            let mut names = vec![];
+            let mut marker = None;
+            loop {
+                let out =
+                    cx.session.call(iam.list_role_policies().role_name(&self.name).set_marker(marker).send()).await?;
+                names.extend(out.policy_names().iter().cloned());
+                if !out.is_truncated() {
+                    break;
+                }
+                marker = out.marker;
             }
-            marker = out.marker;
-        }
-        let mut inline_policies = BTreeMap::new();
-        for n in names {
-            let out = cx.session.call(iam.get_role_policy().role_name(&self.name).policy_name(&n).send()).await?;
-            inline_policies.insert(n, doc(out.policy_document())?);
-        }
+            let docs = futures::future::try_join_all(names.into_iter().map(|n| async {
+                let out = cx.session.call(iam.get_role_policy().role_name(&self.name).policy_name(&n).send()).await?;
+                Ok::<_, AwsError>((n, doc(out.policy_document())?))
+            }))
+            .await?;
+            Ok::<_, AwsError>(docs.into_iter().collect::<BTreeMap<_, _>>())
+        };
+        let (managed_policies, inline_policies) = futures::try_join!(managed_policies, inline_policies)?;
         Ok(Observation::Present {
             state: IamRole {
                 name: self.name.clone(),

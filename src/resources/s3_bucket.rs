@@ -160,35 +160,40 @@ impl ResourceType for S3Bucket {
             };
             return Ok(Observation::Absent { quota: Some(quota) });
         }
-        let owner = owner_of(self.tags(cx).await?.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let mut seen = S3Bucket { name: self.name.clone(), ..Default::default() };
         let b = self.name.as_str();
-
-        if self.public_access_block.is_some() {
-            seen.public_access_block =
-                Some(match cx.session.call(s3.get_public_access_block().bucket(b).send()).await {
-                    Ok(out) => {
-                        let p = out.public_access_block_configuration;
-                        let p = p.as_ref();
-                        PublicAccessBlock {
-                            block_public_acls: p.and_then(|p| p.block_public_acls()).unwrap_or(false),
-                            ignore_public_acls: p.and_then(|p| p.ignore_public_acls()).unwrap_or(false),
-                            block_public_policy: p.and_then(|p| p.block_public_policy()).unwrap_or(false),
-                            restrict_public_buckets: p.and_then(|p| p.restrict_public_buckets()).unwrap_or(false),
-                        }
-                    }
-                    Err(e) if missing(&code_of(&e), &["NoSuchPublicAccessBlockConfiguration"]) => {
-                        PublicAccessBlock::default()
-                    }
-                    Err(e) => return Err(e.into()),
-                });
-        }
-        if self.versioning.is_some() {
+        // The tags and each setting are read at once: none of these reads depends on another.
+        let owner = async { Ok(owner_of(self.tags(cx).await?.iter().map(|(k, v)| (k.as_str(), v.as_str())))) };
+        let public_access_block = async {
+            if self.public_access_block.is_none() {
+                return Ok(None);
+            }
+            match cx.session.call(s3.get_public_access_block().bucket(b).send()).await {
+                Ok(out) => {
+                    let p = out.public_access_block_configuration;
+                    let p = p.as_ref();
+                    Ok(Some(PublicAccessBlock {
+                        block_public_acls: p.and_then(|p| p.block_public_acls()).unwrap_or(false),
+                        ignore_public_acls: p.and_then(|p| p.ignore_public_acls()).unwrap_or(false),
+                        block_public_policy: p.and_then(|p| p.block_public_policy()).unwrap_or(false),
+                        restrict_public_buckets: p.and_then(|p| p.restrict_public_buckets()).unwrap_or(false),
+                    }))
+                }
+                Err(e) if missing(&code_of(&e), &["NoSuchPublicAccessBlockConfiguration"]) => {
+                    Ok(Some(PublicAccessBlock::default()))
+                }
+                Err(e) => Err(AwsError::from(e)),
+            }
+        };
+        let versioning = async {
+            if self.versioning.is_none() {
+                return Ok(None);
+            }
             let out = cx.session.call(s3.get_bucket_versioning().bucket(b).send()).await?;
-            seen.versioning = Some(out.status() == Some(&BucketVersioningStatus::Enabled));
-        }
-        if let Some(want) = &self.encryption {
-            seen.encryption = match cx.session.call(s3.get_bucket_encryption().bucket(b).send()).await {
+            Ok(Some(out.status() == Some(&BucketVersioningStatus::Enabled)))
+        };
+        let encryption = async {
+            let Some(want) = &self.encryption else { return Ok(None) };
+            match cx.session.call(s3.get_bucket_encryption().bucket(b).send()).await {
                 Ok(out) => {
                     let rule = out.server_side_encryption_configuration().and_then(|c| c.rules().first());
                     let default = rule.and_then(|r| r.apply_server_side_encryption_by_default());
@@ -203,58 +208,90 @@ impl ResourceType for S3Bucket {
                         (Some(w), Some(g)) if super::kms_key::same_key(cx, w, &g).await? => Some(w.clone()),
                         (_, g) => g,
                     };
-                    Some(Encryption {
+                    Ok(Some(Encryption {
                         algorithm,
                         kms_key,
                         bucket_key: Some(rule.and_then(|r| r.bucket_key_enabled()).unwrap_or(false)),
-                    })
+                    }))
                 }
-                Err(e) if missing(&code_of(&e), &["ServerSideEncryptionConfigurationNotFoundError"]) => None,
-                Err(e) => return Err(e.into()),
-            };
-        }
-        if self.object_lock.is_some() {
-            seen.object_lock = match cx.session.call(s3.get_object_lock_configuration().bucket(b).send()).await {
+                Err(e) if missing(&code_of(&e), &["ServerSideEncryptionConfigurationNotFoundError"]) => Ok(None),
+                Err(e) => Err(AwsError::from(e)),
+            }
+        };
+        let object_lock = async {
+            if self.object_lock.is_none() {
+                return Ok(None);
+            }
+            match cx.session.call(s3.get_object_lock_configuration().bucket(b).send()).await {
                 Ok(out) => {
-                    out.object_lock_configuration().and_then(|c| c.rule()).and_then(|r| r.default_retention()).map(
+                    Ok(out.object_lock_configuration().and_then(|c| c.rule()).and_then(|r| r.default_retention()).map(
                         |d| ObjectLock {
                             mode: d.mode().map(|m| m.as_str().to_string()).unwrap_or_default(),
                             // Zero is not a valid retention: it means the other unit is used.
                             days: d.days().filter(|d| *d > 0),
                             years: d.years().filter(|y| *y > 0),
                         },
-                    )
+                    ))
                 }
-                Err(e) if missing(&code_of(&e), &["ObjectLockConfigurationNotFoundError"]) => None,
-                Err(e) => return Err(e.into()),
-            };
-        }
-        if self.lifecycle.is_some() {
-            seen.lifecycle = match cx.session.call(s3.get_bucket_lifecycle_configuration().bucket(b).send()).await {
-                Ok(out) => out.rules().iter().find(|r| r.id() == Some(LIFECYCLE_RULE_ID)).map(|r| Lifecycle {
+                Err(e) if missing(&code_of(&e), &["ObjectLockConfigurationNotFoundError"]) => Ok(None),
+                Err(e) => Err(AwsError::from(e)),
+            }
+        };
+        let lifecycle = async {
+            if self.lifecycle.is_none() {
+                return Ok(None);
+            }
+            match cx.session.call(s3.get_bucket_lifecycle_configuration().bucket(b).send()).await {
+                Ok(out) => Ok(out.rules().iter().find(|r| r.id() == Some(LIFECYCLE_RULE_ID)).map(|r| Lifecycle {
                     expiration_days: r.expiration().and_then(|e| e.days()),
                     noncurrent_expiration_days: r.noncurrent_version_expiration().and_then(|e| e.noncurrent_days()),
                     abort_incomplete_multipart_days: r
                         .abort_incomplete_multipart_upload()
                         .and_then(|a| a.days_after_initiation()),
-                }),
-                Err(e) if missing(&code_of(&e), &["NoSuchLifecycleConfiguration"]) => None,
-                Err(e) => return Err(e.into()),
-            };
-        }
-        if self.requester_pays.is_some() {
+                })),
+                Err(e) if missing(&code_of(&e), &["NoSuchLifecycleConfiguration"]) => Ok(None),
+                Err(e) => Err(AwsError::from(e)),
+            }
+        };
+        let requester_pays = async {
+            if self.requester_pays.is_none() {
+                return Ok(None);
+            }
             let out = cx.session.call(s3.get_bucket_request_payment().bucket(b).send()).await?;
-            seen.requester_pays = Some(out.payer() == Some(&Payer::Requester));
-        }
-        if self.policy.is_some() {
-            seen.policy = match cx.session.call(s3.get_bucket_policy().bucket(b).send()).await {
-                Ok(out) => {
-                    Some(PolicyDoc::from_aws(out.policy().unwrap_or("{}")).map_err(|e| AwsError::new("response", e))?)
-                }
-                Err(e) if missing(&code_of(&e), &["NoSuchBucketPolicy"]) => None,
-                Err(e) => return Err(e.into()),
-            };
-        }
+            Ok(Some(out.payer() == Some(&Payer::Requester)))
+        };
+        let policy = async {
+            if self.policy.is_none() {
+                return Ok(None);
+            }
+            match cx.session.call(s3.get_bucket_policy().bucket(b).send()).await {
+                Ok(out) => Ok(Some(
+                    PolicyDoc::from_aws(out.policy().unwrap_or("{}")).map_err(|e| AwsError::new("response", e))?,
+                )),
+                Err(e) if missing(&code_of(&e), &["NoSuchBucketPolicy"]) => Ok(None),
+                Err(e) => Err(AwsError::from(e)),
+            }
+        };
+        let (owner, public_access_block, versioning, encryption, object_lock, lifecycle, requester_pays, policy) = futures::try_join!(
+            owner,
+            public_access_block,
+            versioning,
+            encryption,
+            object_lock,
+            lifecycle,
+            requester_pays,
+            policy
+        )?;
+        let seen = S3Bucket {
+            name: self.name.clone(),
+            public_access_block,
+            versioning,
+            encryption,
+            object_lock,
+            lifecycle,
+            requester_pays,
+            policy,
+        };
         Ok(Observation::Present { state: seen, owner })
     }
 
