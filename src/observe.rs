@@ -7,7 +7,7 @@ use crate::desired::resolve::{AccountBaseline, GLOBAL};
 use crate::desired::Quotas;
 use crate::plan::Observed;
 use crate::resources::Cx;
-use futures::future::join_all;
+use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeSet;
 
 /// Whether the account carries the Control Tower marker role (R2).
@@ -31,6 +31,10 @@ pub fn call_region<'a>(baseline: &'a AccountBaseline, region: &'a str) -> &'a st
 
 /// Observes every resource of `features`. Reads run concurrently, within the session's
 /// limits; any failed read fails the observation (a plan is never made on a partial view).
+///
+/// Twice as many resources are read at once as the account may have calls in flight, so
+/// that a resource between two of its calls leaves no permit idle, and no more: an account
+/// has hundreds of resources, and a pending read holds memory.
 pub async fn observe(
     session: &AccountSession,
     baseline: &AccountBaseline,
@@ -51,8 +55,8 @@ pub async fn observe(
         },
     );
     let mut observed = Observed { control_tower, ..Default::default() };
-    for res in join_all(reads).await {
-        let (k, v) = res?;
+    let mut results = stream::iter(reads).buffer_unordered(2 * session.account_concurrency());
+    while let Some((k, v)) = results.try_next().await? {
         observed.resources.insert(k, v);
     }
     Ok(observed)

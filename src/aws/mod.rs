@@ -136,6 +136,7 @@ pub struct AccountSession {
     sdk: SdkConfig,
     home_region: String,
     account_sem: Semaphore,
+    account_concurrency: usize,
     fleet_sem: Arc<Semaphore>,
     stats: Arc<CallStats>,
     sts: ClientCache<aws_sdk_sts::Client>,
@@ -187,6 +188,7 @@ impl AccountSession {
             sdk: config,
             home_region,
             account_sem: Semaphore::new(limits.account_concurrency.max(1)),
+            account_concurrency: limits.account_concurrency.max(1),
             fleet_sem,
             stats,
             sts: ClientCache::new(),
@@ -215,6 +217,11 @@ impl AccountSession {
 
     pub fn home_region(&self) -> &str {
         &self.home_region
+    }
+
+    /// AWS calls this account may have in flight at once.
+    pub fn account_concurrency(&self) -> usize {
+        self.account_concurrency
     }
 
     /// The result of `read` under `key`, read once per observation however many resources

@@ -257,24 +257,27 @@ macro_rules! registry {
                 let v = match self { $(Self::$variant(r) => serde_json::to_value(r),)* };
                 v.unwrap_or(serde_json::Value::Null)
             }
+            // Each type's future is boxed: unboxed, every read of an account would take the
+            // space of the largest type's future (a bucket's eight concurrent reads), and an
+            // account's pending reads would cost megabytes.
             pub async fn observe(&self, cx: &Cx<'_>) -> Result<Observation<ResourceSpec>, AwsError> {
-                match self { $(Self::$variant(r) => Ok(r.observe(cx).await?.map(Self::$variant)),)* }
+                match self { $(Self::$variant(r) => Ok(Box::pin(r.observe(cx)).await?.map(Self::$variant)),)* }
             }
             pub async fn create(&self, cx: &Cx<'_>, tag: OwnerTag) -> Result<(), AwsError> {
-                match self { $(Self::$variant(r) => r.create(cx, tag).await,)* }
+                match self { $(Self::$variant(r) => Box::pin(r.create(cx, tag)).await,)* }
             }
             pub async fn update(&self, cx: &Cx<'_>, observed: &ResourceSpec) -> Result<(), AwsError> {
                 match (self, observed) {
-                    $((Self::$variant(r), Self::$variant(o)) => r.update(cx, o).await,)*
+                    $((Self::$variant(r), Self::$variant(o)) => Box::pin(r.update(cx, o)).await,)*
                     #[allow(unreachable_patterns)]
                     _ => Err(AwsError::new("internal", "observed resource is of another type")),
                 }
             }
             pub async fn delete(&self, cx: &Cx<'_>) -> Result<(), AwsError> {
-                match self { $(Self::$variant(r) => r.delete(cx).await,)* }
+                match self { $(Self::$variant(r) => Box::pin(r.delete(cx)).await,)* }
             }
             pub async fn retag(&self, cx: &Cx<'_>, tag: OwnerTag) -> Result<(), AwsError> {
-                match self { $(Self::$variant(r) => r.retag(cx, tag).await,)* }
+                match self { $(Self::$variant(r) => Box::pin(r.retag(cx, tag)).await,)* }
             }
         }
 
