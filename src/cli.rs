@@ -5,7 +5,7 @@ use crate::desired::names::AccountId;
 use crate::desired::{self, DesiredState};
 use crate::inventory::{self, Inventory};
 use crate::plan::Mode;
-use crate::report::{FleetReport, Format};
+use crate::report::{FleetReport, Format, RunReport};
 use crate::run::{run, RunOptions};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
@@ -266,7 +266,13 @@ pub async fn main(cli: Cli) -> i32 {
                 parallel_accounts: DEFAULT_PARALLEL_ACCOUNTS,
                 approved: None,
             };
-            let report = run(&fleet, &d, &inv, &opts).await;
+            let report = match run(&fleet, &d, &inv, &opts).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot write the report: {e}");
+                    return EXIT_ERROR;
+                }
+            };
             let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
             match crate::daemon::write_announcement(&out_dir, &d.settings.daemon, &report, next) {
                 Ok(paths) => {
@@ -333,8 +339,13 @@ async fn reconcile(dir: &std::path::Path, args: RunArgs, apply: bool, shard: cra
         opts.accounts = approved.keys().cloned().collect();
         opts.approved = Some(std::sync::Arc::new(approved));
     }
-    let report = run(&fleet, &d, &inv, &opts).await;
-    emit(&report, &args)
+    match run(&fleet, &d, &inv, &opts).await {
+        Ok(report) => emit(&report, &args),
+        Err(e) => {
+            eprintln!("error: cannot write the report: {e}");
+            EXIT_ERROR
+        }
+    }
 }
 
 /// Reads a plan saved by `plan --format json --out FILE`.
@@ -360,12 +371,20 @@ fn read_saved_plan(path: &std::path::Path) -> Result<FleetReport, String> {
     Ok(saved)
 }
 
-fn emit(report: &FleetReport, args: &RunArgs) -> i32 {
+fn emit(report: &RunReport, args: &RunArgs) -> i32 {
+    use std::io::Write;
     let colour =
         args.format == Format::Text && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", report.render(args.format, colour));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if let Err(e) = report.write(&mut out, args.format, colour).and_then(|()| out.flush()) {
+        // A closed pipe (`| head`) is not worth a message; anything else is.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the report: {e}");
+        }
+        return EXIT_ERROR;
+    }
     if let Some(path) = &args.out {
-        if let Err(e) = std::fs::write(path, report.render(args.format, false)) {
+        if let Err(e) = report.write_file(path, args.format) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return EXIT_ERROR;
         }

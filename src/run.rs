@@ -10,7 +10,7 @@ use crate::desired::{AccountFile, DesiredState};
 use crate::inventory::{active_regions, Inventory};
 use crate::observe::{control_tower, observe};
 use crate::plan::{features_to_observe, plan, AccountPlan, Action, Change, Mode};
-use crate::report::{change_views, AccountReport, AccountStatus, ApiCalls, FleetReport, FORMAT_VERSION};
+use crate::report::{change_views, AccountReport, AccountStatus, ApiCalls, RunReport};
 use futures::stream::{self, StreamExt};
 
 #[derive(Debug, Clone)]
@@ -57,7 +57,6 @@ fn mismatch(approved: &[Change], fresh: &[Change]) -> Option<String> {
 }
 
 async fn plan_account(
-    fleet: &Fleet,
     desired: &DesiredState,
     session: &crate::aws::AccountSession,
     baseline: &AccountBaseline,
@@ -67,7 +66,6 @@ async fn plan_account(
     let ct = control_tower(session, baseline).await?;
     let features = features_to_observe(baseline, mode, ct);
     let observed = observe(session, baseline, &features, ct, &desired.settings.quotas).await?;
-    let _ = fleet;
     Ok(plan(baseline, &observed, mode))
 }
 
@@ -101,7 +99,7 @@ pub async fn run_account(
         let regions = active_regions(&session).await.map_err(|e| format!("listing regions: {e}"))?;
         let baseline = resolve(desired, account, &regions, &inv.management_account_id)?;
         report.regions = baseline.regions.clone();
-        let mut p = plan_account(fleet, desired, &session, &baseline, opts.mode).await.map_err(|e| e.to_string())?;
+        let mut p = plan_account(desired, &session, &baseline, opts.mode).await.map_err(|e| e.to_string())?;
         if let Some(approved) = &opts.approved {
             let mine = approved.get(&account.account_id).map(Vec::as_slice).unwrap_or_default();
             if let Some(why) = mismatch(mine, &p.changes) {
@@ -132,9 +130,8 @@ pub async fn run_account(
         let applied = apply(&session, &baseline, &p, &s.quotas).await;
         let failed = applied.iter().find(|a| a.outcome == ChangeOutcome::Failed).and_then(|a| a.error.clone());
         report.applied = Some(applied);
-        let after = plan_account(fleet, desired, &session, &baseline, opts.mode)
-            .await
-            .map_err(|e| format!("verifying: {e}"))?;
+        let after =
+            plan_account(desired, &session, &baseline, opts.mode).await.map_err(|e| format!("verifying: {e}"))?;
         report.remaining = Some(change_views(&after));
         if let Some(e) = failed {
             return Err(e);
@@ -148,26 +145,40 @@ pub async fn run_account(
         report.status = AccountStatus::Failed;
         report.error = Some(e);
     }
-    report.api_calls = ApiCalls::from_counts(&fleet.stats.for_account(account.account_id.as_str()));
+    report.api_calls = ApiCalls::of_account(&fleet.stats.take_account(account.account_id.as_str()));
     report
 }
 
-/// Runs the pass; accounts in the report are sorted by id.
-pub async fn run(fleet: &Fleet, desired: &DesiredState, inv: &Inventory, opts: &RunOptions) -> FleetReport {
-    let selected: Vec<&AccountFile> =
-        inv.enrolled.iter().filter(|a| opts.accounts.is_empty() || opts.accounts.contains(&a.account_id)).collect();
-    let mut accounts: Vec<AccountReport> = stream::iter(selected)
+/// Runs the pass. Each account's report is spooled as the account finishes (see
+/// [`RunReport`]); the report lists the accounts by id. Fails only when the spool cannot be
+/// written.
+pub async fn run(
+    fleet: &Fleet,
+    desired: &DesiredState,
+    inv: &Inventory,
+    opts: &RunOptions,
+) -> std::io::Result<RunReport> {
+    let before = fleet.stats.totals();
+    let command = if opts.apply { "apply" } else { "plan" };
+    let mut report = RunReport::new(command, opts.mode, inv.clone())?;
+    let selected = inv.enrolled.iter().filter(|a| opts.accounts.is_empty() || opts.accounts.contains(&a.account_id));
+    let mut finished = stream::iter(selected)
         .map(|a| run_account(fleet, desired, inv, a, opts))
-        .buffer_unordered(opts.parallel_accounts.max(1))
-        .collect()
-        .await;
-    accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
-    FleetReport {
-        format_version: FORMAT_VERSION,
-        command: if opts.apply { "apply".into() } else { "plan".into() },
-        mode: opts.mode,
-        accounts,
-        inventory: inv.clone(),
-        api_calls: ApiCalls::from_counts(&fleet.stats.snapshot()),
+        .buffer_unordered(opts.parallel_accounts.max(1));
+    // Accounts in flight are always let finish, even when the spool fails: an apply is
+    // never cut off half-way. The error is returned once they have.
+    let mut spool_error = None;
+    while let Some(account) = finished.next().await {
+        if spool_error.is_some() {
+            tracing::error!(account = %account.account_id, status = ?account.status, "account finished; its report is lost (the report spool failed)");
+        } else if let Err(e) = report.push(&account) {
+            tracing::error!(account = %account.account_id, status = ?account.status, error = %e, "cannot spool the account's report");
+            spool_error = Some(e);
+        }
     }
+    if let Some(e) = spool_error {
+        return Err(e);
+    }
+    report.finish(ApiCalls::of_totals(&crate::aws::counter::since(&before, &fleet.stats.totals())))?;
+    Ok(report)
 }

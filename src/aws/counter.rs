@@ -7,7 +7,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// What a count is kept by.
@@ -15,10 +15,19 @@ use std::sync::{Arc, Mutex};
 pub struct CallKey {
     pub service: String,
     pub operation: String,
-    pub account: String,
+    /// The region the call went to; `global` for IAM and Organizations.
     pub region: String,
     /// `ok`; `not_found` for an answer that the resource does not exist (which observing
     /// expects); `error` for any other failure after its retries.
+    pub outcome: String,
+}
+
+/// What fleet-wide totals are kept by: a key without its region, so that the totals of a
+/// process that has worked through thousands of accounts stay a few hundred entries.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct TotalKey {
+    pub service: String,
+    pub operation: String,
     pub outcome: String,
 }
 
@@ -32,26 +41,81 @@ pub struct CallCount {
     pub throttled: u64,
 }
 
-/// Totals since the process started, shared by every client.
+impl CallCount {
+    fn add(&mut self, other: &CallCount) {
+        self.calls += other.calls;
+        self.retries += other.retries;
+        self.throttled += other.throttled;
+    }
+}
+
+/// Counts of every call, shared by every client.
+///
+/// Per account (and region) only while the account's work is in progress: its runner
+/// takes them with [`take_account`](Self::take_account) when it finishes, for its report.
+/// Fleet-wide totals, by service, operation and outcome, are kept since the process
+/// started. Memory therefore depends on the accounts in flight, not on the fleet's size.
 #[derive(Default, Debug)]
 pub struct CallStats {
-    counts: Mutex<BTreeMap<CallKey, CallCount>>,
+    inner: Mutex<Counts>,
+}
+
+#[derive(Default, Debug)]
+struct Counts {
+    accounts: HashMap<String, BTreeMap<CallKey, CallCount>>,
+    totals: BTreeMap<TotalKey, CallCount>,
 }
 
 impl CallStats {
-    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<CallKey, CallCount>) -> T) -> T {
-        f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()))
+    fn with<T>(&self, f: impl FnOnce(&mut Counts) -> T) -> T {
+        f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// A copy of every count.
-    pub fn snapshot(&self) -> BTreeMap<CallKey, CallCount> {
-        self.with(|m| m.clone())
+    fn record(&self, account: &str, key: CallKey, count: CallCount) {
+        self.with(|c| {
+            let total = TotalKey {
+                service: key.service.clone(),
+                operation: key.operation.clone(),
+                outcome: key.outcome.clone(),
+            };
+            c.totals.entry(total).or_default().add(&count);
+            c.accounts.entry(account.to_string()).or_default().entry(key).or_default().add(&count);
+        })
     }
 
-    /// The counts of one account.
-    pub fn for_account(&self, account: &str) -> BTreeMap<CallKey, CallCount> {
-        self.with(|m| m.iter().filter(|(k, _)| k.account == account).map(|(k, v)| (k.clone(), *v)).collect())
+    /// Every call since the process started, by service, operation and outcome.
+    pub fn totals(&self) -> BTreeMap<TotalKey, CallCount> {
+        self.with(|c| c.totals.clone())
     }
+
+    /// The counts of one account since it was last taken, which are forgotten here.
+    pub fn take_account(&self, account: &str) -> BTreeMap<CallKey, CallCount> {
+        self.with(|c| c.accounts.remove(account).unwrap_or_default())
+    }
+
+    /// Accounts whose counts are held (those in progress, and the management account).
+    pub fn accounts_held(&self) -> usize {
+        self.with(|c| c.accounts.len())
+    }
+}
+
+/// The calls counted between two readings of [`CallStats::totals`].
+pub fn since(
+    before: &BTreeMap<TotalKey, CallCount>,
+    after: &BTreeMap<TotalKey, CallCount>,
+) -> BTreeMap<TotalKey, CallCount> {
+    after
+        .iter()
+        .filter_map(|(k, a)| {
+            let b = before.get(k).copied().unwrap_or_default();
+            let d = CallCount {
+                calls: a.calls.saturating_sub(b.calls),
+                retries: a.retries.saturating_sub(b.retries),
+                throttled: a.throttled.saturating_sub(b.throttled),
+            };
+            (d != CallCount::default()).then(|| (k.clone(), d))
+        })
+        .collect()
 }
 
 #[derive(Debug, Default, Clone)]
@@ -137,16 +201,11 @@ impl Intercept for CallCounter {
         let key = CallKey {
             service: service.to_ascii_lowercase().replace(' ', ""),
             operation,
-            account: self.account.clone(),
             region: self.region.clone(),
             outcome: outcome.into(),
         };
-        self.stats.with(|m| {
-            let c = m.entry(key).or_default();
-            c.calls += 1;
-            c.retries += a.attempts.saturating_sub(1);
-            c.throttled += a.throttled;
-        });
+        let count = CallCount { calls: 1, retries: a.attempts.saturating_sub(1), throttled: a.throttled };
+        self.stats.record(&self.account, key, count);
         Ok(())
     }
 }
@@ -171,7 +230,36 @@ fn is_not_found(status: u16, headers_and_body: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_not_found, is_throttle};
+    use super::{is_not_found, is_throttle, since, CallCount, CallKey, CallStats};
+
+    fn key(op: &str, region: &str) -> CallKey {
+        CallKey { service: "iam".into(), operation: op.into(), region: region.into(), outcome: "ok".into() }
+    }
+
+    #[test]
+    fn an_accounts_counts_are_handed_over_once_and_totals_stay_without_accounts() {
+        let stats = CallStats::default();
+        let one = CallCount { calls: 1, retries: 0, throttled: 0 };
+        let throttled = CallCount { calls: 1, retries: 2, throttled: 2 };
+        stats.record("111111111111", key("GetRole", "global"), one);
+        stats.record("111111111111", key("GetRole", "global"), throttled);
+        stats.record("222222222222", key("GetRole", "global"), one);
+        let before = stats.totals();
+        stats.record("222222222222", key("ListRoles", "global"), one);
+        assert_eq!(stats.accounts_held(), 2);
+
+        let first = stats.take_account("111111111111");
+        assert_eq!(first.get(&key("GetRole", "global")), Some(&CallCount { calls: 2, retries: 2, throttled: 2 }));
+        assert!(stats.take_account("111111111111").is_empty(), "taken counts are forgotten");
+        assert_eq!(stats.accounts_held(), 1);
+
+        let totals = stats.totals();
+        assert_eq!(totals.len(), 2, "totals are by service, operation and outcome only: {totals:?}");
+        assert_eq!(totals.values().map(|c| c.calls).sum::<u64>(), 4);
+        let d = since(&before, &totals);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d.values().next().map(|c| c.calls), Some(1));
+    }
 
     #[test]
     fn not_found_is_told_apart_from_errors() {

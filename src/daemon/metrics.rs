@@ -87,7 +87,7 @@ impl Metrics {
         // AWS calls, without the account and region labels (bounded cardinality).
         let mut calls: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         let (mut throttled, mut retries) = (0, 0);
-        for (k, c) in self.stats.snapshot() {
+        for (k, c) in self.stats.totals() {
             *calls.entry((k.service, k.operation, k.outcome)).or_default() += c.calls;
             throttled += c.throttled;
             retries += c.retries;

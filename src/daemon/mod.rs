@@ -22,8 +22,8 @@ pub mod schedule;
 use crate::aws::{CallLimits, CallStats, Fleet};
 use crate::desired::{self, DesiredState};
 use crate::inventory::{self, Inventory};
-use crate::plan::{Action, Mode};
-use crate::report::{AccountReport, AccountStatus, FleetReport, Format};
+use crate::plan::Mode;
+use crate::report::{AccountReport, AccountStatus, Format, RunReport};
 use crate::run::{run, run_account, RunOptions};
 use futures::stream::{self, StreamExt};
 use journal::{run_status, Journal};
@@ -254,12 +254,12 @@ impl Daemon {
         }
     }
 
-    fn write_report(&self, name: &str, report: &FleetReport) {
+    fn write_report(&self, name: &str, report: &RunReport) {
         let dir = self.opts.state_dir.join("reports");
         let _ = std::fs::create_dir_all(&dir);
         for (fmt, ext) in [(Format::Markdown, "md"), (Format::Json, "json")] {
             let path = dir.join(format!("{name}.{ext}"));
-            if let Err(e) = std::fs::write(&path, report.render(fmt, false)) {
+            if let Err(e) = report.write_file(&path, fmt) {
                 tracing::error!(path = %path.display(), error = %e, "cannot write report");
             }
         }
@@ -398,19 +398,23 @@ impl Daemon {
         if accounts.is_empty() {
             return None;
         }
-        let report = run(fleet, d, inv, &self.options(accounts.to_vec(), false)).await;
+        let report = match run(fleet, d, inv, &self.options(accounts.to_vec(), false)).await {
+            Ok(r) => r,
+            Err(e) => return Some(format!("the plan of the run could not be written: {e}")),
+        };
         self.write_report(&format!("run-{run_id}-plan"), &report);
         let b = &d.settings.daemon.brake;
-        let changed = report.accounts.iter().filter(|a| !a.changes.is_empty()).count();
-        let share = changed as f64 / report.accounts.len().max(1) as f64;
-        let deletes = report.accounts.iter().flat_map(|a| &a.changes).filter(|c| c.action == Action::Delete).count();
+        let lines = report.lines();
+        let changed = lines.iter().filter(|a| a.changes > 0).count();
+        let share = changed as f64 / lines.len().max(1) as f64;
+        let deletes: usize = lines.iter().map(|a| a.deletes).sum();
         if deletes > 0 && !b.allow_deletes {
             return Some(format!("the plan deletes {deletes} resource(s)"));
         }
         if share > b.max_changed_share {
             return Some(format!(
                 "the plan changes {changed} of {} accounts ({:.0} %), more than the {:.0} % allowed",
-                report.accounts.len(),
+                lines.len(),
                 share * 100.0,
                 b.max_changed_share * 100.0
             ));
@@ -437,7 +441,14 @@ impl Daemon {
                 return;
             }
         };
-        let report = run(&fleet, &d, &inv, &self.options(vec![], false)).await;
+        let report = match run(&fleet, &d, &inv, &self.options(vec![], false)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "announcement not written: cannot spool the dry run");
+                self.metrics.run_finished(ANNOUNCE, run_status::REFUSED, started.elapsed().as_secs_f64());
+                return;
+            }
+        };
         // By default this runs Saturday 12:00, after the weekend's maintenance has started:
         // the next maintenance is the one a week ahead (R5).
         let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
@@ -457,32 +468,38 @@ impl Daemon {
 pub fn write_announcement(
     dir: &Path,
     settings: &crate::desired::DaemonSettings,
-    report: &FleetReport,
+    report: &RunReport,
     next: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Vec<PathBuf>, String> {
+    use std::io::Write;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let name = match next {
         Some(n) => format!("announce-{}", n.with_timezone(&settings.timezone.0).format("%Y-%m-%d")),
         None => "announce".to_string(),
     };
-    let mut md = String::from("# Announcement: changes at the next maintenance\n\n");
+    let mut head = String::from("# Announcement: changes at the next maintenance\n\n");
     if let Some(n) = next {
-        md.push_str(&format!(
+        head.push_str(&format!(
             "Maintenance: {} ({}), {} UTC\n\n",
             n.with_timezone(&settings.timezone.0).format("%Y-%m-%d %H:%M"),
             settings.timezone.0.name(),
             n.format("%Y-%m-%d %H:%M")
         ));
     }
-    md.push_str(&crate::report::summary_markdown(report));
-    md.push('\n');
-    md.push_str(&report.render(Format::Markdown, false));
-    let mut paths = vec![];
-    for (ext, text) in [("md", md), ("json", report.render(Format::Json, false))] {
-        let path = dir.join(format!("{name}.{ext}"));
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    head.push_str(&report.summary_markdown());
+    head.push('\n');
+    let md = dir.join(format!("{name}.md"));
+    let written = std::fs::File::create(&md).and_then(|f| {
+        let mut w = std::io::BufWriter::new(f);
+        w.write_all(head.as_bytes())?;
+        report.write(&mut w, Format::Markdown, false)?;
+        w.flush()
+    });
+    written.map_err(|e| format!("cannot write {}: {e}", md.display()))?;
+    let json = dir.join(format!("{name}.json"));
+    report.write_file(&json, Format::Json).map_err(|e| format!("cannot write {}: {e}", json.display()))?;
+    for path in [&md, &json] {
         tracing::info!(path = %path.display(), "announcement written");
-        paths.push(path);
     }
-    Ok(paths)
+    Ok(vec![md, json])
 }

@@ -1,70 +1,42 @@
 //! The Markdown report, for announcements and review: a summary table, then per account
 //! the changes with their diffs and the skips with their reasons.
 
-use super::{plural, FleetReport};
+use super::{plural, AccountReport, Accounts, Head};
 use std::fmt::Write;
+use std::io;
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-pub fn render(r: &FleetReport) -> String {
+fn status(a: &AccountReport) -> String {
+    serde_json::to_value(a.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+pub(crate) fn write(r: &Head<'_>, accounts: &dyn Accounts, w: &mut dyn io::Write) -> io::Result<()> {
     let mut out = String::new();
     let _ = writeln!(out, "# cm-baseline {} ({:?})\n", r.command, r.mode);
     let _ = writeln!(out, "| account | name | tier | status | changes | skips | API calls |");
     let _ = writeln!(out, "|---|---|---|---|---:|---:|---:|");
-    for a in &r.accounts {
-        let status =
-            serde_json::to_value(a.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {status} | {} | {} | {} |",
+    w.write_all(out.as_bytes())?;
+    // The summary table, then the details: two passes over the accounts.
+    accounts.each(&mut |a| {
+        let row = format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             a.account_id,
             cell(a.name.as_deref().unwrap_or("")),
             a.tier,
+            status(a),
             a.changes.len(),
             a.skips.len(),
             a.api_calls.total
         );
-    }
-    out.push('\n');
-    for a in &r.accounts {
-        let _ = writeln!(out, "## {} {}\n", a.account_id, a.name.as_deref().unwrap_or(""));
-        if let Some(e) = &a.error {
-            let _ = writeln!(out, "**Error:** {}\n", cell(e));
-        }
-        if a.changes.is_empty() {
-            let _ = writeln!(out, "No changes.\n");
-        } else {
-            let _ = writeln!(out, "{}:\n", plural(a.changes.len(), "change"));
-            for c in &a.changes {
-                let _ = writeln!(
-                    out,
-                    "### {:?} {} `{} {}` ({})\n\n```diff\n{}```\n",
-                    c.action, c.feature, c.resource_type, c.resource, c.region, c.diff
-                );
-            }
-        }
-        if !a.skips.is_empty() {
-            let _ = writeln!(out, "| feature | region | resource | reason | detail |\n|---|---|---|---|---|");
-            for s in &a.skips {
-                let reason = serde_json::to_value(s.reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {reason} | {} |",
-                    s.feature,
-                    s.region,
-                    cell(&s.resource),
-                    cell(&s.detail)
-                );
-            }
-            out.push('\n');
-        }
-    }
-    let inv = &r.inventory;
+        w.write_all(row.as_bytes())
+    })?;
+    w.write_all(b"\n")?;
+    accounts.each(&mut |a| w.write_all(details(a).as_bytes()))?;
+    let mut out = String::new();
+    let inv = r.inventory;
     if !inv.not_enrolled.is_empty() || !inv.missing.is_empty() || !inv.suspended.is_empty() {
         let _ = writeln!(out, "## Inventory notes\n");
         for a in &inv.not_enrolled {
@@ -77,6 +49,44 @@ pub fn render(r: &FleetReport) -> String {
         for id in &inv.suspended {
             let _ = writeln!(out, "- {id}: suspended, skipped");
         }
+    }
+    w.write_all(out.as_bytes())
+}
+
+/// One account's section: its error, its changes with their diffs, its skips.
+fn details(a: &AccountReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## {} {}\n", a.account_id, a.name.as_deref().unwrap_or(""));
+    if let Some(e) = &a.error {
+        let _ = writeln!(out, "**Error:** {}\n", cell(e));
+    }
+    if a.changes.is_empty() {
+        let _ = writeln!(out, "No changes.\n");
+    } else {
+        let _ = writeln!(out, "{}:\n", plural(a.changes.len(), "change"));
+        for c in &a.changes {
+            let _ = writeln!(
+                out,
+                "### {:?} {} `{} {}` ({})\n\n```diff\n{}```\n",
+                c.action, c.feature, c.resource_type, c.resource, c.region, c.diff
+            );
+        }
+    }
+    if !a.skips.is_empty() {
+        let _ = writeln!(out, "| feature | region | resource | reason | detail |\n|---|---|---|---|---|");
+        for s in &a.skips {
+            let reason =
+                serde_json::to_value(s.reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {reason} | {} |",
+                s.feature,
+                s.region,
+                cell(&s.resource),
+                cell(&s.detail)
+            );
+        }
+        out.push('\n');
     }
     out
 }

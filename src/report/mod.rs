@@ -1,15 +1,26 @@
 //! Reports: what a plan would change and what an apply did, per account, in three
 //! formats. The JSON form is a versioned contract (see `docs/report-format.md`).
 
+//!
+//! A run's report is a [`RunReport`]: each account's report goes to a spool file as the
+//! account finishes, and only a line of figures per account stays in memory, so that a run
+//! over thousands of accounts holds no more than the accounts in flight. Rendering reads the
+//! spool back in account-id order. [`FleetReport`] is the same report held in memory (a
+//! saved plan read back, a run from the journal); both render through the same writers.
+
 mod markdown;
+mod spool;
 mod text;
 
+pub use spool::RunReport;
+
 use crate::apply::AppliedChange;
-use crate::aws::counter::{CallCount, CallKey};
+use crate::aws::counter::{CallCount, CallKey, TotalKey};
 use crate::inventory::Inventory;
 use crate::plan::{AccountPlan, Mode, Skip};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::io::{self, Write};
 
 /// Version of the JSON report; bumped when a field changes meaning or disappears.
 pub const FORMAT_VERSION: u32 = 1;
@@ -22,7 +33,7 @@ pub enum Format {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountStatus {
     /// Plan: already in line with the baseline.
@@ -56,19 +67,33 @@ pub struct ApiCalls {
 }
 
 impl ApiCalls {
-    pub fn from_counts<'a>(counts: impl IntoIterator<Item = (&'a CallKey, &'a CallCount)>) -> Self {
+    fn add(&mut self, service: &str, operation: &str, outcome: &str, c: &CallCount) {
+        self.total += c.calls;
+        self.retries += c.retries;
+        self.throttled += c.throttled;
+        match outcome {
+            "ok" => {}
+            "not_found" => self.not_found += c.calls,
+            _ => self.errors += c.calls,
+        }
+        *self.by_service.entry(service.to_string()).or_default() += c.calls;
+        *self.by_operation.entry(format!("{service}:{operation}")).or_default() += c.calls;
+    }
+
+    /// One account's calls.
+    pub fn of_account(counts: &BTreeMap<CallKey, CallCount>) -> Self {
         let mut a = ApiCalls::default();
         for (k, c) in counts {
-            a.total += c.calls;
-            a.retries += c.retries;
-            a.throttled += c.throttled;
-            match k.outcome.as_str() {
-                "ok" => {}
-                "not_found" => a.not_found += c.calls,
-                _ => a.errors += c.calls,
-            }
-            *a.by_service.entry(k.service.clone()).or_default() += c.calls;
-            *a.by_operation.entry(format!("{}:{}", k.service, k.operation)).or_default() += c.calls;
+            a.add(&k.service, &k.operation, &k.outcome, c);
+        }
+        a
+    }
+
+    /// Fleet-wide calls.
+    pub fn of_totals(counts: &BTreeMap<TotalKey, CallCount>) -> Self {
+        let mut a = ApiCalls::default();
+        for (k, c) in counts {
+            a.add(&k.service, &k.operation, &k.outcome, c);
         }
         a
     }
@@ -113,14 +138,23 @@ pub struct FleetReport {
 
 impl FleetReport {
     pub fn render(&self, format: Format, colour: bool) -> String {
-        match format {
-            Format::Text => text::render(self, colour),
-            Format::Markdown => markdown::render(self),
-            Format::Json => {
-                let mut s = serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-                s.push('\n');
-                s
-            }
+        let mut out = Vec::new();
+        // Writing to memory cannot fail.
+        let _ = self.write(&mut out, format, colour);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    pub fn write(&self, w: &mut dyn Write, format: Format, colour: bool) -> io::Result<()> {
+        write(&self.head(), &self.accounts, w, format, colour)
+    }
+
+    fn head(&self) -> Head<'_> {
+        Head {
+            format_version: self.format_version,
+            command: &self.command,
+            mode: self.mode,
+            inventory: &self.inventory,
+            api_calls: &self.api_calls,
         }
     }
 
@@ -133,6 +167,90 @@ impl FleetReport {
     }
 }
 
+/// What a report says besides its accounts.
+#[derive(Serialize)]
+pub(crate) struct Head<'a> {
+    pub format_version: u32,
+    pub command: &'a str,
+    pub mode: Mode,
+    pub inventory: &'a Inventory,
+    pub api_calls: &'a ApiCalls,
+}
+
+/// The accounts of a report, in account-id order: from memory, or read back from a spool.
+pub(crate) trait Accounts {
+    fn count(&self) -> usize;
+    /// Calls `f` with each account in turn; stops at the first error.
+    fn each(&self, f: &mut dyn FnMut(&AccountReport) -> io::Result<()>) -> io::Result<()>;
+}
+
+impl Accounts for Vec<AccountReport> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn each(&self, f: &mut dyn FnMut(&AccountReport) -> io::Result<()>) -> io::Result<()> {
+        self.iter().try_for_each(f)
+    }
+}
+
+/// Writes a report in `format`, one account at a time.
+pub(crate) fn write(
+    head: &Head<'_>,
+    accounts: &dyn Accounts,
+    w: &mut dyn Write,
+    format: Format,
+    colour: bool,
+) -> io::Result<()> {
+    match format {
+        Format::Text => text::write(head, accounts, w, colour),
+        Format::Markdown => markdown::write(head, accounts, w),
+        Format::Json => {
+            // The layout `FleetReport` serialises to, with the accounts streamed.
+            #[derive(Serialize)]
+            struct Doc<'a> {
+                format_version: u32,
+                command: &'a str,
+                mode: Mode,
+                accounts: Streamed<'a>,
+                inventory: &'a Inventory,
+                api_calls: &'a ApiCalls,
+            }
+            let doc = Doc {
+                format_version: head.format_version,
+                command: head.command,
+                mode: head.mode,
+                accounts: Streamed(accounts),
+                inventory: head.inventory,
+                api_calls: head.api_calls,
+            };
+            serde_json::to_writer_pretty(&mut *w, &doc).map_err(io::Error::other)?;
+            w.write_all(b"\n")
+        }
+    }
+}
+
+/// Serialises the accounts as a JSON array without holding them all.
+struct Streamed<'a>(&'a dyn Accounts);
+
+impl Serialize for Streamed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = serializer.serialize_seq(Some(self.0.count()))?;
+        let mut failed = None;
+        let read = self.0.each(&mut |a| {
+            seq.serialize_element(a).map_err(|e| {
+                failed = Some(e);
+                io::Error::other("serialising an account")
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        read.map_err(S::Error::custom)?;
+        seq.end()
+    }
+}
+
 /// `1 change`, `2 changes`.
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {
@@ -140,43 +258,4 @@ fn plural(n: usize, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
-}
-
-/// Summary tables for announcements: changes by feature (and action), and by account.
-pub fn summary_markdown(r: &FleetReport) -> String {
-    use std::fmt::Write;
-    let mut by_feature: BTreeMap<(String, String), (usize, std::collections::BTreeSet<String>)> = BTreeMap::new();
-    for a in &r.accounts {
-        for c in &a.changes {
-            let action =
-                serde_json::to_value(c.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            let e = by_feature.entry((c.feature.to_string(), action)).or_default();
-            e.0 += 1;
-            e.1.insert(a.account_id.clone());
-        }
-    }
-    let mut out =
-        String::from("## Summary by feature\n\n| feature | action | changes | accounts |\n|---|---|---:|---:|\n");
-    for ((f, action), (n, accts)) in &by_feature {
-        let title = crate::desired::names::FeatureId::parse(f).map(|id| id.title()).unwrap_or("");
-        let _ = writeln!(out, "| {f} {title} | {action} | {n} | {} |", accts.len());
-    }
-    if by_feature.is_empty() {
-        out.push_str("| (none) | | 0 | 0 |\n");
-    }
-    out.push_str("\n## Summary by account\n\n| account | name | tier | changes | skips | status |\n|---|---|---|---:|---:|---|\n");
-    for a in &r.accounts {
-        let status =
-            serde_json::to_value(a.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {status} |",
-            a.account_id,
-            a.name.as_deref().unwrap_or("").replace('|', "\\|"),
-            a.tier,
-            a.changes.len(),
-            a.skips.len()
-        );
-    }
-    out
 }

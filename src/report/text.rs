@@ -1,9 +1,10 @@
 //! The terminal report: one block per account, each change with its diff.
 
-use super::{plural, AccountReport, AccountStatus, FleetReport};
+use super::{plural, AccountReport, AccountStatus, Accounts, Head};
 use crate::apply::ChangeOutcome;
 use crate::plan::Action;
 use std::fmt::Write;
+use std::io;
 
 struct Paint(bool);
 
@@ -103,13 +104,17 @@ fn account(out: &mut String, a: &AccountReport, p: &Paint) {
     out.push('\n');
 }
 
-pub fn render(r: &FleetReport, colour: bool) -> String {
+pub(crate) fn write(r: &Head<'_>, accounts: &dyn Accounts, w: &mut dyn io::Write, colour: bool) -> io::Result<()> {
     let p = Paint(colour);
-    let mut out = String::new();
-    for a in &r.accounts {
+    let mut by_status: std::collections::BTreeMap<AccountStatus, usize> = Default::default();
+    accounts.each(&mut |a| {
+        *by_status.entry(a.status).or_default() += 1;
+        let mut out = String::new();
         account(&mut out, a, &p);
-    }
-    let inv = &r.inventory;
+        w.write_all(out.as_bytes())
+    })?;
+    let mut out = String::new();
+    let inv = r.inventory;
     for a in &inv.not_enrolled {
         let _ = writeln!(
             out,
@@ -125,12 +130,12 @@ pub fn render(r: &FleetReport, colour: bool) -> String {
     for id in &inv.suspended {
         let _ = writeln!(out, "{} account {id} is suspended: skipped", p.c("33", "note:"));
     }
-    let count = |s: AccountStatus| r.accounts.iter().filter(|a| a.status == s).count();
+    let count = |s: AccountStatus| by_status.get(&s).copied().unwrap_or(0);
     let _ = writeln!(
         out,
         "{}: {} accounts; {} with changes, {} without, {} converged, {} not converged, {} failed; {} API calls ({} retries, {} throttled)",
         r.command,
-        r.accounts.len(),
+        accounts.count(),
         count(AccountStatus::Changes),
         count(AccountStatus::NoChanges),
         count(AccountStatus::Converged),
@@ -140,5 +145,5 @@ pub fn render(r: &FleetReport, colour: bool) -> String {
         r.api_calls.retries,
         r.api_calls.throttled
     );
-    out
+    w.write_all(out.as_bytes())
 }
