@@ -270,7 +270,7 @@ def run_phase(name, command, emu, args, desired, workdir, faults):
 # ---------------------------------------------------------------- figures
 
 
-def summarize(name, command, raw, n, r, expect, latency_ms):
+def summarize(name, command, raw, n, r, expect, latency_ms, concurrency):
     rep, calls = raw["report"], raw["report"]["api_calls"]
     cells = n * r
     statuses = defaultdict(int)
@@ -314,6 +314,8 @@ def summarize(name, command, raw, n, r, expect, latency_ms):
         "calls_per_account": round(calls["total"] / n, 3),
         # requests (attempts) the emulator received x latency / wall: calls in flight on average
         "mean_in_flight": round(raw["served"].get("requests", 0) * latency_ms / 1000 / raw["wall_s"], 2) if latency_ms else None,
+        # the wall time if C calls were in flight all the time: requests x latency / C
+        "latency_bound_s": round(raw["served"].get("requests", 0) * latency_ms / 1000 / concurrency, 3) if latency_ms else None,
         "by_service": calls["by_service"],
         "by_service_per_account_region": {k: round(v / cells, 3) for k, v in sorted(calls["by_service"].items())},
         "by_operation": calls["by_operation"],
@@ -357,6 +359,8 @@ def main():
     p.add_argument("--max-calls", type=int, default=32)
     p.add_argument("--account-calls", type=int, default=4)
     p.add_argument("--max-attempts", type=int, default=8)
+    p.add_argument("--phases", default="abc",
+                   help="phases to measure: a (apply --initial, always), b (converged plan), c (apply after drift); default abc")
     p.add_argument("--setup-workers", type=int, default=4, help="concurrent set-up requests (default 4)")
     p.add_argument("--no-warm", action="store_true", help="leave moto's per-account backends to be built during phase a")
     p.add_argument("--rss", choices=["auto", "proc"], default="auto",
@@ -400,25 +404,31 @@ def main():
 
         def phase(name, command, expect, check):
             raw = run_phase(name, command, emu, args, desired, workdir, faults)
-            s = summarize(name, command, raw, n, r, expect, args.latency_ms)
+            s = summarize(name, command, raw, n, r, expect, args.latency_ms,
+                          min(args.max_calls, min(args.parallel_accounts, n) * args.account_calls))
             problems.extend(f"{name}: {m}" for m in check(s))
             phases.append(s)
             return s
 
+        if "a" not in args.phases:
+            raise SystemExit("--phases must include a: the other phases need a converged fleet")
         phase("a apply --initial", ["apply", "--initial"], "every account converged",
               lambda s: ([] if s["exit_code"] == 0 and s["accounts_by_status"].get("converged") == n
                          else [f"exit {s['exit_code']}, accounts {s['accounts_by_status']}, failed {s['failed_accounts']}"]))
-        phase("b plan (converged)", ["plan", "--detailed-exitcode"], "no changes (exit 0)",
-              lambda s: ([] if s["exit_code"] == 0 and s["changes"] == 0
-                         else [f"exit {s['exit_code']}, {s['changes']} changes, accounts {s['accounts_by_status']}"]))
-        t = time.monotonic()
-        drifted = drift(emu, accounts, tiers, args.drift_share, [f.strip() for f in args.basic_opt_in.split(",") if f.strip()])
-        drift_s = time.monotonic() - t
-        want = sum(len(v) for v in drifted.values())
-        log(f"   drifted {len(drifted)} accounts ({want} features) in {drift_s:.1f} s")
-        phase("c apply (after drift)", ["apply"], f"{want} changes, every account converged",
-              lambda s: ([] if s["exit_code"] == 0 and s["accounts_by_status"].get("converged") == n and s["changes"] == want
-                         else [f"exit {s['exit_code']}, {s['changes']} changes (drifted {want}), accounts {s['accounts_by_status']}"]))
+        if "b" in args.phases:
+            phase("b plan (converged)", ["plan", "--detailed-exitcode"], "no changes (exit 0)",
+                  lambda s: ([] if s["exit_code"] == 0 and s["changes"] == 0
+                             else [f"exit {s['exit_code']}, {s['changes']} changes, accounts {s['accounts_by_status']}"]))
+        drifted, drift_s = {}, 0.0
+        if "c" in args.phases:
+            t = time.monotonic()
+            drifted = drift(emu, accounts, tiers, args.drift_share, [f.strip() for f in args.basic_opt_in.split(",") if f.strip()])
+            drift_s = time.monotonic() - t
+            want = sum(len(v) for v in drifted.values())
+            log(f"   drifted {len(drifted)} accounts ({want} features) in {drift_s:.1f} s")
+            phase("c apply (after drift)", ["apply"], f"{want} changes, every account converged",
+                  lambda s: ([] if s["exit_code"] == 0 and s["accounts_by_status"].get("converged") == n and s["changes"] == want
+                             else [f"exit {s['exit_code']}, {s['changes']} changes (drifted {want}), accounts {s['accounts_by_status']}"]))
     finally:
         emu.stop()
 
@@ -448,6 +458,10 @@ def main():
     print()
     print(table(phases))
     if args.latency_ms:
+        c = min(args.max_calls, min(args.parallel_accounts, n) * args.account_calls)
+        print(f"latency bound, requests x latency / C (C = {c}): " +
+              ", ".join(f"{p['phase'].split()[0]} {p['latency_bound_s']:.2f} s (wall {p['wall_s']:.2f} s, "
+                        f"{100 * (p['wall_s'] / p['latency_bound_s'] - 1):+.0f} %)" for p in phases if p['latency_bound_s']))
         print("mean calls in flight (requests x latency / wall): " +
               ", ".join(f"{p['phase'].split()[0]} {p['mean_in_flight']:.1f}" for p in phases) +
               f"  (limit: min(--max-calls {args.max_calls}, accounts in parallel x --account-calls {args.account_calls})"
