@@ -62,7 +62,20 @@ fn unknown_keys_are_rejected_where_they_stand() {
     let dir = copy_with(|d| replace(&d.join("settings.yaml"), "session_name:", "sesion_name:"));
     let (at, e) = only_error(dir.path());
     assert!(at.starts_with("settings.yaml:5:1: unknown field `sesion_name`"), "{at}");
-    assert!(e.hint.is_some());
+    assert_eq!(e.hint.as_deref(), Some("did you mean session_name?"));
+
+    // Nothing near it: say what to do with it.
+    let dir = copy_with(|d| replace(&d.join("settings.yaml"), "session_name:", "colour:"));
+    let (at, e) = only_error(dir.path());
+    assert!(at.starts_with("settings.yaml:5:1: unknown field `colour`"), "{at}");
+    let hint = e.hint.unwrap();
+    assert!(hint.starts_with("remove `colour`") && hint.contains("desired-state/README.md"), "{hint}");
+
+    // Unknown values of a closed list get the nearest value.
+    let dir = copy_with(|d| replace(&d.join("features/F03-password-policy.yaml"), "kind: opt_in", "kind: optin"));
+    let (at, e) = only_error(dir.path());
+    assert!(at.starts_with("F03-password-policy.yaml:3:7: kind: unknown variant `optin`"), "{at}");
+    assert_eq!(e.hint.as_deref(), Some("did you mean opt_in?"));
 }
 
 #[test]
@@ -74,13 +87,89 @@ fn wrong_types_are_rejected() {
             "minimum_password_length: eight",
         )
     });
-    let (at, _) = only_error(dir.path());
+    let (at, e) = only_error(dir.path());
     assert!(
         at.starts_with(
             "F03-password-policy.yaml:7:32: resources[0].iam_password_policy.minimum_password_length: invalid type"
         ),
         "{at}"
     );
+    assert_eq!(e.hint.as_deref(), Some("write a whole number, without quotes"));
+
+    // Each kind of value gets the hint of what to write instead, where it stands.
+    for (file, from, to, at_start, hint) in [
+        (
+            "features/F03-password-policy.yaml",
+            "minimum_password_length: 8",
+            "minimum_password_length: \"8\"",
+            "F03-password-policy.yaml:7:32: ",
+            "write the number without quotes: 8",
+        ),
+        (
+            "settings.yaml",
+            "trails_per_region: 5",
+            "trails_per_region: -5",
+            "settings.yaml:11:22: quotas.trails_per_region: ",
+            "write a whole number, 0 or more",
+        ),
+        (
+            "accounts/111111111111.yaml",
+            "F11: false",
+            "F11: no",
+            "111111111111.yaml:6:8: opt_in.F11: invalid type: string \"no\", expected a boolean",
+            "write true or false: `no` is a string in YAML 1.2",
+        ),
+        (
+            "accounts/111111111111.yaml",
+            "F11: false",
+            "F11: \"false\"",
+            "111111111111.yaml:6:8: opt_in.F11: ",
+            "write false without quotes",
+        ),
+        (
+            "settings.yaml",
+            "excluded_regions: []",
+            "excluded_regions: us-east-2",
+            "settings.yaml:6:19: excluded_regions: invalid type: string \"us-east-2\", expected a sequence",
+            "write a list, even of one item: [us-east-2]",
+        ),
+        (
+            "settings.yaml",
+            "session_name: cm-baseline",
+            "session_name: [a, b]",
+            "settings.yaml:5:15: session_name: invalid type: sequence",
+            "write a single value here (a string), not a list",
+        ),
+        (
+            "accounts/111111111111.yaml",
+            "tier: secure",
+            "tier: {name: secure}",
+            "111111111111.yaml:4:7: tier: invalid type: map",
+            "write a single value here (a tier name), not a mapping",
+        ),
+    ] {
+        let dir = copy_with(|d| replace(&d.join(file), from, to));
+        let (at, e) = only_error(dir.path());
+        assert!(at.starts_with(at_start), "{to}: {at}");
+        assert_eq!(e.hint.as_deref(), Some(hint), "{to}: {at}");
+    }
+}
+
+#[test]
+fn missing_and_repeated_keys_are_named_with_what_to_add_or_remove() {
+    let dir = copy_with(|d| replace(&d.join("accounts/111111111111.yaml"), "tier: secure\n", ""));
+    let (at, e) = only_error(dir.path());
+    assert!(at.starts_with("111111111111.yaml:2:1: missing field `tier`"), "{at}");
+    assert_eq!(e.hint.as_deref(), Some("add `tier:` to this mapping; desired-state/README.md shows what it takes"));
+
+    let dir = copy_with(|d| {
+        let f = d.join("accounts/111111111111.yaml");
+        let text = std::fs::read_to_string(&f).unwrap();
+        std::fs::write(&f, format!("{text}tier: basic\n")).unwrap();
+    });
+    let (at, e) = only_error(dir.path());
+    assert!(at.contains(": duplicate field `tier`"), "{at}");
+    assert_eq!(e.hint.as_deref(), Some("`tier` is given twice in this mapping: keep one"));
 }
 
 #[test]
@@ -108,15 +197,26 @@ fn unknown_feature_ids_are_rejected() {
     });
     let (at, e) = only_error(dir.path());
     assert!(at.starts_with("tiers.yaml:5:49: basic.features[7]: unknown feature `F80`"), "{at}");
-    assert!(e.hint.unwrap().starts_with("did you mean F"));
+    assert_eq!(e.hint.as_deref(), Some("did you mean F10?"));
+
+    // Nothing near it: the range of valid ids.
+    let dir = copy_with(|d| {
+        replace(&d.join("accounts/111111111111.yaml"), "F11: false", "cloudtrail: false");
+    });
+    let (at, e) = only_error(dir.path());
+    assert!(at.starts_with("111111111111.yaml:6:3: opt_in: unknown feature `cloudtrail`"), "{at}");
+    assert_eq!(e.hint.as_deref(), Some("feature ids are F01 to F15 (see REQUIREMENTS)"));
 }
 
 #[test]
 fn malformed_account_ids_are_rejected() {
-    for (bad, col) in [("\"12345\"", 13), ("\"12345678901x\"", 13), ("12345678901", 13)] {
+    let digits = "an account id is exactly 12 digits, quoted";
+    let quote = "quote it, as in \"012345678901\", so that leading zeros are kept";
+    for (bad, col, hint) in [("\"12345\"", 13, digits), ("\"12345678901x\"", 13, digits), ("12345678901", 13, quote)] {
         let dir = copy_with(|d| replace(&d.join("accounts/111111111111.yaml"), "\"111111111111\"", bad));
-        let (at, _) = only_error(dir.path());
+        let (at, e) = only_error(dir.path());
         assert!(at.starts_with(&format!("111111111111.yaml:2:{col}: account_id:")), "{bad}: {at}");
+        assert_eq!(e.hint.as_deref(), Some(hint), "{bad}: {at}");
     }
 }
 
@@ -145,7 +245,8 @@ fn duplicate_accounts_are_rejected_naming_both_files() {
     });
     let (at, e) = only_error(dir.path());
     assert!(at.starts_with("zz-copy.yaml:2:13: account_id: duplicate account 111111111111"), "{at}");
-    assert!(e.hint.unwrap().ends_with("accounts/111111111111.yaml"));
+    let hint = e.hint.unwrap();
+    assert!(hint.starts_with("it is already defined in ") && hint.ends_with("accounts/111111111111.yaml"), "{hint}");
 }
 
 #[test]
@@ -157,8 +258,49 @@ fn malformed_yaml_is_located() {
             "[admin-group-{account_id}]",
         )
     });
-    let (at, _) = only_error(dir.path());
-    assert!(at.starts_with("F02-initial-user.yaml:12:28:"), "{at}");
+    let (at, e) = only_error(dir.path());
+    assert!(at.starts_with("F02-initial-user.yaml:12:28: did not find expected ',' or ']'"), "{at}");
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("inside [ ] or { }, quote items that contain { } [ ] , or :, as in [\"admin-group-{account_id}\"]")
+    );
+
+    // Other syntax errors: each with its own fix.
+    for (file, from, to, at_start, hint) in [
+        (
+            "accounts/111111111111.yaml",
+            "tier: secure",
+            "\ttier: secure",
+            "111111111111.yaml:4:1: found a tab character",
+            "indent with spaces: YAML does not allow tabs",
+        ),
+        (
+            "features/F03-password-policy.yaml",
+            "title: IAM password policy",
+            "title: IAM: password policy",
+            "F03-password-policy.yaml:2:11: mapping values are not allowed",
+            "quote a value that contains `: `, as in title: \"a: b\", or check this line's indentation",
+        ),
+        (
+            "features/F03-password-policy.yaml",
+            "      require_symbols: true",
+            "     require_symbols: true",
+            "F03-password-policy.yaml:11:",
+            "check the indentation: keys of one mapping line up, and list items start with `- `",
+        ),
+        (
+            "settings.yaml",
+            "session_name: cm-baseline",
+            "session_name: \"cm-baseline",
+            "settings.yaml:",
+            "YAML syntax: check the indentation (spaces only) and quote values with special characters",
+        ),
+    ] {
+        let dir = copy_with(|d| replace(&d.join(file), from, to));
+        let (at, e) = only_error(dir.path());
+        assert!(at.starts_with(at_start), "{to:?}: {at}");
+        assert_eq!(e.hint.as_deref(), Some(hint), "{to:?}: {at}");
+    }
 }
 
 #[test]

@@ -78,11 +78,115 @@ fn yaml_error(file: &Path, e: &serde_yaml::Error) -> LoadError {
         }
         None => (0, 0),
     };
-    let (message, mut hint) = split_hint(&text);
-    if hint.is_none() && message.contains("unknown field") {
-        hint = Some("check the spelling against desired-state/README.md".into());
+    let (message, hint) = split_hint(&text);
+    let hint = hint.unwrap_or_else(|| hint_for(&message));
+    LoadError { file: file.to_path_buf(), line, column, message, hint: Some(hint) }
+}
+
+/// The text between the first `open` after `from` and the next `close`.
+fn between<'a>(text: &'a str, from: &str, open: char, close: char) -> Option<&'a str> {
+    let rest = &text[text.find(from)? + from.len()..];
+    let start = rest.find(open)? + open.len_utf8();
+    let len = rest[start..].find(close)?;
+    Some(&rest[start..start + len])
+}
+
+/// The names serde lists after `expected one of` (or `expected`) in an unknown field or
+/// variant message, each between backticks.
+fn listed_names(message: &str) -> Vec<&str> {
+    let Some(pos) = message.find(", expected") else { return vec![] };
+    message[pos..].split('`').skip(1).step_by(2).collect()
+}
+
+/// A one-line hint for a problem serde_yaml found (syntax, unknown key or value, missing
+/// or repeated key, wrong type), from its message: what to write instead.
+fn hint_for(message: &str) -> String {
+    if let Some(field) = between(message, "unknown field ", '`', '`') {
+        return match names::did_you_mean(field, listed_names(message)) {
+            Some(m) => format!("did you mean {m}?"),
+            None => format!("remove `{field}`: this mapping takes only the keys listed (see desired-state/README.md)"),
+        };
     }
-    LoadError { file: file.to_path_buf(), line, column, message, hint }
+    if let Some(value) = between(message, "unknown variant ", '`', '`') {
+        return match names::did_you_mean(value, listed_names(message)) {
+            Some(m) => format!("did you mean {m}?"),
+            None => "use one of the values listed (they are case-sensitive)".into(),
+        };
+    }
+    if let Some(field) = between(message, "missing field ", '`', '`') {
+        return format!("add `{field}:` to this mapping; desired-state/README.md shows what it takes");
+    }
+    if let Some(field) = between(message, "duplicate field ", '`', '`') {
+        return format!("`{field}` is given twice in this mapping: keep one");
+    }
+    if let Some(pos) = message.find("invalid type: ").or_else(|| message.find("invalid value: ")) {
+        let rest = &message[pos..];
+        let rest = &rest[rest.find(": ").map_or(0, |i| i + 2)..];
+        if let Some((found, expected)) = rest.rsplit_once(", expected ") {
+            return type_hint(found, expected);
+        }
+    }
+    if message.contains("expected a YAML tag") {
+        return "write one plain word here, one of the values desired-state/README.md lists".into();
+    }
+    syntax_hint(message)
+}
+
+/// What to write where the type is wrong: `found` and `expected` as serde words them
+/// (`string "eight"`, `i32`).
+fn type_hint(found: &str, expected: &str) -> String {
+    let quoted = found.strip_prefix("string \"").and_then(|s| s.strip_suffix('"'));
+    let integer = matches!(expected, "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" | "usize" | "isize");
+    if integer || expected.contains("integer") {
+        let unsigned = expected.starts_with('u');
+        return match quoted.filter(|s| s.parse::<i64>().is_ok()) {
+            Some(n) => format!("write the number without quotes: {n}"),
+            None if unsigned && found.contains('-') => "write a whole number, 0 or more".into(),
+            None => "write a whole number, without quotes".into(),
+        };
+    }
+    if expected == "a boolean" {
+        return match quoted {
+            Some(s @ ("true" | "false")) => format!("write {s} without quotes"),
+            Some(s) if ["yes", "no", "on", "off", "y", "n"].contains(&s.to_ascii_lowercase().as_str()) => {
+                format!("write true or false: `{s}` is a string in YAML 1.2")
+            }
+            _ => "write true or false".into(),
+        };
+    }
+    if expected == "a sequence" {
+        return match quoted {
+            Some(s) if !s.contains(char::is_whitespace) => format!("write a list, even of one item: [{s}]"),
+            _ => "write a list: [a, b], or one `- item` per line".into(),
+        };
+    }
+    if expected == "a map" || expected.starts_with("struct ") || expected.starts_with("a map") {
+        return "write `key: value` lines indented below this key".into();
+    }
+    if found == "sequence" || found == "map" {
+        return format!(
+            "write a single value here ({expected}), not a {}",
+            if found == "map" { "mapping" } else { "list" }
+        );
+    }
+    format!("write {expected} here")
+}
+
+/// A hint for a YAML syntax error, from the message of the YAML parser.
+fn syntax_hint(message: &str) -> String {
+    if message.contains("tab character") {
+        "indent with spaces: YAML does not allow tabs".into()
+    } else if message.contains("flow sequence") || message.contains("flow mapping") {
+        "inside [ ] or { }, quote items that contain { } [ ] , or :, as in [\"admin-group-{account_id}\"]".into()
+    } else if message.contains("mapping values are not allowed") {
+        "quote a value that contains `: `, as in title: \"a: b\", or check this line's indentation".into()
+    } else if message.contains("cannot start any token") {
+        "quote a value that starts with @, ` or another reserved character".into()
+    } else if message.contains("did not find expected key") || message.contains("block") {
+        "check the indentation: keys of one mapping line up, and list items start with `- `".into()
+    } else {
+        "YAML syntax: check the indentation (spaces only) and quote values with special characters".into()
+    }
 }
 
 /// Parses one YAML file with `cx` as load context.
