@@ -783,6 +783,39 @@ def test_faults_tally_names_operations_as_the_model_does(endpoint, faults_off):
     assert faults(endpoint)["unidentified"] == 0
 
 
+def deny_assume_role(endpoint, doc=None):
+    """POSTs `doc` to the AssumeRole denial hook, or GETs its state; returns the JSON answer."""
+    if doc is None:
+        with urllib.request.urlopen(endpoint + "/cm-emulator/deny-assume-role", timeout=10) as r:
+            return json.loads(r.read())
+    return json.loads(post(endpoint + "/cm-emulator/deny-assume-role", doc)[1])
+
+
+def test_assume_role_denied_into_chosen_accounts_as_aws_answers(aws, endpoint):
+    sts = aws("sts")
+    role = f"arn:aws:iam::{MEMBER_A}:role/cm-policymaintainer"
+    assert sts.assume_role(RoleArn=role, RoleSessionName="cm-test")["Credentials"]["AccessKeyId"]
+    caller = sts.get_caller_identity()["Arn"]
+    assert deny_assume_role(endpoint, {"account_ids": [MEMBER_A]}) == {"account_ids": [MEMBER_A], "denied": 0}
+    try:
+        with pytest.raises(ClientError) as e:
+            sts.assume_role(RoleArn=role, RoleSessionName="cm-test")
+        err = e.value.response
+        assert (err["Error"]["Type"], err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("Sender", "AccessDenied", 403)
+        assert err["Error"]["Message"] == f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role}"
+        # Other accounts and other calls go through.
+        assert sts.assume_role(RoleArn=f"arn:aws:iam::{MEMBER_B}:role/x", RoleSessionName="cm-test")["Credentials"]
+        assert sts.get_caller_identity()["Account"] == "123456789012"
+        assert deny_assume_role(endpoint) == {"account_ids": [MEMBER_A], "denied": 1}
+        for bad in ({"account_ids": ["12345"]}, {"account_ids": MEMBER_A}, {"accounts": [MEMBER_A]}, [MEMBER_A]):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                deny_assume_role(endpoint, bad)
+            assert e.value.code == 400
+    finally:
+        deny_assume_role(endpoint, {"account_ids": []})
+    assert sts.assume_role(RoleArn=role, RoleSessionName="cm-test")["Credentials"]
+
+
 # ---------------------------------------------------------------- reset
 
 
@@ -793,7 +826,9 @@ def test_reset_clears_extension_state(aws, endpoint):
     aws("accessanalyzer", region=R).create_analyzer(analyzerName="x", type="ACCOUNT")
     aws("compute-optimizer", region=R, account=MEMBER_B).update_enrollment_status(status="Active")
     faults(endpoint, {"latency_ms": 5, "throttle_share": 0.5, "seed": 3, "tally": True})
+    deny_assume_role(endpoint, {"account_ids": [MEMBER_B]})
     reset(endpoint)
+    assert deny_assume_role(endpoint) == {"account_ids": [], "denied": 0}
     assert faults(endpoint) == {"latency_ms": 0, "throttle_share": 0.0, "seed": 0, "tally": False, "requests": 0, "delayed": 0,
                                 "throttled": 0, "unidentified": 0, "throttled_by_code": {}}
     assert error_of(aws("securityhub", region=R).describe_hub)[0] == "InvalidAccessException"

@@ -7,7 +7,8 @@ Modules (each documents what it implements or corrects, and why):
 - wire: request/response helpers, model-driven restJson1 router, timestamps, pagination;
   which botocore model and operation a signed request is (`identify`).
 - faults: test hook for benchmarks: latency and throttling of every AWS request, each
-  service's throttling answered in its own wire protocol; request counts by operation.
+  service's throttling answered in its own wire protocol; request counts by operation. Test
+  hook: STS AssumeRole into chosen accounts denied (403 AccessDenied, as AWS answers).
 - cbor: minimal CBOR codec (Smithy RPC v2 CBOR).
 - s3: GetBucketRequestPayment/PutBucketRequestPayment; GetBucketVersioning root element.
 - securityhub: hub, tags, standards, controls, finding aggregator, automation rules.

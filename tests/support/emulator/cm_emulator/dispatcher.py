@@ -6,8 +6,9 @@ account is moto's `get_account_id_from(<access key>)` (so assumed-role credentia
 account land in that account, as in moto), the region is the scope's region. A module answers
 (a Response) or declines (None: moto answers). `POST /moto-api/reset` clears every module's
 state as well as moto's. `/cm-emulator/...` paths are test hooks with no AWS counterpart:
-`/cm-emulator/regions` (ec2) and `/cm-emulator/faults` (faults: latency and throttling of
-every signed AWS request, applied here before any module or moto sees the request).
+`/cm-emulator/regions` (ec2), `/cm-emulator/faults` (faults: latency and throttling of
+every signed AWS request, applied here before any module or moto sees the request) and
+`/cm-emulator/deny-assume-role` (faults: STS AssumeRole into chosen accounts denied).
 
 Services whose calls the product relies on and that moto answers as AWS does need no module:
 AWS Config and EventBridge (checked, see the package docstring).
@@ -52,6 +53,8 @@ class Dispatcher:
             return ec2.regions_hook(environ).wsgi(start_response)
         if path == "/cm-emulator/faults":
             return faults.hook(environ).wsgi(start_response)
+        if path == "/cm-emulator/deny-assume-role":
+            return faults.deny_hook(environ).wsgi(start_response)
         if path.startswith(("/moto-api/", "/cm-emulator/")):
             return self.app(environ, start_response)
         scope = self.scope(environ)
@@ -61,6 +64,11 @@ class Dispatcher:
             if faults.active():
                 req = Request(environ, account, region, service, moto=self.app)
                 answer = faults.before(req)
+                if answer is not None:
+                    return answer.wsgi(start_response)
+            if service == "sts" and faults.denies_assume_role():
+                req = req or Request(environ, account, region, service, moto=self.app)
+                answer = faults.assume_role_denied(req)
                 if answer is not None:
                     return answer.wsgi(start_response)
             modules = self.by_service.get(service)

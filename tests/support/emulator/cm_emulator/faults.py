@@ -1,4 +1,18 @@
-"""Fault injection for benchmarks: network latency and throttling on every AWS request.
+"""Fault injection: network latency and throttling on every AWS request (benchmarks), and
+STS AssumeRole denied into chosen accounts (tests of one account failing among others).
+
+Test hook (no AWS counterpart), AssumeRole denied:
+- `POST /cm-emulator/deny-assume-role` with JSON `{"account_ids": ["111111111111", ...]}`:
+  from then on, every STS AssumeRole whose RoleArn is a role of one of those accounts is
+  answered as AWS answers a caller the role does not trust: HTTP 403, query-protocol body
+  `<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: <caller
+  ARN> is not authorized to perform: sts:AssumeRole on resource: <role ARN></Message></Error>
+  <RequestId/></ErrorResponse>`. The caller ARN is the one moto's GetCallerIdentity gives
+  long-term credentials (`arn:aws:sts::<account>:user/moto`). Each POST replaces the list;
+  `{"account_ids": []}` lets every AssumeRole through again, as does `POST /moto-api/reset`.
+- `GET /cm-emulator/deny-assume-role`: `{"account_ids": [...], "denied": n}` (AssumeRole
+  calls denied since the last POST).
+Moto itself never denies AssumeRole (it does not check the role exists or trusts anyone).
 
 Test hook (no AWS counterpart):
 - `POST /cm-emulator/faults` with JSON `{"latency_ms": 50, "throttle_share": 0.1, "seed": 1,
@@ -57,6 +71,7 @@ import random
 import threading
 import time
 import uuid
+from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from . import cbor
@@ -84,13 +99,18 @@ def _clear_counts():
 
 _clear_counts()
 
+_denied_accounts = frozenset()  # replaced (never mutated) on every change
+_denied_count = [0]
+
 
 def reset():
-    global _rng, _settings
+    global _rng, _settings, _denied_accounts
     with _lock:
         _settings = {}
         _rng = None
         _clear_counts()
+        _denied_accounts = frozenset()
+        _denied_count[0] = 0
 
 
 def active():
@@ -265,3 +285,56 @@ def _xml(status, code, body, rid):
     answer = Response(status, [("Content-Type", "text/xml")], body)
     answer.code = code
     return answer
+
+
+# ---------------------------------------------------------------- AssumeRole denied
+
+
+def deny_hook(environ):
+    """`POST|GET /cm-emulator/deny-assume-role`."""
+    global _denied_accounts
+    method = environ.get("REQUEST_METHOD")
+    if method == "GET":
+        with _lock:
+            return _answer(200, {"account_ids": sorted(_denied_accounts), "denied": _denied_count[0]})
+    if method != "POST":
+        return _answer(405, {"error": "use GET or POST"})
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    try:
+        doc = json.loads(environ["wsgi.input"].read(length) or b"{}")
+    except ValueError:
+        return _answer(400, {"error": "body must be JSON"})
+    ids = doc.get("account_ids") if isinstance(doc, dict) else None
+    if set(doc if isinstance(doc, dict) else ()) != {"account_ids"} or not isinstance(ids, list) or not all(
+            isinstance(i, str) and len(i) == 12 and i.isdigit() for i in ids):
+        return _answer(400, {"error": 'body must be {"account_ids": ["<12-digit account id>", ...]}'})
+    with _lock:
+        _denied_accounts = frozenset(ids)
+        _denied_count[0] = 0
+        return _answer(200, {"account_ids": sorted(_denied_accounts), "denied": 0})
+
+
+def denies_assume_role():
+    return bool(_denied_accounts)
+
+
+def assume_role_denied(req):
+    """AWS's AccessDenied answer when `req` is an STS AssumeRole into a denied account, else None."""
+    params = parse_qs(req.query_string)
+    if req.method == "POST":
+        params.update(parse_qs(req.body.decode("utf-8", "replace")))
+    if params.get("Action", [""])[0] != "AssumeRole":
+        return None
+    role_arn = params.get("RoleArn", [""])[0]
+    parts = role_arn.split(":")
+    if len(parts) < 6 or parts[4] not in _denied_accounts:
+        return None
+    with _lock:
+        _denied_count[0] += 1
+    rid = str(uuid.uuid4())
+    caller = f"arn:aws:sts::{req.account}:user/moto"
+    message = f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            f"<Error><Type>Sender</Type><Code>AccessDenied</Code><Message>{escape(message)}</Message></Error>"
+            f"<RequestId>{rid}</RequestId></ErrorResponse>")
+    return Response(403, [("Content-Type", "text/xml"), ("x-amzn-RequestId", rid)], body)
