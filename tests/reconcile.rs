@@ -430,3 +430,105 @@ fn a_region_enabled_later_gets_the_per_region_features_at_the_next_apply() {
     assert_eq!(account(&applied, id)["status"], "converged");
     assert_eq!(ebs("us-east-1"), true);
 }
+
+#[test]
+fn an_account_that_denies_assume_role_fails_alone_and_account_selects_only_the_one_named() {
+    let fleet = Fleet::new(&[("a-co", "basic"), ("b-co", "basic"), ("denied-co", "basic")]);
+    let (a, b, denied) = (&fleet.accounts[0], &fleet.accounts[1], &fleet.accounts[2]);
+    fleet.emu.deny_assume_role(&[denied]);
+    let role = format!("arn:aws:iam::{denied}:role/cm-policymaintainer");
+    let check_denied = |report: &serde_json::Value| {
+        let d = account(report, denied);
+        assert_eq!(d["status"], "failed", "{d}");
+        let err = d["error"].as_str().unwrap_or_default();
+        for part in [
+            "AccessDenied",
+            &format!("cannot assume {role}"),
+            &format!("is not authorized to perform: sts:AssumeRole on resource: {role}"),
+            &format!("check that the role exists in account {denied} and that its trust policy lets the management account assume it"),
+        ] {
+            assert!(err.contains(part), "error lacks {part:?}: {err}");
+        }
+        assert!(d["changes"].as_array().unwrap().is_empty(), "{d}");
+    };
+
+    // The dry run: the denied account fails, the others are planned as usual.
+    let (code, plan) = fleet.report(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 1, "{plan}");
+    check_denied(&plan);
+    for id in [a, b] {
+        let acct = account(&plan, id);
+        assert_eq!(acct["status"], "changes", "{acct}");
+        assert!(has(&changes(acct), "F01", "iam_role", "create"), "{acct}");
+    }
+
+    // The same plan as Markdown, for review: a summary row per account, the error, the diffs.
+    let out = fleet.run(&["plan", "--format", "markdown"]);
+    assert_eq!(out.status.code(), Some(1));
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.starts_with("# cm-baseline plan"), "{md}");
+    assert!(md.contains("| account | name | tier | status | changes | skips | API calls |\n|---|"), "{md}");
+    assert!(md.contains(&format!("| {denied} | denied-co | basic | failed | 0 | 0 |")), "{md}");
+    let f01 = account(&plan, a)["changes"].as_array().unwrap().len();
+    assert!(md.contains(&format!("| {a} | a-co | basic | changes | {f01} |")), "{md}");
+    assert!(md.contains(&format!("## {denied} denied-co\n\n**Error:** AccessDenied: cannot assume {role}")), "{md}");
+    assert!(md.contains("### Create F01 `iam_role cm-helpdesk` (global)\n\n```diff\n"), "{md}");
+    assert!(md.contains("\n+name: cm-helpdesk\n"), "{md}");
+    assert!(!md.contains("\x1b["), "no terminal colours in Markdown");
+
+    // Text is coloured on a terminal only, and never with NO_COLOR.
+    let piped = fleet.command(&["plan"]).env_remove("NO_COLOR").output().unwrap();
+    let piped = String::from_utf8_lossy(&piped.stdout);
+    assert!(piped.contains(&format!("Account {denied} (denied-co)")) && !piped.contains('\x1b'), "{piped}");
+    let on_tty = |no_color: bool| -> Option<String> {
+        // `script` (util-linux) gives the command a pseudo-terminal as stdout.
+        let cmd = fleet.command(&["plan"]);
+        let line: Vec<String> = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', r"'\''")))
+            .collect();
+        let mut script = std::process::Command::new("script");
+        script.args(["-qec", &line.join(" "), "/dev/null"]);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => script.env(k, v),
+                None => script.env_remove(k),
+            };
+        }
+        if !no_color {
+            script.env_remove("NO_COLOR");
+        }
+        let out = script.stdin(std::process::Stdio::null()).output().ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    match (on_tty(false), on_tty(true)) {
+        (Some(colour), Some(plain)) => {
+            assert!(colour.contains("\x1b[31mFAILED\x1b[0m"), "{colour}");
+            assert!(colour.contains("\x1b[32m+name: cm-helpdesk\x1b[0m"), "{colour}");
+            assert!(plain.contains("FAILED") && !plain.contains('\x1b'), "{plain}");
+        }
+        _ => eprintln!("note: no `script` command here: colour on a terminal not checked end to end"),
+    }
+
+    // --account: that account only, in the report and in AWS.
+    let (code, applied) = fleet.report(&["apply", "--account", a]);
+    assert_eq!(code, 0, "{applied}");
+    let listed: Vec<&str> =
+        applied["accounts"].as_array().unwrap().iter().map(|x| x["account_id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [a.as_str()]);
+    assert_eq!(account(&applied, a)["status"], "converged");
+    assert!(fleet.emu.aws(a, "iam", "get_role", json!({"RoleName": "cm-helpdesk"})).is_ok());
+    assert!(fleet.emu.aws(b, "iam", "get_role", json!({"RoleName": "cm-helpdesk"})).is_err(), "b-co was changed");
+
+    // The whole fleet: the denied account fails, the others converge, exit 1.
+    let (code, applied) = fleet.report(&["apply"]);
+    assert_eq!(code, 1, "{applied}");
+    check_denied(&applied);
+    assert_eq!(account(&applied, a)["status"], "converged");
+    let b_report = account(&applied, b);
+    assert_eq!(b_report["status"], "converged", "{b_report}");
+    assert!(has(&changes(b_report), "F01", "iam_role", "create"), "{b_report}");
+    assert!(fleet.emu.aws(b, "iam", "get_role", json!({"RoleName": "cm-helpdesk"})).is_ok());
+    fleet.emu.deny_assume_role(&[]);
+    assert!(fleet.emu.aws(denied, "iam", "get_role", json!({"RoleName": "cm-helpdesk"})).is_err());
+}

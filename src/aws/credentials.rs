@@ -34,6 +34,21 @@ impl AssumeRoleCredentials {
             .cloned()
     }
 
+    /// The error of a failed AssumeRole, for an operator: the role, AWS's code and message,
+    /// and where a denial usually comes from.
+    fn explain(&self, e: AwsError) -> AwsError {
+        let account = self.role_arn.split(':').nth(4).unwrap_or("the member account");
+        let advice = match e.code.as_str() {
+            "AccessDenied" => format!(
+                " (check that the role exists in account {account} and that its trust policy lets the management \
+                 account assume it{})",
+                if self.external_id.is_some() { " with the external id of settings.yaml" } else { "" }
+            ),
+            _ => String::new(),
+        };
+        AwsError::new(e.code, format!("cannot assume {}: {}{advice}", self.role_arn, e.message))
+    }
+
     /// Calls AssumeRole and keeps the result.
     pub async fn refresh(&self) -> Result<Credentials, AwsError> {
         let out = self
@@ -44,10 +59,7 @@ impl AssumeRoleCredentials {
             .set_external_id(self.external_id.clone())
             .send()
             .await
-            .map_err(|e| {
-                let e = AwsError::from(e);
-                AwsError::new(e.code, format!("cannot assume {}: {}", self.role_arn, e.message))
-            })?;
+            .map_err(|e| self.explain(AwsError::from(e)))?;
         let c = out.credentials().ok_or_else(|| AwsError::new("response", "AssumeRole returned no credentials"))?;
         let expiry = SystemTime::try_from(*c.expiration()).ok();
         let creds = Credentials::new(

@@ -198,8 +198,14 @@ impl Fleet {
 
     /// Runs the binary with `args` against this fleet's emulator.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
-            .arg("--desired-state")
+        self.command(args).output().expect("run cm-baseline")
+    }
+
+    /// The command [`run`](Self::run) runs: the binary with `args`, pointed at this fleet's
+    /// emulator, stdin closed, `NO_COLOR` set.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cm-baseline"));
+        cmd.arg("--desired-state")
             .arg(self.desired())
             .args(["--log-format", "json"])
             .args(args)
@@ -209,9 +215,8 @@ impl Fleet {
             .env("AWS_REGION", HOME)
             .env_remove("AWS_PROFILE")
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run cm-baseline")
+            .stdin(Stdio::null());
+        cmd
     }
 
     /// Runs with `--format json` and returns the exit code and the parsed report.
@@ -353,18 +358,30 @@ impl Emulator {
     /// Sets the regions EC2 DescribeRegions reports as active for `account` (the emulator
     /// extension's `/cm-emulator/regions` hook).
     pub fn set_regions(&self, account: &str, regions: &[&str]) {
+        self.hook("/cm-emulator/regions", serde_json::json!({"account_id": account, "regions": regions}));
+    }
+
+    /// Makes STS AssumeRole into each of `accounts` answer AccessDenied, as AWS does when the
+    /// role does not trust the caller (the extension's `/cm-emulator/deny-assume-role` hook);
+    /// an empty list lets every AssumeRole through again.
+    pub fn deny_assume_role(&self, accounts: &[&str]) {
+        self.hook("/cm-emulator/deny-assume-role", serde_json::json!({"account_ids": accounts}));
+    }
+
+    /// POSTs `body` to the extension's test hook at `path`; panics unless it answers 200.
+    fn hook(&self, path: &str, body: Value) {
         use std::io::{Read, Write};
-        let body = serde_json::json!({"account_id": account, "regions": regions}).to_string();
+        let body = body.to_string();
         let addr = self.endpoint.trim_start_matches("http://");
         let mut s = TcpStream::connect(addr).expect("emulator");
         write!(
             s,
-            "POST /cm-emulator/regions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .expect("write");
         let mut answer = String::new();
         s.read_to_string(&mut answer).expect("read");
-        assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "regions hook: {answer}");
+        assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "{path}: {answer}");
     }
 }
