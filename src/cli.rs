@@ -421,7 +421,30 @@ fn render_accounts(d: &DesiredState, inv: &Inventory, format: Format) -> String 
             let v = serde_json::json!({ "enrolled": rows, "inventory": inv });
             format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
         }
-        _ => {
+        Format::Markdown => {
+            let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+            let mut out = String::from("| account | name | tier | opted in | enrolment |\n|---|---|---|---|---|\n");
+            for r in &rows {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | enrolled |\n",
+                    r.account_id,
+                    cell(r.name.unwrap_or("")),
+                    r.tier,
+                    r.opted_in.join(", ")
+                ));
+            }
+            for a in &inv.not_enrolled {
+                out.push_str(&format!("| {} | {} | - | - | not enrolled: no account file |\n", a.id, cell(&a.name)));
+            }
+            for id in &inv.missing {
+                out.push_str(&format!("| {id} |  | - | - | account file, but not in the Organization |\n"));
+            }
+            for id in &inv.suspended {
+                out.push_str(&format!("| {id} |  | - | - | suspended |\n"));
+            }
+            out
+        }
+        Format::Text => {
             let mut out = String::from("ACCOUNT       TIER     OPTED IN                          NAME\n");
             for r in &rows {
                 out.push_str(&format!(

@@ -325,6 +325,22 @@ fn inventory_reports_unenrolled_missing_and_suspended_accounts() {
         v["inventory"]["not_enrolled"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(not_enrolled, [unenrolled.as_str()]);
 
+    // The same inventory as a Markdown table.
+    let out = fleet.run(&["accounts", "--format", "markdown"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = md.lines().collect();
+    assert_eq!(rows[..2], ["| account | name | tier | opted in | enrolment |", "|---|---|---|---|---|"], "{md}");
+    for row in [
+        format!("| {kept} | kept-co | basic |  | enrolled |"),
+        format!("| {unenrolled} | no-file-co | - | - | not enrolled: no account file |"),
+        "| 123456789013 |  | - | - | account file, but not in the Organization |".to_string(),
+        format!("| {closed} |  | - | - | suspended |"),
+    ] {
+        assert!(rows.contains(&row.as_str()), "no row {row:?} in\n{md}");
+    }
+    assert_eq!(rows.len(), 6, "{md}");
+
     // Plan works on the enrolled account only and says why the others are left out.
     let (code, plan) = fleet.report(&["plan", "--initial"]);
     assert_eq!(code, 0);
