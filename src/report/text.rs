@@ -147,3 +147,100 @@ pub(crate) fn write(r: &Head<'_>, accounts: &dyn Accounts, w: &mut dyn io::Write
     );
     w.write_all(out.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::names::{FeatureId, OwnerTag};
+    use crate::plan::{Change, Mode, Skip, SkipReason};
+    use crate::report::{ApiCalls, FleetReport, Format};
+    use crate::resources::iam_password_policy::IamPasswordPolicy;
+    use crate::resources::ResourceSpec;
+
+    fn account(id: &str, status: AccountStatus) -> AccountReport {
+        AccountReport {
+            account_id: id.into(),
+            name: Some("example".into()),
+            tier: "secure".into(),
+            status,
+            error: None,
+            regions: vec!["ap-northeast-1".into()],
+            control_tower: false,
+            changes: vec![],
+            skips: vec![],
+            applied: None,
+            remaining: None,
+            api_calls: ApiCalls::default(),
+        }
+    }
+
+    fn report() -> FleetReport {
+        let spec = ResourceSpec::IamPasswordPolicy(IamPasswordPolicy::default());
+        let mut changed = account("111111111111", AccountStatus::Changes);
+        changed.changes.push(Change {
+            feature: FeatureId::parse("F03").unwrap(),
+            region: "global".into(),
+            resource_type: "iam_password_policy".into(),
+            resource: "account".into(),
+            action: Action::Update,
+            diff: "--- observed\n+++ desired\n@@ -1 +1 @@\n-minimum_password_length: 6\n+minimum_password_length: 8\n"
+                .into(),
+            tag: OwnerTag::Initialized,
+            desired: spec.clone(),
+            observed: Some(spec),
+        });
+        changed.skips.push(Skip {
+            feature: FeatureId::parse("F11").unwrap(),
+            region: "*".into(),
+            resource: "*".into(),
+            reason: SkipReason::OptedOut,
+            detail: "not opted in".into(),
+        });
+        let mut failed = account("222222222222", AccountStatus::Failed);
+        failed.error = Some("AccessDenied: cannot assume arn:aws:iam::222222222222:role/cm-policymaintainer".into());
+        FleetReport {
+            format_version: crate::report::FORMAT_VERSION,
+            command: "plan".into(),
+            mode: Mode::Maintenance,
+            accounts: vec![changed, failed],
+            inventory: Default::default(),
+            api_calls: ApiCalls::default(),
+        }
+    }
+
+    /// `text` without its ANSI colour sequences.
+    fn strip(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("\x1b[") {
+            out.push_str(&rest[..i]);
+            rest = &rest[i..];
+            rest = rest.find('m').map(|m| &rest[m + 1..]).unwrap_or("");
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn colour_marks_additions_removals_status_and_errors_and_adds_nothing_else() {
+        let r = report();
+        let plain = r.render(Format::Text, false);
+        let coloured = r.render(Format::Text, true);
+        assert!(!plain.contains('\x1b'), "{plain}");
+        for painted in [
+            "\x1b[1mAccount\x1b[0m \x1b[1m111111111111\x1b[0m",
+            "\x1b[33mchanges pending\x1b[0m",
+            "\x1b[33m~\x1b[0m Update F03 global iam_password_policy account",
+            "      \x1b[31m-minimum_password_length: 6\x1b[0m\n",
+            "      \x1b[32m+minimum_password_length: 8\x1b[0m\n",
+            "      \x1b[36m@@ -1 +1 @@\x1b[0m\n",
+            "      --- observed\n      +++ desired\n",
+            "\x1b[2mskip\x1b[0m F11: \x1b[35mopted_out\x1b[0m — not opted in",
+            "\x1b[31mFAILED\x1b[0m",
+            "\x1b[31merror:\x1b[0m AccessDenied: cannot assume",
+        ] {
+            assert!(coloured.contains(painted), "no {painted:?} in\n{coloured}");
+        }
+        assert_eq!(strip(&coloured), plain);
+    }
+}
