@@ -128,11 +128,14 @@ fn drift_is_shown_by_plan_and_undone_by_apply() {
         "update_account_password_policy",
         json!({"MinimumPasswordLength": 6, "AllowUsersToChangePassword": true}),
     );
+    // Versioning of the trail's bucket cannot be suspended (Object Lock holds it on), but
+    // its public access block can be loosened.
     fleet.emu.call(
         id,
         "s3",
-        "put_bucket_versioning",
-        json!({"Bucket": bucket, "VersioningConfiguration": {"Status": "Suspended"}}),
+        "put_public_access_block",
+        json!({"Bucket": bucket, "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": true, "IgnorePublicAcls": true, "BlockPublicPolicy": false, "RestrictPublicBuckets": false}}),
     );
     fleet.emu.call(id, "cloudtrail", "stop_logging", json!({"Name": "Members"}));
 
@@ -142,8 +145,10 @@ fn drift_is_shown_by_plan_and_undone_by_apply() {
     for expected in [
         "-minimum_password_length: 6",
         "+minimum_password_length: 8",
-        "-versioning: false",
-        "+versioning: true",
+        "-  block_public_policy: false",
+        "+  block_public_policy: true",
+        "-  restrict_public_buckets: false",
+        "+  restrict_public_buckets: true",
         "-logging: false",
         "+logging: true",
     ] {
@@ -160,6 +165,11 @@ fn drift_is_shown_by_plan_and_undone_by_apply() {
     assert_eq!(code, 0, "{applied}");
     assert_eq!(account(&applied, id)["status"], "converged");
     assert_eq!(fleet.emu.call(id, "cloudtrail", "get_trail_status", json!({"Name": "Members"}))["IsLogging"], true);
+    let pab = fleet.emu.call(id, "s3", "get_public_access_block", json!({"Bucket": bucket}));
+    assert_eq!(
+        pab["PublicAccessBlockConfiguration"],
+        json!({"BlockPublicAcls": true, "IgnorePublicAcls": true, "BlockPublicPolicy": true, "RestrictPublicBuckets": true})
+    );
     assert_eq!(fleet.emu.call(id, "s3", "get_bucket_versioning", json!({"Bucket": bucket}))["Status"], "Enabled");
     let pw = fleet.emu.call(id, "iam", "get_account_password_policy", json!({}));
     assert_eq!(pw["PasswordPolicy"]["MinimumPasswordLength"], 8);

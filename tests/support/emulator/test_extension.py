@@ -158,6 +158,42 @@ def test_s3_request_payment_and_versioning_root(aws):
     assert s3.get_bucket_versioning(Bucket="cm-test-bucket")["Status"] == "Enabled"  # root element checked by wirecheck
 
 
+def test_s3_object_lock_as_aws_answers(aws, endpoint):
+    s3 = aws("s3")
+    loc = {"LocationConstraint": REGION}
+    s3.create_bucket(Bucket="cm-test-plain", CreateBucketConfiguration=loc)
+    assert error_of(s3.get_object_lock_configuration, Bucket="cm-test-plain") == ("ObjectLockConfigurationNotFoundError", 404)
+    one_year = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 1}}}
+    assert error_of(s3.put_object_lock_configuration, Bucket="cm-test-plain", ObjectLockConfiguration=one_year) == ("InvalidBucketState", 409)
+    s3.put_bucket_versioning(Bucket="cm-test-plain", VersioningConfiguration={"Status": "Suspended"})  # no lock: allowed
+
+    s3.create_bucket(Bucket="cm-test-locked", CreateBucketConfiguration=loc, ObjectLockEnabledForBucket=True)
+    assert s3.get_bucket_versioning(Bucket="cm-test-locked")["Status"] == "Enabled"
+    assert s3.get_object_lock_configuration(Bucket="cm-test-locked")["ObjectLockConfiguration"] == {"ObjectLockEnabled": "Enabled"}
+    # Only the period that was set comes back (moto adds the other one as 0).
+    s3.put_object_lock_configuration(Bucket="cm-test-locked", ObjectLockConfiguration=one_year)
+    assert s3.get_object_lock_configuration(Bucket="cm-test-locked")["ObjectLockConfiguration"] == one_year
+    thirty_days = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}}}
+    s3.put_object_lock_configuration(Bucket="cm-test-locked", ObjectLockConfiguration=thirty_days)
+    assert s3.get_object_lock_configuration(Bucket="cm-test-locked")["ObjectLockConfiguration"] == thirty_days
+    both = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30, "Years": 1}}}
+    assert error_of(s3.put_object_lock_configuration, Bucket="cm-test-locked", ObjectLockConfiguration=both) == ("MalformedXML", 400)
+    # A period of 0 is refused, naming the member.
+    for period in ("Days", "Years"):
+        zero = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", period: 0}}}
+        with pytest.raises(ClientError) as e:
+            s3.put_object_lock_configuration(Bucket="cm-test-locked", ObjectLockConfiguration=zero)
+        err = e.value.response
+        assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("InvalidArgument", 400)
+        assert err["Error"]["Message"] == "Default retention period must be a positive integer value."
+        assert err["Error"]["ArgumentName"] == period
+    assert s3.get_object_lock_configuration(Bucket="cm-test-locked")["ObjectLockConfiguration"] == thirty_days
+    # Versioning of a bucket with Object Lock cannot be suspended; enabling it again is a no-op.
+    assert error_of(s3.put_bucket_versioning, Bucket="cm-test-locked", VersioningConfiguration={"Status": "Suspended"}) == ("InvalidBucketState", 409)
+    s3.put_bucket_versioning(Bucket="cm-test-locked", VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket="cm-test-locked")["Status"] == "Enabled"
+
+
 # ---------------------------------------------------------------- Security Hub
 
 

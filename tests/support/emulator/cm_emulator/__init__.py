@@ -10,7 +10,9 @@ Modules (each documents what it implements or corrects, and why):
   service's throttling answered in its own wire protocol; request counts by operation. Test
   hook: STS AssumeRole into chosen accounts denied (403 AccessDenied, as AWS answers).
 - cbor: minimal CBOR codec (Smithy RPC v2 CBOR).
-- s3: GetBucketRequestPayment/PutBucketRequestPayment; GetBucketVersioning root element.
+- s3: GetBucketRequestPayment/PutBucketRequestPayment; GetBucketVersioning root element;
+  Object Lock: GetObjectLockConfiguration's zero period removed, a zero period refused,
+  versioning of an Object Lock bucket never suspended (checked, see the module).
 - securityhub: hub, tags, standards, controls, finding aggregator, automation rules.
 - detective: behavior graphs and their tags.
 - accessanalyzer: analyzers, archive rules, tags.
