@@ -121,6 +121,7 @@ fn drift_is_shown_by_plan_and_undone_by_apply() {
     let id = &fleet.accounts[0];
     assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
     let bucket = format!("cm-members-cloudtrail-{id}");
+    let other = "us-east-1";
 
     fleet.emu.call(
         id,
@@ -138,6 +139,14 @@ fn drift_is_shown_by_plan_and_undone_by_apply() {
             "BlockPublicAcls": true, "IgnorePublicAcls": true, "BlockPublicPolicy": false, "RestrictPublicBuckets": false}}),
     );
     fleet.emu.call(id, "cloudtrail", "stop_logging", json!({"Name": "Members"}));
+    // F11: EBS encryption by default turned off in one region.
+    fleet.emu.aws_in(id, "ec2", "disable_ebs_encryption_by_default", json!({}), other).unwrap();
+    let ebs = |region: &str| {
+        fleet.emu.aws_in(id, "ec2", "get_ebs_encryption_by_default", json!({}), region).unwrap()
+            ["EbsEncryptionByDefault"]
+            .clone()
+    };
+    assert_eq!(ebs(other), false, "the drift did not take");
 
     let out = fleet.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(2));
@@ -151,15 +160,19 @@ fn drift_is_shown_by_plan_and_undone_by_apply() {
         "+  restrict_public_buckets: true",
         "-logging: false",
         "+logging: true",
+        &format!("Update F11 {other} ebs_default_encryption account"),
+        "-enabled: false",
+        "+enabled: true",
     ] {
         assert!(text.contains(expected), "plan text lacks {expected}:\n{text}");
     }
     let (_, plan) = fleet.report(&["plan"]);
     let c = changes(account(&plan, id));
-    assert_eq!(c.len(), 3, "{c:?}");
+    assert_eq!(c.len(), 4, "{c:?}");
     assert!(has(&c, "F03", "iam_password_policy", "update"));
     assert!(has(&c, "F07", "s3_bucket", "update"));
     assert!(has(&c, "F07", "cloudtrail_trail", "update"));
+    assert!(has(&c, "F11", "ebs_default_encryption", "update"));
 
     let (code, applied) = fleet.report(&["apply"]);
     assert_eq!(code, 0, "{applied}");
@@ -174,6 +187,7 @@ fn drift_is_shown_by_plan_and_undone_by_apply() {
     let pw = fleet.emu.call(id, "iam", "get_account_password_policy", json!({}));
     assert_eq!(pw["PasswordPolicy"]["MinimumPasswordLength"], 8);
     assert_eq!(pw["PasswordPolicy"]["RequireSymbols"], true);
+    assert_eq!(ebs(other), true);
     assert_eq!(fleet.report(&["plan", "--detailed-exitcode"]).0, 0);
 }
 
