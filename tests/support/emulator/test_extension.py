@@ -194,6 +194,28 @@ def test_s3_object_lock_as_aws_answers(aws, endpoint):
     assert s3.get_bucket_versioning(Bucket="cm-test-locked")["Status"] == "Enabled"
 
 
+def test_cloudtrail_keeps_the_kms_key_arn_an_alias_named(aws):
+    kms = aws("kms", account=MEMBER_A)
+    key = kms.create_key(Description="logs")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/cm-test-logs", TargetKeyId=key["KeyId"])
+    s3 = aws("s3", account=MEMBER_A)
+    s3.create_bucket(Bucket=f"cm-test-trail-{MEMBER_A}", CreateBucketConfiguration={"LocationConstraint": REGION})
+    ct = aws("cloudtrail", account=MEMBER_A)
+    made = ct.create_trail(Name="cm-test", S3BucketName=f"cm-test-trail-{MEMBER_A}", KmsKeyId="alias/cm-test-logs")
+    assert made["KmsKeyId"] == key["Arn"]
+    # The alias goes; the trail still names the key it was given.
+    kms.delete_alias(AliasName="alias/cm-test-logs")
+    assert ct.describe_trails(trailNameList=["cm-test"])["trailList"][0]["KmsKeyId"] == key["Arn"]
+    assert ct.get_trail(Name="cm-test")["Trail"]["KmsKeyId"] == key["Arn"]
+    assert error_of(ct.update_trail, Name="cm-test", KmsKeyId="alias/cm-test-logs") == ("KmsKeyNotFoundException", 400)
+    other = kms.create_key(Description="other")["KeyMetadata"]
+    for ref in (other["KeyId"], other["Arn"]):
+        assert ct.update_trail(Name="cm-test", KmsKeyId=ref)["KmsKeyId"] == other["Arn"]
+    # A key of another account is not found in this one.
+    elsewhere = aws("kms", account=MEMBER_B).create_key(Description="b")["KeyMetadata"]
+    assert error_of(ct.update_trail, Name="cm-test", KmsKeyId=elsewhere["KeyId"]) == ("KmsKeyNotFoundException", 400)
+
+
 # ---------------------------------------------------------------- Security Hub
 
 

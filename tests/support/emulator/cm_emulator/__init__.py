@@ -21,6 +21,7 @@ Modules (each documents what it implements or corrects, and why):
 - guardduty: one detector per Region, GetDetector foundational features/data sources,
   UpdateDetector feature merge, detector tagging.
 - stepfunctions: CreateStateMachine name conflict.
+- cloudtrail: CreateTrail/UpdateTrail KmsKeyId resolved to the key's ARN, as AWS keeps it.
 - iam: AWS managed policies built for the `aws` partition only, from one shared parse
   (a new account costs moto about 1 s and tens of MB otherwise).
 - ec2: DescribeRegions test hook; default VPC internet gateway; DeleteSubnet/DeleteVpc

@@ -23,10 +23,11 @@ from urllib.parse import unquote
 
 from moto.iam.models import get_account_id_from
 
-from . import accessanalyzer, computeoptimizer, detective, ec2, faults, guardduty, iam, s3, securityhub, stepfunctions
+from . import (accessanalyzer, cloudtrail, computeoptimizer, detective, ec2, faults, guardduty, iam, s3, securityhub,
+               stepfunctions)
 from .wire import Request, Response
 
-MODULES = (s3, securityhub, detective, accessanalyzer, computeoptimizer, guardduty, stepfunctions, ec2)
+MODULES = (s3, securityhub, detective, accessanalyzer, computeoptimizer, guardduty, stepfunctions, ec2, cloudtrail)
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 QUERY_CREDENTIAL = re.compile(r"(?:^|&)X-Amz-Credential=([^&]+)")
 
