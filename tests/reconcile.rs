@@ -245,7 +245,8 @@ fn customer_lookalikes_without_the_tag_are_reported_and_left_byte_for_byte() {
         id,
         "s3",
         "create_bucket",
-        json!({"Bucket": bucket, "CreateBucketConfiguration": {"LocationConstraint": "ap-northeast-1"}}),
+        json!({"Bucket": bucket, "CreateBucketConfiguration": {"LocationConstraint": "ap-northeast-1"},
+               "ObjectLockEnabledForBucket": true}),
     );
     fleet.emu.call(
         id,
@@ -253,18 +254,56 @@ fn customer_lookalikes_without_the_tag_are_reported_and_left_byte_for_byte() {
         "put_bucket_tagging",
         json!({"Bucket": bucket, "Tagging": {"TagSet": [{"Key": "team", "Value": "customer"}]}}),
     );
+    // The customer's own settings, each unlike the baseline's.
+    for (op, params) in [
+        (
+            "put_public_access_block",
+            json!({"PublicAccessBlockConfiguration": {"BlockPublicAcls": true, "IgnorePublicAcls": false,
+                   "BlockPublicPolicy": false, "RestrictPublicBuckets": false}}),
+        ),
+        (
+            "put_bucket_lifecycle_configuration",
+            json!({"LifecycleConfiguration": {"Rules": [{"ID": "customer-expiry", "Status": "Enabled",
+                   "Filter": {"Prefix": ""}, "Expiration": {"Days": 30}}]}}),
+        ),
+        (
+            "put_object_lock_configuration",
+            json!({"ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled",
+                   "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}}}}),
+        ),
+        ("put_bucket_request_payment", json!({"RequestPaymentConfiguration": {"Payer": "Requester"}})),
+    ] {
+        let mut params = params;
+        params["Bucket"] = json!(bucket);
+        fleet.emu.call(id, "s3", op, params);
+    }
     fleet.emu.call(id, "cloudtrail", "create_trail", json!({"Name": "Members", "S3BucketName": bucket}));
+    fleet.emu.call(
+        id,
+        "cloudtrail",
+        "put_event_selectors",
+        json!({"TrailName": "Members", "EventSelectors": [{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": true}]}),
+    );
     let snapshot = || {
         (
-            fleet.emu.call(id, "cloudtrail", "describe_trails", json!({})),
-            fleet.emu.call(id, "cloudtrail", "get_trail_status", json!({"Name": "Members"}))["IsLogging"].clone(),
+            (
+                fleet.emu.call(id, "cloudtrail", "describe_trails", json!({})),
+                fleet.emu.call(id, "cloudtrail", "get_trail_status", json!({"Name": "Members"}))["IsLogging"].clone(),
+                fleet.emu.call(id, "cloudtrail", "get_event_selectors", json!({"TrailName": "Members"})),
+            ),
             fleet.emu.call(id, "s3", "get_bucket_tagging", json!({"Bucket": bucket})),
             fleet.emu.call(id, "s3", "get_bucket_versioning", json!({"Bucket": bucket})),
             fleet.emu.aws(id, "s3", "get_bucket_encryption", json!({"Bucket": bucket})).ok(),
             fleet.emu.aws(id, "s3", "get_bucket_policy", json!({"Bucket": bucket})).ok(),
+            fleet.emu.call(id, "s3", "get_public_access_block", json!({"Bucket": bucket})),
+            fleet.emu.call(id, "s3", "get_bucket_lifecycle_configuration", json!({"Bucket": bucket})),
+            fleet.emu.call(id, "s3", "get_object_lock_configuration", json!({"Bucket": bucket})),
+            fleet.emu.call(id, "s3", "get_bucket_request_payment", json!({"Bucket": bucket})),
         )
     };
     let before = snapshot();
+    assert_eq!(before.0 .2["EventSelectors"][0]["ReadWriteType"], "WriteOnly", "{:?}", before.0);
+    assert_eq!(before.8["Payer"], "Requester");
 
     let (code, applied) = fleet.report(&["apply", "--initial"]);
     assert_eq!(code, 0, "{applied}");
