@@ -90,9 +90,22 @@ fn fresh_fleet_converges_in_one_initial_apply_then_plans_clean() {
     let pw = fleet.emu.call(basic, "iam", "get_account_password_policy", json!({}));
     assert_eq!(pw["PasswordPolicy"]["MinimumPasswordLength"], 8);
 
-    // Control Tower account: no initial user, no trail; the rest applied.
+    // Control Tower account: no initial user, no trail, no Config (R2); the rest applied.
     let tw = account(&applied, tower);
-    assert!(has_skip(&skips(tw), "F02", "control_tower") && has_skip(&skips(tw), "F07", "control_tower"), "{tw}");
+    for f in ["F02", "F07", "F08"] {
+        assert!(has_skip(&skips(tw), f, "control_tower"), "{f}: {tw}");
+        assert!(!changes(tw).iter().any(|(ff, _, _)| ff == f), "{f}: {tw}");
+    }
+    assert!(tw["control_tower"] == true, "{tw}");
+    for region in support::TEST_REGIONS {
+        let recorders =
+            fleet.emu.aws_in(tower, "config", "describe_configuration_recorders", json!({}), region).unwrap();
+        assert!(recorders["ConfigurationRecorders"].as_array().unwrap().is_empty(), "{region}: {recorders}");
+    }
+    assert!(fleet
+        .emu
+        .aws(tower, "s3", "get_bucket_versioning", json!({"Bucket": format!("cm-members-config-{tower}")}))
+        .is_err());
     assert!(fleet
         .emu
         .aws(tower, "iam", "get_user", json!({"UserName": format!("initial-admin-user-{tower}")}))
