@@ -92,7 +92,7 @@ fn a_fresh_secure_account_gets_a_detector_with_every_plan_and_a_graph_in_every_r
 }
 
 #[test]
-fn a_guardduty_plan_turned_off_by_someone_is_shown_by_plan_and_turned_back_on() {
+fn a_guardduty_plan_turned_off_and_a_detective_graph_deleted_by_someone_are_shown_and_undone() {
     let fleet = Fleet::new(&[("secure-co", "secure")]);
     let id = &fleet.accounts[0];
     assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
@@ -114,6 +114,10 @@ fn a_guardduty_plan_turned_off_by_someone_is_shown_by_plan_and_turned_back_on() 
     let (_, d) = detector(&fleet, id, region);
     assert_eq!(feature(&d, "RDS_LOGIN_EVENTS")["Status"], "DISABLED", "the drift did not take: {d}");
     assert_eq!(addon_status(&d), "DISABLED", "the drift did not take: {d}");
+    // And Detective turned off in the same region.
+    let old_graph = graphs(&fleet, id, region).remove(0);
+    call_in(&fleet, id, "detective", "delete_graph", json!({"GraphArn": old_graph}), region);
+    assert!(graphs(&fleet, id, region).is_empty(), "the drift did not take");
 
     let out = fleet.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
@@ -123,13 +127,19 @@ fn a_guardduty_plan_turned_off_by_someone_is_shown_by_plan_and_turned_back_on() 
     {
         assert!(text.contains(expected), "plan text lacks {expected}:\n{text}");
     }
+    assert!(text.contains(&format!("Create F14 {region} detective_graph account")), "{text}");
     let (_, plan) = fleet.report(&["plan"]);
     let a = account(&plan, id);
-    let c: Vec<&Value> = a["changes"].as_array().unwrap().iter().collect();
-    assert_eq!(c.len(), 1, "{a}");
+    let field = |c: &Value, k: &str| c[k].as_str().unwrap_or_default().to_string();
+    let c: Vec<[String; 4]> = a["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| [field(c, "feature"), field(c, "resource_type"), field(c, "action"), field(c, "region")])
+        .collect();
     assert_eq!(
-        (c[0]["feature"].as_str(), c[0]["resource_type"].as_str(), c[0]["action"].as_str(), c[0]["region"].as_str()),
-        (Some("F12"), Some("guardduty_detector"), Some("update"), Some(region)),
+        c,
+        [["F12", "guardduty_detector", "update", region], ["F14", "detective_graph", "create", region]],
         "{a}"
     );
 
@@ -142,6 +152,10 @@ fn a_guardduty_plan_turned_off_by_someone_is_shown_by_plan_and_turned_back_on() 
         assert_eq!(feature(&d, plan)["Status"], "ENABLED", "{plan}: {d}");
     }
     assert_eq!(addon_status(&d), "ENABLED", "{d}");
+    let g = graphs(&fleet, id, region);
+    assert_eq!(g.len(), 1, "{g:?}");
+    assert_ne!(g[0], old_graph);
+    assert_eq!(graph_tags(&fleet, id, region, &g[0])["cm:Members"], "SecureAccount");
     assert_eq!(fleet.report(&["plan", "--detailed-exitcode"]).0, 0);
 }
 
