@@ -6,10 +6,15 @@ use crate::desired::policy::PolicyDoc;
 use crate::desired::resolve::{AccountBaseline, DesiredResource, FeatureBaseline, ResourceKey, GLOBAL};
 use crate::desired::{ControlTower, FeatureKind, LockoutGuard};
 use crate::resources::cloudtrail_trail::CloudtrailTrail;
+use crate::resources::config_recorder::ConfigRecorder;
+use crate::resources::detective_graph::DetectiveGraph;
+use crate::resources::eventbridge_rule::{self, EventbridgeRule};
+use crate::resources::guardduty_detector::GuarddutyDetector;
 use crate::resources::iam_password_policy::IamPasswordPolicy;
 use crate::resources::iam_role::IamRole;
 use crate::resources::kms_key::KmsKey;
 use crate::resources::s3_bucket::S3Bucket;
+use crate::resources::securityhub_hub::SecurityhubHub;
 use crate::resources::{Ensure, Observation, Quota, ResourceSpec};
 use proptest::prelude::*;
 use serde_json::json;
@@ -531,6 +536,83 @@ fn only_features_that_may_act_are_observed() {
     assert_eq!(seen, ["F01", "F07", "F08", "F09", "F13"]);
 }
 
+fn detector() -> ResourceSpec {
+    ResourceSpec::GuarddutyDetector(GuarddutyDetector { enabled: Some(true), ..Default::default() })
+}
+
+fn hub() -> ResourceSpec {
+    ResourceSpec::SecurityhubHub(SecurityhubHub { auto_enable_controls: Some(true), ..Default::default() })
+}
+
+fn recorder() -> ResourceSpec {
+    ResourceSpec::ConfigRecorder(ConfigRecorder {
+        name: "default".into(),
+        role_arn: "arn:aws:iam::111111111111:role/cm-config-role-all-regions".into(),
+        all_supported: Some(true),
+        include_global_resource_types: Some(true),
+        resource_types: None,
+        delivery_channel: None,
+        recording: Some(true),
+    })
+}
+
+fn alert_rule() -> ResourceSpec {
+    ResourceSpec::EventbridgeRule(EventbridgeRule {
+        name: "cm-guardduty-alert-rule".into(),
+        event_bus: "cm-security-alert-aggregator-bus".into(),
+        description: None,
+        event_pattern: PolicyDoc(json!({"source": ["aws.guardduty"]})),
+        state: Some(eventbridge_rule::State::Enabled),
+        targets: None,
+    })
+}
+
+/// [`baseline`] with the per-region resource types of the secure tier as well: Config's
+/// recorder (untaggable) next to its bucket, GuardDuty detectors in two regions, Security
+/// Hub needing Config, Detective needing GuardDuty, an alert rule. Dependencies come first,
+/// as resolve orders them.
+fn wide_baseline() -> AccountBaseline {
+    let mut b = baseline();
+    b.regions.push("us-east-1".into());
+    feature_mut(&mut b, "F08").resources.push(res(recorder(), HOME));
+    feature_mut(&mut b, "F13").resources.push(res(hub(), HOME));
+    let f13 = b.features.iter().position(|f| f.id.as_str() == "F13").unwrap();
+    let f12 = feature(
+        "F12",
+        FeatureKind::OptIn,
+        &[],
+        OwnerTag::SecureAccount,
+        vec![res(detector(), HOME), res(detector(), "us-east-1")],
+    );
+    b.features.insert(f13, f12);
+    b.features.push(feature(
+        "F14",
+        FeatureKind::OptIn,
+        &["F12"],
+        OwnerTag::SecureAccount,
+        vec![res(ResourceSpec::DetectiveGraph(DetectiveGraph::default()), HOME)],
+    ));
+    b.features.push(feature("F15", FeatureKind::OptIn, &[], OwnerTag::SecureAccount, vec![res(alert_rule(), HOME)]));
+    b
+}
+
+#[test]
+fn the_wide_baseline_plans_clean_when_converged_and_whole_when_absent() {
+    let b = wide_baseline();
+    let p = plan(&b, &converged(&b), Mode::Initial);
+    assert!(p.changes.is_empty() && p.errors.is_empty(), "{p:#?}");
+    let p = plan(&b, &all_absent(&b), Mode::Initial);
+    let created: BTreeSet<(&str, &str)> =
+        p.changes.iter().map(|c| (c.feature.as_str(), c.resource_type.as_str())).collect();
+    for kind in ["config_recorder", "guardduty_detector", "securityhub_hub", "detective_graph", "eventbridge_rule"] {
+        assert!(created.iter().any(|(_, k)| *k == kind), "{kind}: {created:?}");
+    }
+    let order: Vec<&str> = p.changes.iter().map(|c| c.feature.as_str()).collect();
+    let last = |f: &str| order.iter().rposition(|x| *x == f).unwrap();
+    let first = |f: &str| order.iter().position(|x| *x == f).unwrap();
+    assert!(last("F08") < first("F13") && last("F12") < first("F14"), "{order:?}");
+}
+
 /// A random observation of `spec`: absent, or present with any owner tag and maybe drift.
 fn observation(spec: ResourceSpec) -> impl Strategy<Value = Observation<ResourceSpec>> {
     let owners = prop_oneof![
@@ -555,12 +637,26 @@ fn drifted(spec: &ResourceSpec) -> ResourceSpec {
         ResourceSpec::S3Bucket(b) => ResourceSpec::S3Bucket(S3Bucket { versioning: Some(false), ..b.clone() }),
         ResourceSpec::CloudtrailTrail(_) => trail(false),
         ResourceSpec::KmsKey(_) => key("changed"),
+        ResourceSpec::GuarddutyDetector(d) => {
+            ResourceSpec::GuarddutyDetector(GuarddutyDetector { enabled: Some(false), ..d.clone() })
+        }
+        ResourceSpec::SecurityhubHub(h) => {
+            ResourceSpec::SecurityhubHub(SecurityhubHub { auto_enable_controls: Some(false), ..h.clone() })
+        }
+        ResourceSpec::ConfigRecorder(r) => {
+            ResourceSpec::ConfigRecorder(ConfigRecorder { recording: Some(false), ..r.clone() })
+        }
+        ResourceSpec::EventbridgeRule(r) => ResourceSpec::EventbridgeRule(EventbridgeRule {
+            state: Some(eventbridge_rule::State::Disabled),
+            ..r.clone()
+        }),
+        // A behavior graph has no settings: it is there or not.
         other => other.clone(),
     }
 }
 
 fn scenario() -> impl Strategy<Value = (AccountBaseline, Observed, Mode)> {
-    let b = baseline();
+    let b = wide_baseline();
     let keys: Vec<(ResourceKey, ResourceSpec)> =
         b.features.iter().flat_map(|f| f.resources.iter().map(|r| (r.key.clone(), r.spec.clone()))).collect();
     let obs: Vec<_> = keys.iter().map(|(_, s)| observation(s.clone())).collect();
@@ -624,6 +720,23 @@ proptest! {
         // Every skipped feature contributes no change.
         for s in p.skips.iter().filter(|s| s.resource == "*") {
             prop_assert!(!p.changes.iter().any(|c| c.feature == s.feature));
+        }
+        // R3: a feature changes only where each feature it requires is applied by this plan
+        // or already in place, and the requirement's changes come first.
+        for (i, c) in p.changes.iter().enumerate() {
+            let f = b.features.iter().find(|f| f.id == c.feature).unwrap();
+            for req in &f.requires {
+                let g = b.features.iter().find(|g| &g.id == req).unwrap();
+                let skipped = p.skips.iter().any(|s| &s.feature == req && s.resource == "*");
+                let in_place = g.resources.iter().filter(|r| r.ensure == Ensure::Present).all(|r| {
+                    matches!(o.resources.get(&r.key), Some(Observation::Present { .. } | Observation::AwsDefault { .. }))
+                });
+                prop_assert!(!skipped || in_place, "{} changed though {req} is skipped and not in place", f.id);
+                prop_assert!(
+                    !p.changes[i..].iter().any(|later| &later.feature == req),
+                    "{} changed before {req}", f.id
+                );
+            }
         }
         prop_assert_eq!(&p, &plan(&b, &o, mode));
     }
