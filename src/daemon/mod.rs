@@ -20,7 +20,7 @@ pub mod metrics;
 pub mod schedule;
 
 use crate::aws::{CallLimits, CallStats, Fleet};
-use crate::desired::{self, DesiredState};
+use crate::desired::{self, Brake, DesiredState};
 use crate::inventory::{self, Inventory};
 use crate::plan::{Action, Mode};
 use crate::report::{AccountReport, AccountStatus, FleetReport, Format};
@@ -400,22 +400,9 @@ impl Daemon {
         }
         let report = run(fleet, d, inv, &self.options(accounts.to_vec(), false)).await;
         self.write_report(&format!("run-{run_id}-plan"), &report);
-        let b = &d.settings.daemon.brake;
         let changed = report.accounts.iter().filter(|a| !a.changes.is_empty()).count();
-        let share = changed as f64 / report.accounts.len().max(1) as f64;
         let deletes = report.accounts.iter().flat_map(|a| &a.changes).filter(|c| c.action == Action::Delete).count();
-        if deletes > 0 && !b.allow_deletes {
-            return Some(format!("the plan deletes {deletes} resource(s)"));
-        }
-        if share > b.max_changed_share {
-            return Some(format!(
-                "the plan changes {changed} of {} accounts ({:.0} %), more than the {:.0} % allowed",
-                report.accounts.len(),
-                share * 100.0,
-                b.max_changed_share * 100.0
-            ));
-        }
-        None
+        brake_verdict(&d.settings.daemon.brake, report.accounts.len(), changed, deletes)
     }
 
     /// R5: a fleet-wide dry run of what the next maintenance would change.
@@ -452,6 +439,25 @@ impl Daemon {
     }
 }
 
+/// The blast-radius brake's decision on a plan of `accounts` accounts, `changed` of which
+/// would change, with `deletes` deletions in all: why the run must stop, if it must.
+/// Any delete stops it unless deletes are allowed; so does a changed share of the fleet
+/// above the allowed one (exactly the allowed share goes ahead).
+pub fn brake_verdict(b: &Brake, accounts: usize, changed: usize, deletes: usize) -> Option<String> {
+    if deletes > 0 && !b.allow_deletes {
+        return Some(format!("the plan deletes {deletes} resource(s)"));
+    }
+    let share = changed as f64 / accounts.max(1) as f64;
+    if share > b.max_changed_share {
+        return Some(format!(
+            "the plan changes {changed} of {accounts} accounts ({:.0} %), more than the {:.0} % allowed",
+            share * 100.0,
+            b.max_changed_share * 100.0
+        ));
+    }
+    None
+}
+
 /// Writes `announce-<date of the maintenance>.md` (summaries by feature and by account,
 /// then the full dry run) and `.json` (the JSON report) into `dir`; returns their paths.
 pub fn write_announcement(
@@ -485,4 +491,42 @@ pub fn write_announcement(
         paths.push(path);
     }
     Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brake(share: f64, allow_deletes: bool) -> Brake {
+        Brake { max_changed_share: share, allow_deletes }
+    }
+
+    #[test]
+    fn the_brake_stops_above_the_allowed_share_of_accounts() {
+        let b = brake(0.2, false);
+        assert_eq!(brake_verdict(&b, 10, 0, 0), None);
+        assert_eq!(brake_verdict(&b, 10, 2, 0), None, "exactly the allowed share goes ahead");
+        assert_eq!(
+            brake_verdict(&b, 10, 3, 0).as_deref(),
+            Some("the plan changes 3 of 10 accounts (30 %), more than the 20 % allowed")
+        );
+        assert_eq!(
+            brake_verdict(&b, 10, 5, 0).as_deref(),
+            Some("the plan changes 5 of 10 accounts (50 %), more than the 20 % allowed")
+        );
+        assert!(brake_verdict(&b, 1, 1, 0).is_some(), "one account of one is all of them");
+        assert_eq!(brake_verdict(&b, 0, 0, 0), None, "an empty fleet changes nothing");
+        assert_eq!(brake_verdict(&brake(1.0, false), 10, 10, 0), None);
+        assert!(brake_verdict(&brake(0.0, false), 1000, 1, 0).is_some());
+    }
+
+    #[test]
+    fn the_brake_stops_any_delete_unless_deletes_are_allowed() {
+        assert_eq!(brake_verdict(&brake(0.2, false), 10, 1, 1).as_deref(), Some("the plan deletes 1 resource(s)"));
+        assert_eq!(brake_verdict(&brake(1.0, false), 10, 1, 3).as_deref(), Some("the plan deletes 3 resource(s)"));
+        assert_eq!(brake_verdict(&brake(0.2, true), 10, 1, 3), None);
+        // Allowing deletes does not lift the share limit.
+        assert!(brake_verdict(&brake(0.2, true), 10, 5, 3).unwrap().contains("5 of 10 accounts"));
+    }
+
 }

@@ -310,6 +310,17 @@ fn settings_conflicts(file: &Path, s: &Settings) -> Vec<LoadError> {
             hint: Some("choose another name".into()),
         });
     }
+    let share = s.daemon.brake.max_changed_share;
+    if !(0.0..=1.0).contains(&share) {
+        let (line, column) = locate("max_changed_share");
+        out.push(LoadError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: format!("daemon.brake.max_changed_share: {share} is not a share of the fleet"),
+            hint: Some("a number from 0 to 1, such as 0.2 for 20 %".into()),
+        });
+    }
     if s.excluded_regions.contains(&s.home_region) {
         let (line, column) = locate("excluded_regions");
         out.push(LoadError {
