@@ -270,10 +270,24 @@ pub async fn main(cli: Cli) -> i32 {
             let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
             match crate::daemon::write_announcement(&out_dir, &d.settings.daemon, &report, next) {
                 Ok(paths) => {
-                    for p in paths {
+                    for p in &paths {
                         println!("{}", p.display());
                     }
-                    if report.has_failures() {
+                    // Also under daemon.announce_s3: the files just written, as they are.
+                    let mut published = true;
+                    if let Some(dest) = &d.settings.daemon.announce_s3 {
+                        let home = d.settings.home_region.as_str();
+                        for u in crate::daemon::publish::upload(&fleet, dest, home, &paths).await {
+                            match u.result {
+                                Ok(()) => println!("{}", u.uri),
+                                Err(e) => {
+                                    eprintln!("error: {e} (the local file {} is kept)", u.path.display());
+                                    published = false;
+                                }
+                            }
+                        }
+                    }
+                    if report.has_failures() || !published {
                         EXIT_ERROR
                     } else {
                         EXIT_OK

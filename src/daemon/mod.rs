@@ -17,6 +17,7 @@
 pub mod http;
 pub mod journal;
 pub mod metrics;
+pub mod publish;
 pub mod schedule;
 
 use crate::aws::{CallLimits, CallStats, Fleet};
@@ -360,6 +361,15 @@ impl Daemon {
         tracing::info!(run = run_id, status, left, "maintenance finished");
     }
 
+    /// Uploads the announcement files to `daemon.announce_s3`, if set; each file's outcome
+    /// is counted. A failure is logged (by [`publish::upload`]) and the local files stay.
+    async fn publish(&self, fleet: &Fleet, d: &DesiredState, paths: &[PathBuf]) {
+        let Some(dest) = &d.settings.daemon.announce_s3 else { return };
+        for u in publish::upload(fleet, dest, d.settings.home_region.as_str(), paths).await {
+            self.metrics.announcement_uploaded(u.result.is_ok());
+        }
+    }
+
     fn record(&self, run_id: i64, report: &AccountReport) {
         let done = matches!(report.status, AccountStatus::Converged | AccountStatus::NoChanges);
         let outcome = if done { journal::DONE } else { journal::FAILED };
@@ -429,7 +439,10 @@ impl Daemon {
         // the next maintenance is the one a week ahead (R5).
         let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
         let status = match write_announcement(&self.opts.announce_dir, &d.settings.daemon, &report, next) {
-            Ok(_) => run_status::DONE,
+            Ok(paths) => {
+                self.publish(&fleet, &d, &paths).await;
+                run_status::DONE
+            }
             Err(e) => {
                 tracing::error!(error = %e, "announcement not written");
                 run_status::REFUSED
