@@ -130,7 +130,7 @@ impl Metrics {
             "1 when desired state loaded without error at the last check.",
         );
         let _ = writeln!(o, "{n} {}", u8::from(self.desired_state_valid.load(Ordering::Relaxed)));
-        let n = family(&mut o, "cm_aws_ok", "gauge", "1 when the last Organizations listing succeeded.");
+        let n = family(&mut o, "cm_aws_ok", "gauge", "1 when the last Organizations read succeeded.");
         let _ = writeln!(o, "{n} {}", u8::from(self.aws_ok.load(Ordering::Relaxed)));
         o
     }

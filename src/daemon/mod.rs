@@ -13,6 +13,8 @@
 //!   [`journal`] as it finishes; a restarted daemon resumes an unfinished run.
 //! - SIGTERM/SIGINT: no new accounts are started, in-flight ones may finish until the stop
 //!   deadline, the rest stay pending (not done) for the next start; exit 0.
+//! - `/readyz` reflects a check of desired state and of AWS (an Organizations read) made
+//!   at start and every five minutes, besides the checks every run makes.
 
 pub mod http;
 pub mod journal;
@@ -21,7 +23,7 @@ pub mod publish;
 pub mod schedule;
 
 use crate::aws::{CallLimits, CallStats, Fleet};
-use crate::desired::{self, Brake, DesiredState};
+use crate::desired::{self, Brake, DesiredState, Settings};
 use crate::inventory::{self, Inventory};
 use crate::plan::{Action, Mode};
 use crate::report::{AccountReport, AccountStatus, FleetReport, Format};
@@ -33,7 +35,7 @@ use schedule::Schedule;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio_cron_scheduler::{Job, JobScheduler};
@@ -57,6 +59,8 @@ pub struct DaemonOptions {
 
 const MAINTENANCE: &str = "maintenance";
 const ANNOUNCE: &str = "announce";
+/// How often desired state and AWS are checked for `/readyz` between runs.
+const READINESS_INTERVAL: Duration = Duration::from_secs(300);
 
 struct Daemon {
     opts: DaemonOptions,
@@ -64,6 +68,8 @@ struct Daemon {
     metrics: Arc<Metrics>,
     stats: Arc<CallStats>,
     stopping: watch::Receiver<bool>,
+    /// The settings of the last desired state that loaded without error.
+    last_valid: Mutex<Option<Settings>>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the exit code.
@@ -106,7 +112,8 @@ pub async fn main(opts: DaemonOptions) -> i32 {
     });
     tracing::info!(listen = %opts.listen, state_dir = %opts.state_dir.display(), "daemon started");
 
-    let d = Arc::new(Daemon { opts, journal, metrics, stats, stopping });
+    let d = Arc::new(Daemon { opts, journal, metrics, stats, stopping, last_valid: Mutex::new(None) });
+    tokio::spawn(d.clone().watch_readiness());
     let code = d.clone().serve().await;
     let _ = server.await;
     code
@@ -143,7 +150,44 @@ impl Daemon {
     fn load(&self) -> Result<DesiredState, String> {
         let r = desired::load(&self.opts.desired_dir).map_err(|e| e.to_string());
         self.metrics.desired_state_valid.store(r.is_ok(), Ordering::Relaxed);
+        if let Ok(d) = &r {
+            *self.last_valid.lock().unwrap_or_else(|p| p.into_inner()) = Some(d.settings.clone());
+        }
         r
+    }
+
+    fn last_valid(&self) -> Option<Settings> {
+        self.last_valid.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Checks readiness at start and then every [`READINESS_INTERVAL`] until stopped, so
+    /// that `/readyz` answers for the present, not for the last run (a week ago at worst).
+    async fn watch_readiness(self: Arc<Self>) {
+        let mut stopping = self.stopping.clone();
+        loop {
+            self.check_readiness().await;
+            tokio::select! {
+                _ = stopping.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(READINESS_INTERVAL) => {}
+            }
+        }
+    }
+
+    /// Desired state loads, and the management account can read the Organization (with
+    /// the home region of the last valid desired state; not checked before there is one).
+    async fn check_readiness(&self) {
+        if let Err(e) = self.load() {
+            tracing::warn!(error = %e, "readiness: desired state is invalid");
+        }
+        let Some(settings) = self.last_valid() else { return };
+        let fleet =
+            Fleet::with_stats(settings.home_region.as_str(), self.opts.limits.clone(), self.stats.clone()).await;
+        let ok = inventory::reachable(&fleet).await;
+        self.metrics.aws_ok.store(ok.is_ok(), Ordering::Relaxed);
+        match ok {
+            Ok(()) => tracing::debug!("readiness: AWS reachable"),
+            Err(e) => tracing::warn!(error = %e, "readiness: cannot read the Organization"),
+        }
     }
 
     async fn serve(self: Arc<Self>) -> i32 {
@@ -206,7 +250,8 @@ impl Daemon {
     /// Arms a one-shot job for the next run of `job`, from the schedule in desired state
     /// (the last valid one is used while desired state is invalid: defaults at worst).
     async fn arm(&self, scheduler: &JobScheduler, job: &'static str, fire: &mpsc::Sender<&'static str>) {
-        let settings = self.load().map(|d| d.settings.daemon).unwrap_or_default();
+        let _ = self.load();
+        let settings = self.last_valid().map(|s| s.daemon).unwrap_or_default();
         let schedule = Schedule {
             cron: if job == MAINTENANCE { settings.maintenance } else { settings.announce },
             zone: settings.timezone,
