@@ -509,7 +509,10 @@ fn runs(args: RunsArgs) -> i32 {
                 run.detail.map(|d| format!("; {d}")).unwrap_or_default()
             );
             for r in rows.iter().filter(|r| r.report.is_none()) {
-                println!("  {} {} (not done)", r.account_id, r.status);
+                match &r.error {
+                    Some(why) => println!("  {} {} (not done): {why}", r.account_id, r.status),
+                    None => println!("  {} {} (not done)", r.account_id, r.status),
+                }
             }
             let report = crate::report::FleetReport {
                 format_version: crate::report::FORMAT_VERSION,

@@ -336,19 +336,41 @@ impl Daemon {
         let (run_id, status) = match resume.and_then(|id| self.journal.run(id).ok().flatten()) {
             Some(r) => (r.id, r.status),
             None => match self.journal.start_run(MAINTENANCE, run_status::PLANNING, &enrolled) {
-                Ok(id) => (id, run_status::PLANNING.to_string()),
+                Ok(id) => {
+                    // This run covers the fleet again: an older unfinished one must never be
+                    // resumed (or approved) after it.
+                    match self.journal.supersede_older(MAINTENANCE, id) {
+                        Ok(old) if !old.is_empty() => {
+                            tracing::warn!(run = id, superseded = ?old, "older unfinished runs superseded")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(run = id, error = %e, "cannot write the journal"),
+                    }
+                    (id, run_status::PLANNING.to_string())
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot write the journal: maintenance not started");
                     return;
                 }
             },
         };
+        // Accounts a dead process left running did not finish: pending again.
+        let _ = self.journal.requeue_running(run_id);
         let rows = self.journal.accounts(run_id).unwrap_or_default();
-        let todo: Vec<crate::desired::names::AccountId> = rows
-            .iter()
-            .filter(|r| r.status != journal::DONE && r.status != journal::FAILED)
-            .filter_map(|r| crate::desired::names::AccountId::parse(&r.account_id).ok())
-            .collect();
+        let mut todo: Vec<crate::desired::names::AccountId> = vec![];
+        for r in rows.iter().filter(|r| journal::is_open(&r.status)) {
+            match inv.enrolled.iter().find(|a| a.account_id.as_str() == r.account_id) {
+                Some(a) => todo.push(a.account_id.clone()),
+                None => {
+                    // Resumed after the account left the fleet: recorded, so that the run can finish.
+                    let has_file = d.accounts.keys().any(|k| k.as_str() == r.account_id);
+                    let why = not_enrolled_reason(&r.account_id, &inv, has_file);
+                    tracing::warn!(run = run_id, account = %r.account_id, reason = why, "account skipped");
+                    let _ = self.journal.account_skipped(run_id, &r.account_id, why);
+                    self.metrics.account_finished(journal::SKIPPED);
+                }
+            }
+        }
 
         if status == run_status::PLANNING {
             if let Some(why) = self.brake(&d, &fleet, &inv, &todo, run_id).await {
@@ -381,24 +403,28 @@ impl Daemon {
             .collect::<Vec<()>>();
         let mut stopping = self.stopping.clone();
         let deadline = self.opts.stop_deadline;
-        tokio::pin!(work);
-        let finished = tokio::select! {
-            _ = &mut work => true,
-            _ = async {
-                let _ = stopping.wait_for(|s| *s).await;
-                tokio::time::sleep(deadline).await;
-            } => false,
+        // Past the deadline the work is dropped, at the end of this block: accounts in
+        // flight are cut off there, and none is recorded after.
+        let finished = {
+            tokio::pin!(work);
+            tokio::select! {
+                _ = &mut work => true,
+                _ = async {
+                    let _ = stopping.wait_for(|s| *s).await;
+                    tokio::time::sleep(deadline).await;
+                } => false,
+            }
         };
         if !finished {
-            tracing::warn!(run = run_id, "stop deadline passed: accounts still in flight are left not done");
+            let cut = self.journal.requeue_running(run_id).unwrap_or_default();
+            tracing::warn!(
+                run = run_id,
+                accounts = cut,
+                "stop deadline passed: accounts in flight are recorded not done (pending)"
+            );
         }
-        let left = self
-            .journal
-            .accounts(run_id)
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r.status != journal::DONE && r.status != journal::FAILED)
-            .count();
+        let left =
+            self.journal.accounts(run_id).unwrap_or_default().iter().filter(|r| journal::is_open(&r.status)).count();
         let status = if left == 0 { run_status::DONE } else { run_status::STOPPED };
         let detail = (left > 0).then(|| format!("{left} account(s) not done; resumed at the next start"));
         let _ = self.journal.finish_run(run_id, status, detail.as_deref());
@@ -516,6 +542,20 @@ pub fn brake_verdict(b: &Brake, accounts: usize, changed: usize, deletes: usize)
     None
 }
 
+/// Why an account of a resumed run is no longer worked on (it is not among the enrolled
+/// accounts of this daemon any more).
+pub fn not_enrolled_reason(account: &str, inv: &Inventory, has_file: bool) -> &'static str {
+    if !has_file {
+        "its account file was removed from desired state"
+    } else if inv.missing.iter().any(|a| a.as_str() == account) {
+        "no longer in the Organization"
+    } else if inv.suspended.iter().any(|a| a.as_str() == account) {
+        "suspended or closing in the Organization"
+    } else {
+        "not in this daemon's shard of the fleet"
+    }
+}
+
 /// Writes `announce-<date of the maintenance>.md` (summaries by feature and by account,
 /// then the full dry run) and `.json` (the JSON report) into `dir`; returns their paths.
 pub fn write_announcement(
@@ -587,4 +627,14 @@ mod tests {
         assert!(brake_verdict(&brake(0.2, true), 10, 5, 3).unwrap().contains("5 of 10 accounts"));
     }
 
+    #[test]
+    fn accounts_gone_from_the_fleet_are_skipped_with_the_reason() {
+        let id = |s: &str| crate::desired::names::AccountId::parse(s).unwrap();
+        let inv =
+            Inventory { missing: vec![id("111111111111")], suspended: vec![id("222222222222")], ..Default::default() };
+        assert_eq!(not_enrolled_reason("111111111111", &inv, true), "no longer in the Organization");
+        assert_eq!(not_enrolled_reason("222222222222", &inv, true), "suspended or closing in the Organization");
+        assert_eq!(not_enrolled_reason("333333333333", &inv, false), "its account file was removed from desired state");
+        assert_eq!(not_enrolled_reason("444444444444", &inv, true), "not in this daemon's shard of the fleet");
+    }
 }
