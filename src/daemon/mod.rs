@@ -25,7 +25,7 @@ pub mod schedule;
 use crate::aws::{CallLimits, CallStats, Fleet};
 use crate::desired::{self, Brake, DesiredState, Settings};
 use crate::inventory::{self, Inventory};
-use crate::plan::{Action, Mode};
+use crate::plan::{Action, Mode, SkipReason};
 use crate::report::{AccountReport, AccountStatus, FleetReport, Format};
 use crate::run::{run, run_account, RunOptions};
 use futures::stream::{self, StreamExt};
@@ -396,6 +396,7 @@ impl Daemon {
                     let id = account.account_id.to_string();
                     let _ = self.journal.account_started(run_id, &id);
                     let report = run_account(fleet, d, inv, &account, opts).await;
+                    log_skips(&report);
                     self.record(run_id, &report);
                 }
             })
@@ -553,6 +554,28 @@ pub fn not_enrolled_reason(account: &str, inv: &Inventory, has_file: bool) -> &'
         "suspended or closing in the Organization"
     } else {
         "not in this daemon's shard of the fleet"
+    }
+}
+
+/// Logs what the planner left alone in an account, one event per resource, with account,
+/// region, feature and resource as fields: a resource the customer owns (`not_owned`) or a
+/// change refused to keep access (`self_lockout`) as a warning; a quota, a blocked
+/// dependency, a Control Tower account or a default resource in use as info; opted-out and
+/// initial-only features, skipped by design at every maintenance, at debug level.
+fn log_skips(report: &AccountReport) {
+    for s in &report.skips {
+        let reason = serde_json::to_value(s.reason).ok().and_then(|v| v.as_str().map(str::to_string));
+        let reason = reason.unwrap_or_default();
+        let (account, region, feature, resource) = (&report.account_id, &s.region, &s.feature, &s.resource);
+        match s.reason {
+            SkipReason::NotOwned | SkipReason::SelfLockout => tracing::warn!(
+                %account, %region, %feature, %resource, reason, detail = %s.detail, "skipped: conflict, left alone"
+            ),
+            SkipReason::OptedOut | SkipReason::InitialOnly => {
+                tracing::debug!(%account, %region, %feature, %resource, reason, detail = %s.detail, "skipped")
+            }
+            _ => tracing::info!(%account, %region, %feature, %resource, reason, detail = %s.detail, "skipped"),
+        }
     }
 }
 
