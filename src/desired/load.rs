@@ -296,8 +296,19 @@ pub fn load(dir: &Path) -> Result<DesiredState, LoadErrors> {
 /// Settings that parse but contradict themselves.
 fn settings_conflicts(file: &Path, s: &Settings) -> Vec<LoadError> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
+    // The first place `needle` is written outside a comment (settings.yaml shows the
+    // defaults as comments).
     let locate = |needle: &str| {
-        text.lines().enumerate().find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1))).unwrap_or((0, 0))
+        text.lines()
+            .enumerate()
+            .find_map(|(i, l)| {
+                let code = match l.find('#') {
+                    Some(h) if h == 0 || l[..h].ends_with(char::is_whitespace) => &l[..h],
+                    _ => l,
+                };
+                code.find(needle).map(|c| (i + 1, l[..c].chars().count() + 1))
+            })
+            .unwrap_or((0, 0))
     };
     let mut out = vec![];
     for name in s.variables.keys().filter(|k| BUILTIN_PLACEHOLDERS.contains(&k.as_str())) {
