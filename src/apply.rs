@@ -71,12 +71,13 @@ pub async fn apply(
             match result {
                 Ok(()) => {
                     tracing::info!(account = %baseline.account_id, feature = %c.feature, region = %c.region,
-                        resource = %format!("{} {}", c.resource_type, c.resource), action = ?c.action, "applied");
+                        resource_type = %c.resource_type, resource = %c.resource, action = ?c.action, "applied");
                     record.outcome = ChangeOutcome::Done;
                 }
                 Err(e) => {
                     tracing::warn!(account = %baseline.account_id, feature = %c.feature, region = %c.region,
-                        resource = %format!("{} {}", c.resource_type, c.resource), error = %e, "change failed");
+                        resource_type = %c.resource_type, resource = %c.resource, action = ?c.action, error = %e,
+                        "change failed");
                     record.outcome = ChangeOutcome::Failed;
                     record.error = Some(e.to_string());
                     failed = true;

@@ -276,10 +276,24 @@ pub async fn main(cli: Cli) -> i32 {
             let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
             match crate::daemon::write_announcement(&out_dir, &d.settings.daemon, &report, next) {
                 Ok(paths) => {
-                    for p in paths {
+                    for p in &paths {
                         println!("{}", p.display());
                     }
-                    if report.has_failures() {
+                    // Also under daemon.announce_s3: the files just written, as they are.
+                    let mut published = true;
+                    if let Some(dest) = &d.settings.daemon.announce_s3 {
+                        let home = d.settings.home_region.as_str();
+                        for u in crate::daemon::publish::upload(&fleet, dest, home, &paths).await {
+                            match u.result {
+                                Ok(()) => println!("{}", u.uri),
+                                Err(e) => {
+                                    eprintln!("error: {e} (the local file {} is kept)", u.path.display());
+                                    published = false;
+                                }
+                            }
+                        }
+                    }
+                    if report.has_failures() || !published {
                         EXIT_ERROR
                     } else {
                         EXIT_OK
@@ -537,7 +551,10 @@ fn runs(args: RunsArgs) -> i32 {
                 run.detail.map(|d| format!("; {d}")).unwrap_or_default()
             );
             for r in rows.iter().filter(|r| r.report.is_none()) {
-                println!("  {} {} (not done)", r.account_id, r.status);
+                match &r.error {
+                    Some(why) => println!("  {} {} (not done): {why}", r.account_id, r.status),
+                    None => println!("  {} {} (not done)", r.account_id, r.status),
+                }
             }
             let report = crate::report::FleetReport {
                 format_version: crate::report::FORMAT_VERSION,

@@ -53,6 +53,15 @@ pub async fn inventory(fleet: &Fleet, desired: &DesiredState) -> Result<Inventor
     Ok(join(management_account_id, &listed, desired))
 }
 
+/// Whether the management account can read the Organization: the cheapest read its
+/// policy allows (one account of ListAccounts). For the daemon's readiness.
+pub async fn reachable(fleet: &Fleet) -> Result<(), AwsError> {
+    let mgmt = fleet.management();
+    let org = mgmt.organizations();
+    mgmt.call(org.list_accounts().max_results(1).send()).await?;
+    Ok(())
+}
+
 /// The join itself, without AWS.
 pub fn join(management_account_id: String, listed: &BTreeMap<String, OrgAccount>, desired: &DesiredState) -> Inventory {
     let mut inv = Inventory { management_account_id, ..Default::default() };

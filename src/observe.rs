@@ -43,17 +43,20 @@ pub async fn observe(
     quotas: &Quotas,
 ) -> Result<Observed, AwsError> {
     let account_id = baseline.account_id.as_str();
-    let reads = baseline.features.iter().filter(|f| features.contains(&f.id)).flat_map(|f| f.resources.iter()).map(
-        |r| async move {
+    let reads = baseline
+        .features
+        .iter()
+        .filter(|f| features.contains(&f.id))
+        .flat_map(|f| f.resources.iter().map(move |r| (&f.id, r)))
+        .map(|(feature, r)| async move {
             let cx = Cx { session, account_id, region: call_region(baseline, &r.key.region), quotas };
-            let seen = r
-                .spec
-                .observe(&cx)
-                .await
-                .map_err(|e| AwsError::new(e.code, format!("reading {}: {}", r.key, e.message)))?;
+            let seen = r.spec.observe(&cx).await.map_err(|e| {
+                tracing::warn!(account = account_id, region = %r.key.region, %feature, resource_type = %r.key.kind,
+                    resource = %r.key.name, error = %e, "read failed");
+                AwsError::new(e.code, format!("reading {}: {}", r.key, e.message))
+            })?;
             Ok::<_, AwsError>((r.key.clone(), seen))
-        },
-    );
+        });
     let mut observed = Observed { control_tower, ..Default::default() };
     let mut results = stream::iter(reads).buffer_unordered(2 * session.account_concurrency());
     while let Some((k, v)) = results.try_next().await? {

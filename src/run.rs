@@ -12,6 +12,7 @@ use crate::observe::{control_tower, observe};
 use crate::plan::{features_to_observe, plan, AccountPlan, Action, Change, Mode};
 use crate::report::{change_views, AccountReport, AccountStatus, ApiCalls, RunReport};
 use futures::stream::{self, StreamExt};
+use tracing::Instrument;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -139,6 +140,7 @@ pub async fn run_account(
         report.status = if after.has_changes() { AccountStatus::NotConverged } else { AccountStatus::Converged };
         Ok(())
     }
+    .instrument(tracing::info_span!("account", account = %account.account_id))
     .await;
     if let Err(e) = result {
         tracing::error!(account = %account.account_id, error = %e, "account failed");

@@ -4,9 +4,10 @@
 mod support;
 
 use cm_baseline::daemon::journal::{AccountRow, Journal, RunRow};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::Path;
-use support::{http_get, port, terminate, wait_until, Fleet};
+use std::process::{Command, Output, Stdio};
+use support::{http_get, port, terminate, wait_until, Fleet, HOME};
 
 fn runs(state: &Path) -> Vec<RunRow> {
     Journal::open(&state.join("journal.sqlite")).and_then(|j| j.runs(100)).unwrap_or_default()
@@ -28,12 +29,112 @@ fn in_seconds(secs: i64) -> String {
 }
 
 fn daemon_settings(fleet: &Fleet, maintenance: &str, share: f64) {
+    daemon_settings_with(fleet, maintenance, "\"0 0 0 1 1 *\"", share, "");
+}
+
+/// The daemon's settings: schedules (UTC), brake share, and `extra` lines under `daemon:`.
+fn daemon_settings_with(fleet: &Fleet, maintenance: &str, announce: &str, share: f64, extra: &str) {
     fleet.edit_settings(
         "variables: {}",
         &format!(
-            "variables: {{}}\ndaemon:\n  timezone: UTC\n  maintenance: {maintenance}\n  announce: \"0 0 0 1 1 *\"\n  brake:\n    max_changed_share: {share}\n"
+            "variables: {{}}\ndaemon:\n  timezone: UTC\n  maintenance: {maintenance}\n  announce: {announce}\n  brake:\n    max_changed_share: {share}\n{extra}"
         ),
     );
+}
+
+/// The emulator's fault hook: `POST` of `body` (a new period: latency, tally), or `GET`
+/// of what happened in the period when `body` is `None`.
+fn faults(fleet: &Fleet, body: Option<Value>) -> Value {
+    use std::io::{Read, Write};
+    let addr = fleet.emu.endpoint.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).expect("emulator");
+    match &body {
+        Some(b) => {
+            let b = b.to_string();
+            write!(
+                s,
+                "POST /cm-emulator/faults HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+                b.len()
+            )
+        }
+        None => write!(s, "GET /cm-emulator/faults HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    }
+    .expect("write");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    let (head, json) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("faults hook: {answer}"));
+    assert!(head.contains(" 200 "), "faults hook: {answer}");
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("faults hook: {e}: {json}"))
+}
+
+/// Requests of a tally period made as `account`, of `operation` (`None`: any).
+fn tallied(period: &Value, account: &str, operation: Option<&str>) -> u64 {
+    period["by_operation"]
+        .as_array()
+        .map(|ops| {
+            ops.iter()
+                .filter(|o| o["account"] == account && operation.is_none_or(|op| o["operation"] == op))
+                .filter_map(|o| o["requests"].as_u64())
+                .sum()
+        })
+        .unwrap_or_default()
+}
+
+/// The accounts of `rows` with `status`.
+fn with_status(rows: &[AccountRow], status: &str) -> Vec<String> {
+    rows.iter().filter(|r| r.status == status).map(|r| r.account_id.clone()).collect()
+}
+
+/// Runs the binary against the fleet with `CM_LOG=info` and JSON logs.
+fn run_logged(fleet: &Fleet, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
+        .arg("--desired-state")
+        .arg(fleet.desired())
+        .args(["--log-format", "json"])
+        .args(args)
+        .env("AWS_ENDPOINT_URL", &fleet.emu.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", HOME)
+        .env("CM_LOG", "info")
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cm-baseline")
+}
+
+/// Every line of `log` parsed as JSON (panics on a line that is not).
+fn json_lines(log: &str) -> Vec<Value> {
+    log.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The `applied` events of a JSON log, each checked to carry account, region, feature and
+/// resource, within the span of its account.
+fn applied_events(log: &str) -> Vec<Value> {
+    let events: Vec<Value> = json_lines(log).into_iter().filter(|e| e["fields"]["message"] == "applied").collect();
+    for e in &events {
+        let f = &e["fields"];
+        for key in ["account", "region", "feature", "resource_type", "resource", "action"] {
+            assert!(f[key].as_str().is_some_and(|v| !v.is_empty()), "no {key} in {e}");
+        }
+        assert_eq!(e["span"]["name"], "account", "{e}");
+        assert_eq!(e["span"]["account"], f["account"], "{e}");
+    }
+    events
+}
+
+fn runs_show(state: &Path, id: i64, format: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
+        .args(["runs", "--state-dir"])
+        .arg(state)
+        .args(["show", &id.to_string(), "--format", format])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "runs show --format {format}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 fn managed_role(fleet: &Fleet, account: &str) -> bool {
@@ -43,14 +144,22 @@ fn managed_role(fleet: &Fleet, account: &str) -> bool {
 #[test]
 fn a_scheduled_maintenance_runs_is_journaled_and_shows_in_metrics() {
     let fleet = Fleet::new(&[("one-co", "basic"), ("two-co", "basic")]);
-    daemon_settings(&fleet, &in_seconds(6), 1.0);
+    // The announcement is due at the same time, to an S3 bucket that does not exist.
+    let at = in_seconds(12);
+    daemon_settings_with(&fleet, &at, &at, 1.0, "  announce_s3: s3://no-such-bucket-cm/weekly\n");
     let state = fleet.dir.path().join("state");
     let p = port();
     let mut d = fleet.daemon(&state, p, &[]);
     wait_until(30, "the endpoint", || http_get(p, "/healthz").is_some_and(|(s, _)| s == 200));
+    // Ready within seconds of the start, before any run: desired state and AWS are checked
+    // at start, not only by runs.
+    wait_until(10, "/readyz", || http_get(p, "/readyz").is_some_and(|(s, _)| s == 200));
+    assert!(runs(&state).is_empty(), "a run before its time");
     let (_, metrics) = http_get(p, "/metrics").unwrap();
     assert!(metrics.contains("cm_next_run_timestamp_seconds{job=\"maintenance\"}"), "{metrics}");
-    assert!(runs(&state).is_empty(), "a run before its time");
+    for line in ["cm_aws_ok 1", "cm_desired_state_valid 1"] {
+        assert!(metrics.contains(line), "metrics lack {line}:\n{metrics}");
+    }
 
     wait_until(90, "the scheduled run to finish", || runs(&state).first().is_some_and(|r| r.status == "done"));
     let run = &runs(&state)[0];
@@ -72,17 +181,67 @@ fn a_scheduled_maintenance_runs_is_journaled_and_shows_in_metrics() {
     };
     assert_eq!(health(p), Some(0));
     assert_eq!(health(support::port()), Some(1), "nothing listens there");
+    // The announcement could not be published: counted, and the local files are kept.
+    wait_until(60, "the announcement", || {
+        http_get(p, "/metrics").is_some_and(|(_, m)| m.contains("cm_announcement_uploads_total{outcome=\"failed\"} 2"))
+    });
+    let announced: Vec<String> = std::fs::read_dir(state.join("announcements"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(announced.len(), 2, "{announced:?}");
     let (_, metrics) = http_get(p, "/metrics").unwrap();
     for line in [
         "cm_runs_total{kind=\"maintenance\",status=\"done\"} 1",
+        "cm_runs_total{kind=\"announce\",status=\"done\"} 1",
         "cm_accounts_total{outcome=\"done\"} 2",
         "cm_changes_total{feature=\"F01\",action=\"create\"} 8",
         "cm_api_calls_total{service=\"iam\",operation=\"CreateRole\",outcome=\"ok\"} 8",
         "cm_desired_state_valid 1",
+        "cm_aws_ok 1",
     ] {
         assert!(metrics.contains(line), "metrics lack {line}:\n{metrics}");
     }
+    assert!(!metrics.contains("cm_announcement_uploads_total{outcome=\"ok\"}"), "{metrics}");
     assert_eq!(terminate(&mut d), Some(0));
+
+    // The daemon's log: JSON lines, each change applied with its account, region, feature
+    // and resource.
+    let log = std::fs::read_to_string(state.join("daemon.log")).unwrap();
+    let applied = applied_events(&log);
+    assert_eq!(applied.len(), 8, "four roles in each of two accounts:\n{log}");
+    for a in &fleet.accounts {
+        assert_eq!(applied.iter().filter(|e| e["fields"]["account"] == a.as_str()).count(), 4, "{a}");
+    }
+    assert!(json_lines(&log)
+        .iter()
+        .any(|e| e["fields"]["message"] == "announcement not published to S3; the local file is kept"));
+
+    // `runs show` prints the run's accounts in every format.
+    let text = runs_show(&state, run.id, "text");
+    let markdown = runs_show(&state, run.id, "markdown");
+    for out in [&text, &markdown] {
+        assert!(out.contains(&format!("run {} (maintenance) done", run.id)), "{out}");
+        for a in &fleet.accounts {
+            assert!(out.contains(a.as_str()), "{a} missing from:\n{out}");
+        }
+    }
+    assert!(text.contains("one-co") && text.contains("two-co"), "{text}");
+    let shown: Value = serde_json::from_str(&runs_show(&state, run.id, "json")).unwrap();
+    assert_eq!(shown["run"]["id"], run.id);
+    assert_eq!(shown["run"]["status"], "done");
+    let rows = shown["accounts"].as_array().unwrap();
+    let mut ids: Vec<&str> = rows.iter().filter_map(|r| r["account_id"].as_str()).collect();
+    ids.sort();
+    let mut want: Vec<&str> = fleet.accounts.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(ids, want);
+    for r in rows {
+        assert_eq!((r["status"].as_str(), r["done_count"].as_i64()), (Some("done"), Some(1)), "{r}");
+        assert_eq!(r["report"]["account_id"], r["account_id"], "{r}");
+        assert_eq!(r["report"]["applied"].as_array().map(Vec::len), Some(4), "{r}");
+    }
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
         .args(["runs", "--state-dir"])
@@ -99,6 +258,8 @@ fn killed_mid_run_the_daemon_resumes_and_every_account_is_done_exactly_once() {
     let members: Vec<(&str, &str)> = members.iter().map(|(n, t)| (n.as_str(), *t)).collect();
     let fleet = Fleet::new(&members);
     daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 1.0);
+    // The emulator counts every request by account and operation from here on.
+    faults(&fleet, Some(json!({"tally": true})));
     let state = fleet.dir.path().join("state");
     let p = port();
     let mut d = fleet.daemon(&state, p, &["--run-now", "--parallel-accounts", "1"]);
@@ -112,6 +273,9 @@ fn killed_mid_run_the_daemon_resumes_and_every_account_is_done_exactly_once() {
     assert_eq!(run.status, "running");
     let done_before = count(&before, "done");
     assert!(done_before < 10, "the run finished before the kill: {before:?}");
+    // What the emulator saw up to the kill; then a new tally period for the restart.
+    let first = faults(&fleet, None);
+    faults(&fleet, Some(json!({"tally": true})));
 
     let mut d = fleet.daemon(&state, p, &[]);
     wait_until(180, "the resumed run to finish", || runs(&state).first().is_some_and(|r| r.status == "done"));
@@ -124,9 +288,28 @@ fn killed_mid_run_the_daemon_resumes_and_every_account_is_done_exactly_once() {
         let a = after.iter().find(|a| a.account_id == b.account_id).unwrap();
         assert_eq!(a.attempts, b.attempts, "{} was redone", a.account_id);
     }
+    // The emulator's side: each account's four cm-* roles were created once, across the
+    // kill (an account cut off mid-apply has its remaining roles created after the
+    // restart, never one twice), and an account done before the kill saw no request at
+    // all after the restart.
+    let second = faults(&fleet, None);
     for a in &fleet.accounts {
         assert!(managed_role(&fleet, a), "{a} was forgotten");
     }
+    let done_first: Vec<String> = with_status(&before, "done");
+    let mut resumed = 0;
+    for a in &fleet.accounts {
+        let creates = tallied(&first, a, Some("CreateRole")) + tallied(&second, a, Some("CreateRole"));
+        assert_eq!(creates, 4, "{a}: CreateRole {creates} times");
+        let later = tallied(&second, a, None);
+        if done_first.contains(a) {
+            assert_eq!(later, 0, "{a} was done before the kill, yet worked on after the restart");
+        } else {
+            assert!(later > 0, "{a} was not done before the kill and not worked on after the restart");
+            resumed += 1;
+        }
+    }
+    assert_eq!(resumed, 10 - done_before);
     eprintln!("resume: {done_before} of 10 done before kill -9, {} after restart", count(&after, "done"));
     assert_eq!(terminate(&mut d), Some(0));
 }
@@ -138,18 +321,68 @@ fn sigterm_mid_run_finishes_in_flight_accounts_and_exits_zero() {
     let fleet = Fleet::new(&members);
     daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 1.0);
     let state = fleet.dir.path().join("state");
+    let mut periods = vec![];
+    // 50 ms per request: an account takes seconds, so that some are surely in flight.
+    faults(&fleet, Some(json!({"tally": true, "latency_ms": 50})));
     let mut d = fleet.daemon(&state, port(), &["--run-now", "--parallel-accounts", "2"]);
-    wait_until(120, "an account done", || {
-        runs(&state).first().is_some_and(|r| count(&accounts(&state, r.id), "done") >= 1)
+    let mut at_term = vec![];
+    wait_until(120, "accounts in flight and accounts not started", || {
+        at_term = runs(&state).first().map(|r| accounts(&state, r.id)).unwrap_or_default();
+        count(&at_term, "running") >= 1 && count(&at_term, "pending") >= 3
     });
     assert_eq!(terminate(&mut d), Some(0));
     let run = runs(&state)[0].clone();
     let rows = accounts(&state, run.id);
-    assert_eq!(count(&rows, "running"), 0, "an in-flight account was cut off: {rows:?}");
-    assert!(count(&rows, "done") >= 1);
-    if count(&rows, "pending") > 0 {
-        assert_eq!(run.status, "stopped", "{run:?}");
-        assert!(run.detail.as_deref().unwrap_or("").contains("not done"), "{run:?}");
+    assert_eq!(count(&rows, "running"), 0, "an in-flight account was left running: {rows:?}");
+    for a in with_status(&at_term, "running") {
+        assert!(with_status(&rows, "done").contains(&a), "{a} was in flight at SIGTERM and did not finish: {rows:?}");
+    }
+    // Nothing else was started: the rest are pending, not done.
+    let pending = with_status(&rows, "pending");
+    assert!(!pending.is_empty() && count(&rows, "done") + pending.len() == 6, "{rows:?}");
+    for a in &pending {
+        assert!(with_status(&at_term, "pending").contains(a), "{a}");
+        assert_eq!(rows.iter().find(|r| &r.account_id == a).map(|r| r.attempts), Some(0), "{a} was started");
+    }
+    assert_eq!(run.status, "stopped", "{run:?}");
+    assert!(run.detail.as_deref().unwrap_or("").contains("not done"), "{run:?}");
+
+    // A stop deadline that passes cuts the accounts in flight off: they are recorded
+    // pending (not done, not running), and the daemon still exits 0.
+    periods.push(faults(&fleet, None));
+    faults(&fleet, Some(json!({"tally": true, "latency_ms": 300})));
+    let mut d = fleet.daemon(&state, port(), &["--parallel-accounts", "2", "--stop-deadline", "1"]);
+    let mut cut = vec![];
+    wait_until(60, "the resumed run's accounts in flight", || {
+        cut = with_status(&accounts(&state, run.id), "running");
+        !cut.is_empty()
+    });
+    let t = std::time::Instant::now();
+    assert_eq!(terminate(&mut d), Some(0));
+    assert!(t.elapsed().as_secs() < 30, "the stop deadline was not kept: {:?}", t.elapsed());
+    let rows = accounts(&state, run.id);
+    assert_eq!(count(&rows, "running"), 0, "{rows:?}");
+    for a in &cut {
+        let r = rows.iter().find(|r| &r.account_id == a).unwrap();
+        assert_eq!((r.status.as_str(), r.attempts, r.done_count), ("pending", 1, 0), "{a} was cut off: {r:?}");
+    }
+    assert_eq!(runs(&state)[0].status, "stopped");
+
+    // The next start resumes the run and finishes it: every account done exactly once,
+    // each of its four roles created once (the cut-off ones' rest after the restart).
+    periods.push(faults(&fleet, None));
+    faults(&fleet, Some(json!({"tally": true})));
+    let p = port();
+    let mut d = fleet.daemon(&state, p, &[]);
+    wait_until(120, "the resumed run to finish", || runs(&state).first().is_some_and(|r| r.status == "done"));
+    assert_eq!(terminate(&mut d), Some(0));
+    periods.push(faults(&fleet, None));
+    assert_eq!(runs(&state).len(), 1);
+    let rows = accounts(&state, run.id);
+    assert!(rows.iter().all(|r| r.status == "done" && r.done_count == 1), "{rows:?}");
+    for a in &fleet.accounts {
+        let creates: u64 = periods.iter().map(|p| tallied(p, a, Some("CreateRole"))).sum();
+        assert_eq!(creates, 4, "{a}: CreateRole {creates} times");
     }
 }
 
@@ -202,32 +435,115 @@ fn the_brake_stops_a_run_that_would_change_half_the_fleet_until_approved() {
 #[test]
 fn an_invalid_desired_state_edit_refuses_the_run_and_changes_nothing() {
     let fleet = Fleet::new(&[("one-co", "basic")]);
-    daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 1.0);
-    let f = fleet.desired().join("tiers.yaml");
-    std::fs::write(
-        &f,
-        std::fs::read_to_string(&f).unwrap().replacen("opt_in_default: false", "opt_in_default: nope", 1),
-    )
-    .unwrap();
+    let a = fleet.accounts[0].clone();
+    // A maintenance every 3 seconds.
+    daemon_settings(&fleet, "\"*/3 * * * * *\"", 1.0);
     let state = fleet.dir.path().join("state");
     let p = port();
-    let mut d = fleet.daemon(&state, p, &["--run-now"]);
-    wait_until(60, "the refused run", || runs(&state).first().is_some_and(|r| r.status == "refused"));
-    let run = runs(&state)[0].clone();
-    assert!(run.detail.as_deref().unwrap_or("").contains("tiers.yaml:"), "{run:?}");
-    assert!(!managed_role(&fleet, &fleet.accounts[0]), "an invalid desired state changed an account");
+    let mut d = fleet.daemon(&state, p, &[]);
+    wait_until(60, "a first run", || runs(&state).first().is_some_and(|r| r.status == "done"));
+    assert!(managed_role(&fleet, &a));
+
+    // While the daemon runs, an operator breaks tiers.yaml: the next run refuses.
+    let f = fleet.desired().join("tiers.yaml");
+    let valid = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, valid.replacen("opt_in_default: false", "opt_in_default: nope", 1)).unwrap();
+    wait_until(30, "a refused run", || runs(&state).first().is_some_and(|r| r.status == "refused"));
+    // Drift the account now; the next run, refused too, must leave it alone.
+    let description = || {
+        fleet.emu.call(&a, "iam", "get_role", json!({"RoleName": "cm-helpdesk"}))["Role"]["Description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    fleet.emu.call(&a, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed by hand"}));
+    let drifted_at = runs(&state)[0].id;
+    wait_until(30, "another refused run", || runs(&state).first().is_some_and(|r| r.id > drifted_at));
+    let refused = runs(&state)[0].clone();
+    assert_eq!(refused.status, "refused", "{refused:?}");
+    assert!(refused.detail.as_deref().unwrap_or("").contains("tiers.yaml:"), "{refused:?}");
+    assert!(accounts(&state, refused.id).is_empty(), "a refused run works on no account");
+    assert_eq!(description(), "changed by hand", "a run with invalid desired state changed the account");
     assert_eq!(http_get(p, "/readyz").unwrap().0, 503);
     assert_eq!(http_get(p, "/healthz").unwrap().0, 200, "the daemon must keep running");
     let (_, metrics) = http_get(p, "/metrics").unwrap();
-    assert!(metrics.contains("cm_runs_total{kind=\"maintenance\",status=\"refused\"} 1"), "{metrics}");
+    assert!(metrics.contains("cm_runs_total{kind=\"maintenance\",status=\"refused\"}"), "{metrics}");
     assert!(metrics.contains("cm_desired_state_valid 0"), "{metrics}");
+
+    // Fixed, the following run goes ahead, on the schedule it had.
+    std::fs::write(&f, &valid).unwrap();
+    wait_until(30, "a run after the fix", || {
+        runs(&state).first().is_some_and(|r| r.id > refused.id && r.status == "done")
+    });
+    assert_eq!(description(), "Operations team access (CM-managed)");
+    assert_eq!(http_get(p, "/readyz").unwrap().0, 200);
+    let (_, metrics) = http_get(p, "/metrics").unwrap();
+    assert!(metrics.contains("cm_desired_state_valid 1"), "{metrics}");
     assert_eq!(terminate(&mut d), Some(0));
+}
+
+#[test]
+fn a_resumed_run_skips_accounts_no_longer_enrolled_and_finishes() {
+    let fleet = Fleet::new(&[("stays-co", "basic"), ("leaves-co", "basic")]);
+    daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 1.0);
+    let (stays, leaves) = (fleet.accounts[0].clone(), fleet.accounts[1].clone());
+    // An account file for an account the Organization does not have (any more).
+    let gone = "999999999999".to_string();
+    fleet.enrol(&gone, "gone-co", "basic", &[]);
+    // A run a dead process left behind: `leaves` was in flight, the rest pending; since
+    // then the operators removed the account file of `leaves`.
+    let state = fleet.dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let run = {
+        let j = Journal::open(&state.join("journal.sqlite")).unwrap();
+        let id = j.start_run("maintenance", "running", &[stays.clone(), leaves.clone(), gone.clone()]).unwrap();
+        j.account_started(id, &leaves).unwrap();
+        id
+    };
+    std::fs::remove_file(fleet.desired().join(format!("accounts/{leaves}.yaml"))).unwrap();
+
+    let p = port();
+    let mut d = fleet.daemon(&state, p, &[]);
+    wait_until(60, "the resumed run to finish", || runs(&state).first().is_some_and(|r| r.status == "done"));
+    assert_eq!(runs(&state).len(), 1);
+    let rows = accounts(&state, run);
+    let status = |a: &str| {
+        let r = rows.iter().find(|r| r.account_id == a).unwrap();
+        (r.status.clone(), r.error.clone().unwrap_or_default())
+    };
+    assert_eq!(status(&stays).0, "done");
+    assert_eq!(status(&leaves), ("skipped".into(), "its account file was removed from desired state".into()));
+    assert_eq!(status(&gone), ("skipped".into(), "no longer in the Organization".into()));
+    assert!(managed_role(&fleet, &stays) && !managed_role(&fleet, &leaves), "only the enrolled account is worked on");
+    let shown = runs_show(&state, run, "text");
+    assert!(shown.contains(&format!("{gone} skipped (not done): no longer in the Organization")), "{shown}");
+    let (_, metrics) = http_get(p, "/metrics").unwrap();
+    assert!(metrics.contains("cm_accounts_total{outcome=\"skipped\"} 2"), "{metrics}");
+    assert_eq!(terminate(&mut d), Some(0));
+    // Finished, it is not resumed again.
+    assert!(Journal::open(&state.join("journal.sqlite")).unwrap().unfinished_run().unwrap().is_none());
 }
 
 #[test]
 fn the_announcement_summarises_what_the_next_maintenance_would_change() {
     let fleet = Fleet::new(&[("one-co", "basic"), ("two-co", "basic")]);
-    assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
+    // Logs are JSON lines, with account, region, feature and resource on each change.
+    let out = run_logged(&fleet, &["apply", "--initial"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let applied = applied_events(&stderr);
+    for a in &fleet.accounts {
+        let mine: Vec<&Value> = applied.iter().filter(|e| e["fields"]["account"] == a.as_str()).collect();
+        assert!(mine.len() >= 4, "{a}: {mine:?}");
+        let helpdesk =
+            mine.iter().find(|e| e["fields"]["resource"] == "cm-helpdesk").unwrap_or_else(|| panic!("{mine:?}"));
+        let f = &helpdesk["fields"];
+        assert_eq!(
+            (&f["feature"], &f["region"], &f["resource_type"], &f["action"]),
+            (&json!("F01"), &json!("global"), &json!("iam_role"), &json!("Create")),
+            "{helpdesk}"
+        );
+    }
     fleet.emu.call(
         &fleet.accounts[1],
         "iam",
@@ -250,4 +566,93 @@ fn the_announcement_summarises_what_the_next_maintenance_would_change() {
     // A dry run: nothing was changed.
     let role = fleet.emu.call(&fleet.accounts[1], "iam", "get_role", json!({"RoleName": "cm-helpdesk"}));
     assert_eq!(role["Role"]["Description"], "changed");
+
+    // With daemon.announce_s3, the files written are also uploaded, as they are, with the
+    // management account's credentials.
+    fleet.emu.call(
+        "management",
+        "s3",
+        "create_bucket",
+        json!({"Bucket": "cm-announcements-test", "CreateBucketConfiguration": {"LocationConstraint": HOME}}),
+    );
+    daemon_settings_with(
+        &fleet,
+        "\"0 0 2 * * Sat\"",
+        "\"0 0 12 * * Sat\"",
+        0.2,
+        "  announce_s3: s3://cm-announcements-test/weekly/\n",
+    );
+    let dir = fleet.dir.path().join("published");
+    let out = fleet.run(&["announce", "--out-dir", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    let (local, uris): (Vec<&String>, Vec<&String>) = lines.iter().partition(|l| !l.starts_with("s3://"));
+    assert_eq!((local.len(), uris.len()), (2, 2), "{lines:?}");
+    let listed = fleet.emu.call("management", "s3", "list_objects_v2", json!({"Bucket": "cm-announcements-test"}));
+    let mut keys: Vec<&str> = listed["Contents"].as_array().unwrap().iter().filter_map(|o| o["Key"].as_str()).collect();
+    keys.sort();
+    assert_eq!(keys.len(), 2, "{listed}");
+    for path in local {
+        let name = Path::new(path).file_name().unwrap().to_string_lossy().to_string();
+        let key = format!("weekly/{name}");
+        assert!(
+            keys.contains(&key.as_str()) && uris.contains(&&format!("s3://cm-announcements-test/{key}")),
+            "{key}: {keys:?} {uris:?}"
+        );
+        let object =
+            fleet.emu.call("management", "s3", "get_object", json!({"Bucket": "cm-announcements-test", "Key": key}));
+        assert_eq!(
+            object["Body"].as_str().unwrap(),
+            std::fs::read_to_string(path).unwrap(),
+            "{key} is not the file written"
+        );
+        let kind = if name.ends_with(".md") { "text/markdown; charset=utf-8" } else { "application/json" };
+        assert_eq!(object["ContentType"], kind);
+    }
+
+    // A bucket that cannot be written: exit 1, said on stderr, the local files kept.
+    fleet.edit_settings("s3://cm-announcements-test/weekly/", "s3://cm-announcements-missing/weekly");
+    let dir = fleet.dir.path().join("unpublished");
+    let out = fleet.run(&["announce", "--out-dir", dir.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("NoSuchBucket") && stderr.contains("is kept"), "{stderr}");
+    let files: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files.iter().all(|f| Path::new(f).starts_with(&dir) && Path::new(f).exists()), "{files:?}");
+}
+
+#[test]
+fn daemon_settings_are_checked_where_they_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/desired-state/."))
+        .arg(dir.path())
+        .status();
+    assert!(copy.unwrap().success());
+    let settings = dir.path().join("settings.yaml");
+    let shipped = std::fs::read_to_string(&settings).unwrap();
+    let lines = shipped.lines().count();
+    let load = |daemon: &str| {
+        std::fs::write(&settings, format!("{shipped}daemon:\n{daemon}")).unwrap();
+        cm_baseline::desired::load(dir.path()).map(|d| d.settings.daemon).map_err(|e| e.to_string())
+    };
+    let ok = load("  announce_s3: s3://cm-announcements/weekly\n").unwrap();
+    assert_eq!(ok.announce_s3.map(|p| p.to_string()).as_deref(), Some("s3://cm-announcements/weekly"));
+    assert_eq!(load("  timezone: Asia/Tokyo\n").unwrap().announce_s3, None, "no upload unless asked");
+
+    let e = load("  timezone: UTC\n  announce_s3: cm-announcements/weekly\n").unwrap_err();
+    let at = format!(
+        "settings.yaml:{}:16: daemon.announce_s3: `cm-announcements/weekly` is not an s3:// location",
+        lines + 3
+    );
+    assert!(e.contains(&at) && e.contains("hint: write s3://BUCKET/PREFIX"), "{e}");
+    let e = load("  announce_s3: s3://Bad_Bucket/x\n").unwrap_err();
+    assert!(e.contains(&format!("settings.yaml:{}:16:", lines + 2)) && e.contains("not a valid S3 bucket name"), "{e}");
+    let e = load("  brake:\n    max_changed_share: 20\n").unwrap_err();
+    assert!(
+        e.contains(&format!("settings.yaml:{}:5: daemon.brake.max_changed_share: 20 is not a share", lines + 3)),
+        "{e}"
+    );
 }

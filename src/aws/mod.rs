@@ -84,7 +84,10 @@ impl Fleet {
     }
 
     /// Assumes `role_name` in `account_id` and returns a session for that account. The
-    /// first AssumeRole happens here, so that a denied role fails the account at once.
+    /// first AssumeRole happens here, so that a denied role fails the account at once; it
+    /// is a call of the management account, within that session's limits. (Renewals, an
+    /// hour later, happen inside a member call that already holds a fleet permit, so they
+    /// do not take another.)
     pub async fn enter(
         &self,
         account_id: &str,
@@ -99,7 +102,7 @@ impl Fleet {
             external_id.map(str::to_string),
             session_name.to_string(),
         );
-        provider.refresh().await?;
+        self.management.call(provider.refresh()).await?;
         let config = self
             .base
             .clone()

@@ -12,6 +12,16 @@ pub const PENDING: &str = "pending";
 pub const RUNNING: &str = "running";
 pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
+/// Not worked on in this run, with the reason in `error`: no longer enrolled when the run
+/// was resumed (gone from the Organization, suspended, account file removed), or the run
+/// was superseded by a newer one.
+pub const SKIPPED: &str = "skipped";
+
+/// Whether an account still has to be worked on in its run (pending, or running when the
+/// process died).
+pub fn is_open(status: &str) -> bool {
+    !matches!(status, DONE | FAILED | SKIPPED)
+}
 
 /// Run status.
 pub mod run_status {
@@ -28,6 +38,9 @@ pub mod run_status {
     pub const BRAKED: &str = "braked";
     /// A braked run an operator approved: resumed, past the brake.
     pub const APPROVED: &str = "approved";
+    /// Left unfinished (stopped, braked, ...) when a newer maintenance run started: never
+    /// resumed; its open accounts are recorded skipped.
+    pub const SUPERSEDED: &str = "superseded";
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -219,6 +232,59 @@ impl Journal {
         })
     }
 
+    /// Records that an account is not worked on in this run, and why.
+    pub fn account_skipped(&self, run_id: i64, account: &str, why: &str) -> Result<()> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE run_accounts SET status = ?3, error = ?4, updated_at = ?5 WHERE run_id = ?1 AND account_id = ?2",
+                params![run_id, account, SKIPPED, why, now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Puts the accounts of `run_id` recorded running back to pending (they did not
+    /// finish: the stop deadline passed, or the process died); returns how many.
+    pub fn requeue_running(&self, run_id: i64) -> Result<usize> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE run_accounts SET status = ?2, updated_at = ?3 WHERE run_id = ?1 AND status = ?4",
+                params![run_id, PENDING, now(), RUNNING],
+            )
+        })
+    }
+
+    /// Closes every unfinished or braked run of `kind` older than `newer`: a new run covers
+    /// the fleet again, so an old one must never be resumed (or approved) after it. Their
+    /// open accounts are recorded skipped. Returns the ids of the runs closed.
+    pub fn supersede_older(&self, kind: &str, newer: i64) -> Result<Vec<i64>> {
+        self.with(|db| {
+            let tx = db.transaction()?;
+            let ids: Vec<i64> = {
+                let mut st = tx.prepare(
+                    "SELECT id FROM runs WHERE kind = ?1 AND id < ?2
+                     AND status IN ('planning', 'running', 'stopped', 'approved', 'braked')",
+                )?;
+                let ids = st.query_map(params![kind, newer], |r| r.get(0))?.collect::<Result<Vec<i64>>>()?;
+                ids
+            };
+            let why = format!("superseded by run {newer}");
+            for id in &ids {
+                tx.execute(
+                    "UPDATE run_accounts SET status = ?2, error = ?3, updated_at = ?4
+                     WHERE run_id = ?1 AND status NOT IN ('done', 'failed', 'skipped')",
+                    params![id, SKIPPED, why, now()],
+                )?;
+                tx.execute(
+                    "UPDATE runs SET status = ?2, finished_at = ?3, detail = ?4 WHERE id = ?1",
+                    params![id, run_status::SUPERSEDED, now(), why],
+                )?;
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+    }
+
     /// Marks an account started.
     pub fn account_started(&self, run_id: i64, account: &str) -> Result<()> {
         self.with(|db| {
@@ -284,5 +350,74 @@ mod tests {
         j.finish_run(run.id, run_status::DONE, None).unwrap();
         assert!(j.unfinished_run().unwrap().is_none());
         assert_eq!(j.runs(10).unwrap()[0].status, "done");
+    }
+
+    fn statuses(j: &Journal, run: i64) -> Vec<(String, String, Option<String>)> {
+        j.accounts(run).unwrap().into_iter().map(|r| (r.account_id, r.status, r.error)).collect()
+    }
+
+    #[test]
+    fn accounts_cut_off_go_back_to_pending_and_gone_ones_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
+        let accounts: Vec<String> = ["111111111111", "222222222222", "333333333333"].map(String::from).to_vec();
+        let id = j.start_run("maintenance", run_status::RUNNING, &accounts).unwrap();
+        j.account_started(id, "111111111111").unwrap();
+        j.account_started(id, "222222222222").unwrap();
+        let o = Outcome { account: "222222222222", status: DONE, changes: 1, api_calls: 9, error: None, report: "{}" };
+        j.account_finished(id, &o).unwrap();
+        // The stop deadline passes with 111111111111 still in flight.
+        assert_eq!(j.requeue_running(id).unwrap(), 1);
+        j.account_skipped(id, "333333333333", "no longer in the Organization").unwrap();
+        let pending = |s: &str| (s.to_string(), PENDING.to_string(), None);
+        assert_eq!(
+            statuses(&j, id),
+            [
+                pending("111111111111"),
+                ("222222222222".into(), DONE.into(), None),
+                ("333333333333".into(), SKIPPED.into(), Some("no longer in the Organization".into())),
+            ]
+        );
+        let open: Vec<String> =
+            j.accounts(id).unwrap().into_iter().filter(|r| is_open(&r.status)).map(|r| r.account_id).collect();
+        assert_eq!(open, ["111111111111"]);
+        assert_eq!(j.accounts(id).unwrap()[0].attempts, 1, "requeued, its attempt is still counted");
+    }
+
+    #[test]
+    fn a_newer_run_supersedes_older_unfinished_ones_so_they_are_never_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
+        let accounts: Vec<String> = ["111111111111", "222222222222"].map(String::from).to_vec();
+        let stopped = j.start_run("maintenance", run_status::RUNNING, &accounts).unwrap();
+        let o = Outcome { account: "111111111111", status: DONE, changes: 1, api_calls: 9, error: None, report: "{}" };
+        j.account_finished(stopped, &o).unwrap();
+        j.finish_run(stopped, run_status::STOPPED, Some("1 account(s) not done")).unwrap();
+        let braked = j.start_run("maintenance", run_status::PLANNING, &accounts).unwrap();
+        j.set_run_status(braked, run_status::BRAKED, Some("too many")).unwrap();
+        let done = j.start_run("maintenance", run_status::RUNNING, &[]).unwrap();
+        j.finish_run(done, run_status::DONE, None).unwrap();
+        assert_eq!(j.unfinished_run().unwrap().map(|r| r.id), Some(stopped), "the stale run would be resumed");
+
+        let newer = j.start_run("maintenance", run_status::PLANNING, &accounts).unwrap();
+        assert_eq!(j.supersede_older("maintenance", newer).unwrap(), [stopped, braked]);
+        assert_eq!(j.unfinished_run().unwrap().map(|r| r.id), Some(newer));
+        for old in [stopped, braked] {
+            let r = j.run(old).unwrap().unwrap();
+            assert_eq!(
+                (r.status.as_str(), r.detail.as_deref()),
+                ("superseded", Some(&*format!("superseded by run {newer}")))
+            );
+            assert!(r.finished_at.is_some());
+        }
+        let why = Some(format!("superseded by run {newer}"));
+        assert_eq!(
+            statuses(&j, stopped),
+            [("111111111111".into(), DONE.into(), None), ("222222222222".into(), SKIPPED.into(), why)]
+        );
+        assert!(j.accounts(braked).unwrap().iter().all(|r| r.status == SKIPPED));
+        assert_eq!(j.run(done).unwrap().unwrap().status, "done", "finished runs are left as they are");
+        j.finish_run(newer, run_status::DONE, None).unwrap();
+        assert!(j.unfinished_run().unwrap().is_none());
     }
 }

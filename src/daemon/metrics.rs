@@ -18,6 +18,8 @@ pub struct Metrics {
     last_duration: Mutex<BTreeMap<String, f64>>,
     /// job → Unix time of its next run.
     next_run: Mutex<BTreeMap<String, i64>>,
+    /// outcome (`ok`, `failed`) → announcement files uploaded to S3.
+    announce_uploads: Mutex<BTreeMap<String, u64>>,
     pub desired_state_valid: AtomicBool,
     pub aws_ok: AtomicBool,
     pub brake_stops: AtomicU64,
@@ -46,6 +48,9 @@ impl Metrics {
     }
     pub fn change_applied(&self, feature: &str, action: &str) {
         bump(&self.changes, (feature.to_string(), action.to_string()), 1);
+    }
+    pub fn announcement_uploaded(&self, ok: bool) {
+        bump(&self.announce_uploads, if ok { "ok" } else { "failed" }.to_string(), 1);
     }
     pub fn set_next_run(&self, job: &str, unix: i64) {
         self.next_run.lock().unwrap_or_else(|p| p.into_inner()).insert(job.to_string(), unix);
@@ -83,6 +88,16 @@ impl Metrics {
             lines.push(format!("{n}{{job=\"{}\"}} {v}", label(k)));
         }
         flush(&mut o, &mut lines);
+        let n = family(
+            &mut o,
+            "cm_announcement_uploads_total",
+            "counter",
+            "Announcement files uploaded to daemon.announce_s3, by outcome.",
+        );
+        for (k, v) in self.announce_uploads.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            lines.push(format!("{n}{{outcome=\"{}\"}} {v}", label(k)));
+        }
+        flush(&mut o, &mut lines);
 
         // AWS calls, without the account and region labels (bounded cardinality).
         let mut calls: BTreeMap<(String, String, String), u64> = BTreeMap::new();
@@ -115,7 +130,7 @@ impl Metrics {
             "1 when desired state loaded without error at the last check.",
         );
         let _ = writeln!(o, "{n} {}", u8::from(self.desired_state_valid.load(Ordering::Relaxed)));
-        let n = family(&mut o, "cm_aws_ok", "gauge", "1 when the last Organizations listing succeeded.");
+        let n = family(&mut o, "cm_aws_ok", "gauge", "1 when the last Organizations read succeeded.");
         let _ = writeln!(o, "{n} {}", u8::from(self.aws_ok.load(Ordering::Relaxed)));
         o
     }

@@ -13,16 +13,19 @@
 //!   [`journal`] as it finishes; a restarted daemon resumes an unfinished run.
 //! - SIGTERM/SIGINT: no new accounts are started, in-flight ones may finish until the stop
 //!   deadline, the rest stay pending (not done) for the next start; exit 0.
+//! - `/readyz` reflects a check of desired state and of AWS (an Organizations read) made
+//!   at start and every five minutes, besides the checks every run makes.
 
 pub mod http;
 pub mod journal;
 pub mod metrics;
+pub mod publish;
 pub mod schedule;
 
 use crate::aws::{CallLimits, CallStats, Fleet};
-use crate::desired::{self, DesiredState};
+use crate::desired::{self, Brake, DesiredState, Settings};
 use crate::inventory::{self, Inventory};
-use crate::plan::Mode;
+use crate::plan::{Mode, SkipReason};
 use crate::report::{AccountReport, AccountStatus, Format, RunReport};
 use crate::run::{run, run_account, RunOptions};
 use futures::stream::{self, StreamExt};
@@ -32,7 +35,7 @@ use schedule::Schedule;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio_cron_scheduler::{Job, JobScheduler};
@@ -56,6 +59,8 @@ pub struct DaemonOptions {
 
 const MAINTENANCE: &str = "maintenance";
 const ANNOUNCE: &str = "announce";
+/// How often desired state and AWS are checked for `/readyz` between runs.
+const READINESS_INTERVAL: Duration = Duration::from_secs(300);
 
 struct Daemon {
     opts: DaemonOptions,
@@ -63,6 +68,8 @@ struct Daemon {
     metrics: Arc<Metrics>,
     stats: Arc<CallStats>,
     stopping: watch::Receiver<bool>,
+    /// The settings of the last desired state that loaded without error.
+    last_valid: Mutex<Option<Settings>>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the exit code.
@@ -105,7 +112,8 @@ pub async fn main(opts: DaemonOptions) -> i32 {
     });
     tracing::info!(listen = %opts.listen, state_dir = %opts.state_dir.display(), "daemon started");
 
-    let d = Arc::new(Daemon { opts, journal, metrics, stats, stopping });
+    let d = Arc::new(Daemon { opts, journal, metrics, stats, stopping, last_valid: Mutex::new(None) });
+    tokio::spawn(d.clone().watch_readiness());
     let code = d.clone().serve().await;
     let _ = server.await;
     code
@@ -142,7 +150,44 @@ impl Daemon {
     fn load(&self) -> Result<DesiredState, String> {
         let r = desired::load(&self.opts.desired_dir).map_err(|e| e.to_string());
         self.metrics.desired_state_valid.store(r.is_ok(), Ordering::Relaxed);
+        if let Ok(d) = &r {
+            *self.last_valid.lock().unwrap_or_else(|p| p.into_inner()) = Some(d.settings.clone());
+        }
         r
+    }
+
+    fn last_valid(&self) -> Option<Settings> {
+        self.last_valid.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Checks readiness at start and then every [`READINESS_INTERVAL`] until stopped, so
+    /// that `/readyz` answers for the present, not for the last run (a week ago at worst).
+    async fn watch_readiness(self: Arc<Self>) {
+        let mut stopping = self.stopping.clone();
+        loop {
+            self.check_readiness().await;
+            tokio::select! {
+                _ = stopping.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(READINESS_INTERVAL) => {}
+            }
+        }
+    }
+
+    /// Desired state loads, and the management account can read the Organization (with
+    /// the home region of the last valid desired state; not checked before there is one).
+    async fn check_readiness(&self) {
+        if let Err(e) = self.load() {
+            tracing::warn!(error = %e, "readiness: desired state is invalid");
+        }
+        let Some(settings) = self.last_valid() else { return };
+        let fleet =
+            Fleet::with_stats(settings.home_region.as_str(), self.opts.limits.clone(), self.stats.clone()).await;
+        let ok = inventory::reachable(&fleet).await;
+        self.metrics.aws_ok.store(ok.is_ok(), Ordering::Relaxed);
+        match ok {
+            Ok(()) => tracing::debug!("readiness: AWS reachable"),
+            Err(e) => tracing::warn!(error = %e, "readiness: cannot read the Organization"),
+        }
     }
 
     async fn serve(self: Arc<Self>) -> i32 {
@@ -205,7 +250,8 @@ impl Daemon {
     /// Arms a one-shot job for the next run of `job`, from the schedule in desired state
     /// (the last valid one is used while desired state is invalid: defaults at worst).
     async fn arm(&self, scheduler: &JobScheduler, job: &'static str, fire: &mpsc::Sender<&'static str>) {
-        let settings = self.load().map(|d| d.settings.daemon).unwrap_or_default();
+        let _ = self.load();
+        let settings = self.last_valid().map(|s| s.daemon).unwrap_or_default();
         let schedule = Schedule {
             cron: if job == MAINTENANCE { settings.maintenance } else { settings.announce },
             zone: settings.timezone,
@@ -290,19 +336,41 @@ impl Daemon {
         let (run_id, status) = match resume.and_then(|id| self.journal.run(id).ok().flatten()) {
             Some(r) => (r.id, r.status),
             None => match self.journal.start_run(MAINTENANCE, run_status::PLANNING, &enrolled) {
-                Ok(id) => (id, run_status::PLANNING.to_string()),
+                Ok(id) => {
+                    // This run covers the fleet again: an older unfinished one must never be
+                    // resumed (or approved) after it.
+                    match self.journal.supersede_older(MAINTENANCE, id) {
+                        Ok(old) if !old.is_empty() => {
+                            tracing::warn!(run = id, superseded = ?old, "older unfinished runs superseded")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(run = id, error = %e, "cannot write the journal"),
+                    }
+                    (id, run_status::PLANNING.to_string())
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot write the journal: maintenance not started");
                     return;
                 }
             },
         };
+        // Accounts a dead process left running did not finish: pending again.
+        let _ = self.journal.requeue_running(run_id);
         let rows = self.journal.accounts(run_id).unwrap_or_default();
-        let todo: Vec<crate::desired::names::AccountId> = rows
-            .iter()
-            .filter(|r| r.status != journal::DONE && r.status != journal::FAILED)
-            .filter_map(|r| crate::desired::names::AccountId::parse(&r.account_id).ok())
-            .collect();
+        let mut todo: Vec<crate::desired::names::AccountId> = vec![];
+        for r in rows.iter().filter(|r| journal::is_open(&r.status)) {
+            match inv.enrolled.iter().find(|a| a.account_id.as_str() == r.account_id) {
+                Some(a) => todo.push(a.account_id.clone()),
+                None => {
+                    // Resumed after the account left the fleet: recorded, so that the run can finish.
+                    let has_file = d.accounts.keys().any(|k| k.as_str() == r.account_id);
+                    let why = not_enrolled_reason(&r.account_id, &inv, has_file);
+                    tracing::warn!(run = run_id, account = %r.account_id, reason = why, "account skipped");
+                    let _ = self.journal.account_skipped(run_id, &r.account_id, why);
+                    self.metrics.account_finished(journal::SKIPPED);
+                }
+            }
+        }
 
         if status == run_status::PLANNING {
             if let Some(why) = self.brake(&d, &fleet, &inv, &todo, run_id).await {
@@ -328,6 +396,7 @@ impl Daemon {
                     let id = account.account_id.to_string();
                     let _ = self.journal.account_started(run_id, &id);
                     let report = run_account(fleet, d, inv, &account, opts).await;
+                    log_skips(&report);
                     self.record(run_id, &report);
                 }
             })
@@ -335,29 +404,42 @@ impl Daemon {
             .collect::<Vec<()>>();
         let mut stopping = self.stopping.clone();
         let deadline = self.opts.stop_deadline;
-        tokio::pin!(work);
-        let finished = tokio::select! {
-            _ = &mut work => true,
-            _ = async {
-                let _ = stopping.wait_for(|s| *s).await;
-                tokio::time::sleep(deadline).await;
-            } => false,
+        // Past the deadline the work is dropped, at the end of this block: accounts in
+        // flight are cut off there, and none is recorded after.
+        let finished = {
+            tokio::pin!(work);
+            tokio::select! {
+                _ = &mut work => true,
+                _ = async {
+                    let _ = stopping.wait_for(|s| *s).await;
+                    tokio::time::sleep(deadline).await;
+                } => false,
+            }
         };
         if !finished {
-            tracing::warn!(run = run_id, "stop deadline passed: accounts still in flight are left not done");
+            let cut = self.journal.requeue_running(run_id).unwrap_or_default();
+            tracing::warn!(
+                run = run_id,
+                accounts = cut,
+                "stop deadline passed: accounts in flight are recorded not done (pending)"
+            );
         }
-        let left = self
-            .journal
-            .accounts(run_id)
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r.status != journal::DONE && r.status != journal::FAILED)
-            .count();
+        let left =
+            self.journal.accounts(run_id).unwrap_or_default().iter().filter(|r| journal::is_open(&r.status)).count();
         let status = if left == 0 { run_status::DONE } else { run_status::STOPPED };
         let detail = (left > 0).then(|| format!("{left} account(s) not done; resumed at the next start"));
         let _ = self.journal.finish_run(run_id, status, detail.as_deref());
         self.metrics.run_finished(MAINTENANCE, status, started.elapsed().as_secs_f64());
         tracing::info!(run = run_id, status, left, "maintenance finished");
+    }
+
+    /// Uploads the announcement files to `daemon.announce_s3`, if set; each file's outcome
+    /// is counted. A failure is logged (by [`publish::upload`]) and the local files stay.
+    async fn publish(&self, fleet: &Fleet, d: &DesiredState, paths: &[PathBuf]) {
+        let Some(dest) = &d.settings.daemon.announce_s3 else { return };
+        for u in publish::upload(fleet, dest, d.settings.home_region.as_str(), paths).await {
+            self.metrics.announcement_uploaded(u.result.is_ok());
+        }
     }
 
     fn record(&self, run_id: i64, report: &AccountReport) {
@@ -403,23 +485,10 @@ impl Daemon {
             Err(e) => return Some(format!("the plan of the run could not be written: {e}")),
         };
         self.write_report(&format!("run-{run_id}-plan"), &report);
-        let b = &d.settings.daemon.brake;
         let lines = report.lines();
         let changed = lines.iter().filter(|a| a.changes > 0).count();
-        let share = changed as f64 / lines.len().max(1) as f64;
         let deletes: usize = lines.iter().map(|a| a.deletes).sum();
-        if deletes > 0 && !b.allow_deletes {
-            return Some(format!("the plan deletes {deletes} resource(s)"));
-        }
-        if share > b.max_changed_share {
-            return Some(format!(
-                "the plan changes {changed} of {} accounts ({:.0} %), more than the {:.0} % allowed",
-                lines.len(),
-                share * 100.0,
-                b.max_changed_share * 100.0
-            ));
-        }
-        None
+        brake_verdict(&d.settings.daemon.brake, lines.len(), changed, deletes)
     }
 
     /// R5: a fleet-wide dry run of what the next maintenance would change.
@@ -453,13 +522,71 @@ impl Daemon {
         // the next maintenance is the one a week ahead (R5).
         let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
         let status = match write_announcement(&self.opts.announce_dir, &d.settings.daemon, &report, next) {
-            Ok(_) => run_status::DONE,
+            Ok(paths) => {
+                self.publish(&fleet, &d, &paths).await;
+                run_status::DONE
+            }
             Err(e) => {
                 tracing::error!(error = %e, "announcement not written");
                 run_status::REFUSED
             }
         };
         self.metrics.run_finished(ANNOUNCE, status, started.elapsed().as_secs_f64());
+    }
+}
+
+/// The blast-radius brake's decision on a plan of `accounts` accounts, `changed` of which
+/// would change, with `deletes` deletions in all: why the run must stop, if it must.
+/// Any delete stops it unless deletes are allowed; so does a changed share of the fleet
+/// above the allowed one (exactly the allowed share goes ahead).
+pub fn brake_verdict(b: &Brake, accounts: usize, changed: usize, deletes: usize) -> Option<String> {
+    if deletes > 0 && !b.allow_deletes {
+        return Some(format!("the plan deletes {deletes} resource(s)"));
+    }
+    let share = changed as f64 / accounts.max(1) as f64;
+    if share > b.max_changed_share {
+        return Some(format!(
+            "the plan changes {changed} of {accounts} accounts ({:.0} %), more than the {:.0} % allowed",
+            share * 100.0,
+            b.max_changed_share * 100.0
+        ));
+    }
+    None
+}
+
+/// Why an account of a resumed run is no longer worked on (it is not among the enrolled
+/// accounts of this daemon any more).
+pub fn not_enrolled_reason(account: &str, inv: &Inventory, has_file: bool) -> &'static str {
+    if !has_file {
+        "its account file was removed from desired state"
+    } else if inv.missing.iter().any(|a| a.as_str() == account) {
+        "no longer in the Organization"
+    } else if inv.suspended.iter().any(|a| a.as_str() == account) {
+        "suspended or closing in the Organization"
+    } else {
+        "not in this daemon's shard of the fleet"
+    }
+}
+
+/// Logs what the planner left alone in an account, one event per resource, with account,
+/// region, feature and resource as fields: a resource the customer owns (`not_owned`) or a
+/// change refused to keep access (`self_lockout`) as a warning; a quota, a blocked
+/// dependency, a Control Tower account or a default resource in use as info; opted-out and
+/// initial-only features, skipped by design at every maintenance, at debug level.
+fn log_skips(report: &AccountReport) {
+    for s in &report.skips {
+        let reason = serde_json::to_value(s.reason).ok().and_then(|v| v.as_str().map(str::to_string));
+        let reason = reason.unwrap_or_default();
+        let (account, region, feature, resource) = (&report.account_id, &s.region, &s.feature, &s.resource);
+        match s.reason {
+            SkipReason::NotOwned | SkipReason::SelfLockout => tracing::warn!(
+                %account, %region, %feature, %resource, reason, detail = %s.detail, "skipped: conflict, left alone"
+            ),
+            SkipReason::OptedOut | SkipReason::InitialOnly => {
+                tracing::debug!(%account, %region, %feature, %resource, reason, detail = %s.detail, "skipped")
+            }
+            _ => tracing::info!(%account, %region, %feature, %resource, reason, detail = %s.detail, "skipped"),
+        }
     }
 }
 
@@ -502,4 +629,52 @@ pub fn write_announcement(
         tracing::info!(path = %path.display(), "announcement written");
     }
     Ok(vec![md, json])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brake(share: f64, allow_deletes: bool) -> Brake {
+        Brake { max_changed_share: share, allow_deletes }
+    }
+
+    #[test]
+    fn the_brake_stops_above_the_allowed_share_of_accounts() {
+        let b = brake(0.2, false);
+        assert_eq!(brake_verdict(&b, 10, 0, 0), None);
+        assert_eq!(brake_verdict(&b, 10, 2, 0), None, "exactly the allowed share goes ahead");
+        assert_eq!(
+            brake_verdict(&b, 10, 3, 0).as_deref(),
+            Some("the plan changes 3 of 10 accounts (30 %), more than the 20 % allowed")
+        );
+        assert_eq!(
+            brake_verdict(&b, 10, 5, 0).as_deref(),
+            Some("the plan changes 5 of 10 accounts (50 %), more than the 20 % allowed")
+        );
+        assert!(brake_verdict(&b, 1, 1, 0).is_some(), "one account of one is all of them");
+        assert_eq!(brake_verdict(&b, 0, 0, 0), None, "an empty fleet changes nothing");
+        assert_eq!(brake_verdict(&brake(1.0, false), 10, 10, 0), None);
+        assert!(brake_verdict(&brake(0.0, false), 1000, 1, 0).is_some());
+    }
+
+    #[test]
+    fn the_brake_stops_any_delete_unless_deletes_are_allowed() {
+        assert_eq!(brake_verdict(&brake(0.2, false), 10, 1, 1).as_deref(), Some("the plan deletes 1 resource(s)"));
+        assert_eq!(brake_verdict(&brake(1.0, false), 10, 1, 3).as_deref(), Some("the plan deletes 3 resource(s)"));
+        assert_eq!(brake_verdict(&brake(0.2, true), 10, 1, 3), None);
+        // Allowing deletes does not lift the share limit.
+        assert!(brake_verdict(&brake(0.2, true), 10, 5, 3).unwrap().contains("5 of 10 accounts"));
+    }
+
+    #[test]
+    fn accounts_gone_from_the_fleet_are_skipped_with_the_reason() {
+        let id = |s: &str| crate::desired::names::AccountId::parse(s).unwrap();
+        let inv =
+            Inventory { missing: vec![id("111111111111")], suspended: vec![id("222222222222")], ..Default::default() };
+        assert_eq!(not_enrolled_reason("111111111111", &inv, true), "no longer in the Organization");
+        assert_eq!(not_enrolled_reason("222222222222", &inv, true), "suspended or closing in the Organization");
+        assert_eq!(not_enrolled_reason("333333333333", &inv, false), "its account file was removed from desired state");
+        assert_eq!(not_enrolled_reason("444444444444", &inv, true), "not in this daemon's shard of the fleet");
+    }
 }

@@ -400,8 +400,19 @@ pub fn load(dir: &Path) -> Result<DesiredState, LoadErrors> {
 /// Settings that parse but contradict themselves.
 fn settings_conflicts(file: &Path, s: &Settings) -> Vec<LoadError> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
+    // The first place `needle` is written outside a comment (settings.yaml shows the
+    // defaults as comments).
     let locate = |needle: &str| {
-        text.lines().enumerate().find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1))).unwrap_or((0, 0))
+        text.lines()
+            .enumerate()
+            .find_map(|(i, l)| {
+                let code = match l.find('#') {
+                    Some(h) if h == 0 || l[..h].ends_with(char::is_whitespace) => &l[..h],
+                    _ => l,
+                };
+                code.find(needle).map(|c| (i + 1, l[..c].chars().count() + 1))
+            })
+            .unwrap_or((0, 0))
     };
     let mut out = vec![];
     for name in s.variables.keys().filter(|k| BUILTIN_PLACEHOLDERS.contains(&k.as_str())) {
@@ -412,6 +423,17 @@ fn settings_conflicts(file: &Path, s: &Settings) -> Vec<LoadError> {
             column,
             message: format!("variables: `{name}` is a built-in placeholder and cannot be redefined"),
             hint: Some("choose another name".into()),
+        });
+    }
+    let share = s.daemon.brake.max_changed_share;
+    if !(0.0..=1.0).contains(&share) {
+        let (line, column) = locate("max_changed_share");
+        out.push(LoadError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: format!("daemon.brake.max_changed_share: {share} is not a share of the fleet"),
+            hint: Some("a number from 0 to 1, such as 0.2 for 20 %".into()),
         });
     }
     if s.excluded_regions.contains(&s.home_region) {

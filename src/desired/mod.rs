@@ -77,6 +77,10 @@ pub struct DaemonSettings {
     pub announce: crate::daemon::schedule::CronExpr,
     #[serde(default)]
     pub brake: Brake,
+    /// Also publish every announcement under this S3 location (`s3://bucket/prefix`), with
+    /// the management account's credentials; the local files are written either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_s3: Option<names::S3Prefix>,
 }
 
 /// The blast-radius brake: a maintenance run that would change more than this share of
@@ -124,6 +128,7 @@ impl Default for DaemonSettings {
             maintenance: default_maintenance(),
             announce: default_announce(),
             brake: Brake::default(),
+            announce_s3: None,
         }
     }
 }

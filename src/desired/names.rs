@@ -281,6 +281,71 @@ impl<'de> Deserialize<'de> for TierName {
     }
 }
 
+/// An S3 location, `s3://BUCKET/PREFIX` (the prefix may be empty), where announcements
+/// are also published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Prefix {
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Prefix {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let hint = "hint: write s3://BUCKET/PREFIX, such as s3://cm-announcements/weekly";
+        let rest = s.strip_prefix("s3://").ok_or_else(|| format!("`{s}` is not an s3:// location; {hint}"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = prefix.trim_end_matches('/');
+        let well_formed = (3..=63).contains(&bucket.len())
+            && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && !bucket.contains("..");
+        if !well_formed {
+            return Err(format!(
+                "`{bucket}` is not a valid S3 bucket name; hint: 3 to 63 lowercase letters, digits, dots and hyphens, \
+                 starting and ending with a letter or digit"
+            ));
+        }
+        if prefix.starts_with('/') || prefix.contains("//") {
+            return Err(format!("the prefix of `{s}` has an empty path segment; {hint}"));
+        }
+        Ok(Self { bucket: bucket.to_string(), prefix: prefix.to_string() })
+    }
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+    /// The object key of `file_name` under the prefix.
+    pub fn key(&self, file_name: &str) -> String {
+        if self.prefix.is_empty() {
+            file_name.to_string()
+        } else {
+            format!("{}/{file_name}", self.prefix)
+        }
+    }
+}
+
+impl fmt::Display for S3Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if self.prefix.is_empty() {
+            write!(f, "s3://{}", self.bucket)
+        } else {
+            write!(f, "s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+impl Serialize for S3Prefix {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for S3Prefix {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Checked("an S3 location such as s3://bucket/prefix", S3Prefix::parse))
+    }
+}
+
 /// An account id that must not have been defined by another account file.
 #[derive(Clone, Debug)]
 pub struct UniqueAccountId(pub AccountId);
@@ -375,5 +440,18 @@ mod tests {
         assert!(AccountId::parse("12345678901a").is_err());
         assert!(FeatureId::parse("F15").is_ok());
         assert!(FeatureId::parse("F16").unwrap_err().contains("did you mean"));
+    }
+
+    #[test]
+    fn s3_locations_are_checked() {
+        let p = S3Prefix::parse("s3://cm-announcements/weekly/").unwrap();
+        assert_eq!((p.bucket(), p.key("a.md").as_str()), ("cm-announcements", "weekly/a.md"));
+        assert_eq!(p.to_string(), "s3://cm-announcements/weekly");
+        let p = S3Prefix::parse("s3://cm-announcements").unwrap();
+        assert_eq!(p.key("a.md"), "a.md");
+        assert!(S3Prefix::parse("cm-announcements/weekly").unwrap_err().contains("not an s3:// location"));
+        assert!(S3Prefix::parse("s3://CM_Announcements/x").unwrap_err().contains("not a valid S3 bucket name"));
+        assert!(S3Prefix::parse("s3://ab/x").is_err());
+        assert!(S3Prefix::parse("s3://bucket//x").unwrap_err().contains("empty path segment"));
     }
 }

@@ -28,6 +28,9 @@ def main():
     region = sys.argv[6] if len(sys.argv) > 6 else "ap-northeast-1"
     out = getattr(client(endpoint, account, service, region), operation)(**params)
     out.pop("ResponseMetadata", None)
+    for key, value in list(out.items()):
+        if hasattr(value, "read"):  # an object's body (S3 GetObject): its text
+            out[key] = value.read().decode("utf-8", "replace")
     print(json.dumps(out, default=str))
 
 
