@@ -405,9 +405,27 @@ fn the_brake_stops_a_run_that_would_change_half_the_fleet_until_approved() {
     }
 
     let state = fleet.dir.path().join("state");
+    // A stop while the brake's pass plans the fleet (a second per request here) abandons the
+    // pass at once: the daemon exits 0, nothing is changed, and the run is still `planning`.
+    faults(&fleet, Some(json!({"latency_ms": 1000})));
+    let mut d = fleet.daemon(&state, port(), &["--run-now", "--stop-deadline", "300"]);
+    wait_until(60, "the brake's pass", || runs(&state).first().is_some_and(|r| r.status == "planning"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    assert_eq!(terminate(&mut d), Some(0));
+    assert!(t.elapsed().as_secs() < 20, "a stop waited for the brake's pass: {:?}", t.elapsed());
+    faults(&fleet, Some(json!({})));
+    assert_eq!(runs(&state).len(), 1);
+    assert_eq!(runs(&state)[0].status, "planning", "{:?}", runs(&state));
+    for a in &drifted {
+        assert_eq!(description(a), "changed by hand");
+    }
+
+    // The next start plans the same run again and stops at the brake.
     let p = port();
-    let mut d = fleet.daemon(&state, p, &["--run-now"]);
+    let mut d = fleet.daemon(&state, p, &[]);
     wait_until(120, "the brake", || runs(&state).first().is_some_and(|r| r.status == "braked"));
+    assert_eq!(runs(&state).len(), 1, "the run planned anew is the same run");
     let run = runs(&state)[0].clone();
     assert!(run.detail.as_deref().unwrap_or("").contains("5 of 10 accounts (50 %)"), "{run:?}");
     for a in &drifted {

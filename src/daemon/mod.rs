@@ -373,7 +373,18 @@ impl Daemon {
         }
 
         if status == run_status::PLANNING {
-            if let Some(why) = self.brake(&d, &fleet, &inv, &todo, run_id).await {
+            // The brake's pass only reads: a stop abandons it, and the run stays `planning`,
+            // to be planned again at the next start.
+            let mut stopping = self.stopping.clone();
+            let verdict = tokio::select! {
+                v = self.brake(&d, &fleet, &inv, &todo, run_id) => v,
+                _ = stopping.wait_for(|s| *s) => {
+                    tracing::info!(run = run_id, "stop requested while planning: nothing was changed; the run is planned again at the next start");
+                    self.metrics.run_finished(MAINTENANCE, run_status::PLANNING, started.elapsed().as_secs_f64());
+                    return;
+                }
+            };
+            if let Some(why) = verdict {
                 tracing::error!(run = run_id, reason = %why, "blast-radius brake: run stopped before any change; approve with `cm-baseline runs approve {run_id}`");
                 let _ = self.journal.set_run_status(run_id, run_status::BRAKED, Some(&why));
                 self.metrics.brake_stops.fetch_add(1, Ordering::Relaxed);
@@ -510,7 +521,18 @@ impl Daemon {
                 return;
             }
         };
-        let report = match run(&fleet, &d, &inv, &self.options(vec![], false)).await {
+        let mut stopping = self.stopping.clone();
+        let opts = self.options(vec![], false);
+        let dry_run = tokio::select! {
+            r = run(&fleet, &d, &inv, &opts) => r,
+            // A dry run only reads: a stop abandons it.
+            _ = stopping.wait_for(|s| *s) => {
+                tracing::info!("stop requested: announcement not written");
+                self.metrics.run_finished(ANNOUNCE, run_status::STOPPED, started.elapsed().as_secs_f64());
+                return;
+            }
+        };
+        let report = match dry_run {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "announcement not written: cannot spool the dry run");
