@@ -6,7 +6,7 @@ mod support;
 use cm_baseline::daemon::journal::{AccountRow, Journal, RunRow};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use support::{http_get, port, terminate, wait_until, Fleet, HOME};
 
 fn runs(state: &Path) -> Vec<RunRow> {
@@ -87,20 +87,7 @@ fn with_status(rows: &[AccountRow], status: &str) -> Vec<String> {
 
 /// Runs the binary against the fleet with `CM_LOG=info` and JSON logs.
 fn run_logged(fleet: &Fleet, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
-        .arg("--desired-state")
-        .arg(fleet.desired())
-        .args(["--log-format", "json"])
-        .args(args)
-        .env("AWS_ENDPOINT_URL", &fleet.emu.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", HOME)
-        .env("CM_LOG", "info")
-        .env_remove("AWS_PROFILE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cm-baseline")
+    fleet.command(args).env("CM_LOG", "info").output().expect("run cm-baseline")
 }
 
 /// Every line of `log` parsed as JSON (panics on a line that is not).

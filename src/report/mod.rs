@@ -251,6 +251,25 @@ impl Serialize for Streamed<'_> {
     }
 }
 
+/// An account's report with nothing in it yet, for the report's own tests.
+#[cfg(test)]
+pub(crate) fn sample_account(id: &str, status: AccountStatus) -> AccountReport {
+    AccountReport {
+        account_id: id.into(),
+        name: Some(format!("name of {id}")),
+        tier: "secure".into(),
+        status,
+        error: None,
+        regions: vec!["ap-northeast-1".into()],
+        control_tower: false,
+        changes: vec![],
+        skips: vec![],
+        applied: None,
+        remaining: None,
+        api_calls: ApiCalls::default(),
+    }
+}
+
 /// `1 change`, `2 changes`.
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {

@@ -191,18 +191,9 @@ mod tests {
 
     fn account(id: &str, status: AccountStatus) -> AccountReport {
         AccountReport {
-            account_id: id.into(),
-            name: Some(format!("name of {id}")),
-            tier: "basic".into(),
-            status,
             error: (status == AccountStatus::Failed).then(|| "AccessDenied".to_string()),
-            regions: vec!["ap-northeast-1".into()],
-            control_tower: false,
-            changes: vec![],
-            skips: vec![],
-            applied: None,
-            remaining: None,
             api_calls: ApiCalls { total: 3, ..Default::default() },
+            ..crate::report::sample_account(id, status)
         }
     }
 

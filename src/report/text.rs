@@ -158,20 +158,7 @@ mod tests {
     use crate::resources::ResourceSpec;
 
     fn account(id: &str, status: AccountStatus) -> AccountReport {
-        AccountReport {
-            account_id: id.into(),
-            name: Some("example".into()),
-            tier: "secure".into(),
-            status,
-            error: None,
-            regions: vec!["ap-northeast-1".into()],
-            control_tower: false,
-            changes: vec![],
-            skips: vec![],
-            applied: None,
-            remaining: None,
-            api_calls: ApiCalls::default(),
-        }
+        AccountReport { name: Some("example".into()), ..crate::report::sample_account(id, status) }
     }
 
     fn report() -> FleetReport {

@@ -23,7 +23,6 @@ Errors use EC2's `<Response><Errors><Error><Code/><Message/></Error></Errors>` b
 This module reads and seeds moto's EC2 backend directly (moto 5.2.5 is pinned).
 """
 
-import json
 import threading
 import uuid
 from urllib.parse import parse_qs
@@ -31,7 +30,7 @@ from xml.sax.saxutils import escape
 
 from moto.ec2.models import ec2_backends
 
-from .wire import Response
+from .wire import Response, hook_answer, hook_body
 
 SIGNING_NAMES = ("ec2",)
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -52,27 +51,23 @@ def reset():
 
 def regions_hook(environ):
     """`POST /cm-emulator/regions`."""
-    def answer(status, doc):
-        return Response(status, [("Content-Type", "application/json")], json.dumps(doc))
-
     if environ.get("REQUEST_METHOD") != "POST":
-        return answer(405, {"error": "use POST"})
-    length = int(environ.get("CONTENT_LENGTH") or 0)
+        return hook_answer(405, {"error": "use POST"})
     try:
-        doc = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        doc = hook_body(environ)
     except ValueError:
-        return answer(400, {"error": "body must be JSON"})
+        return hook_answer(400, {"error": "body must be JSON"})
     account, regions = doc.get("account_id"), doc.get("regions")
     if not isinstance(account, str) or not account.isdigit() or len(account) != 12:
-        return answer(400, {"error": "account_id must be a 12-digit string"})
+        return hook_answer(400, {"error": "account_id must be a 12-digit string"})
     if regions is not None and (not isinstance(regions, list) or not all(isinstance(r, str) and r for r in regions)):
-        return answer(400, {"error": "regions must be a list of region names or null"})
+        return hook_answer(400, {"error": "regions must be a list of region names or null"})
     with _lock:
         if regions is None:
             _regions.pop(account, None)
         else:
             _regions[account] = list(dict.fromkeys(regions))
-    return answer(200, {"account_id": account, "regions": regions})
+    return hook_answer(200, {"account_id": account, "regions": regions})
 
 
 # ---------------------------------------------------------------- EC2 calls

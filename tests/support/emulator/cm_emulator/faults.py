@@ -75,7 +75,7 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from . import cbor
-from .wire import Response, identify, models_for_signing_name
+from .wire import Response, hook_answer, hook_body, identify, models_for_signing_name
 
 THROTTLE_NAMES = ("ThrottlingException", "TooManyRequestsException", "Throttling")
 MESSAGE = "Rate exceeded"
@@ -120,10 +120,6 @@ def active():
 # ---------------------------------------------------------------- the hook
 
 
-def _answer(status, doc):
-    return Response(status, [("Content-Type", "application/json")], json.dumps(doc))
-
-
 def _state():
     out = {
         "latency_ms": _settings.get("latency_ms", 0),
@@ -147,35 +143,34 @@ def hook(environ):
     method = environ.get("REQUEST_METHOD")
     if method == "GET":
         with _lock:
-            return _answer(200, _state())
+            return hook_answer(200, _state())
     if method != "POST":
-        return _answer(405, {"error": "use GET or POST"})
-    length = int(environ.get("CONTENT_LENGTH") or 0)
+        return hook_answer(405, {"error": "use GET or POST"})
     try:
-        doc = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        doc = hook_body(environ)
     except ValueError:
-        return _answer(400, {"error": "body must be JSON"})
+        return hook_answer(400, {"error": "body must be JSON"})
     if not isinstance(doc, dict):
-        return _answer(400, {"error": "body must be a JSON object"})
+        return hook_answer(400, {"error": "body must be a JSON object"})
     unknown = set(doc) - {"latency_ms", "throttle_share", "seed", "tally"}
     if unknown:
-        return _answer(400, {"error": f"unknown members: {sorted(unknown)}"})
+        return hook_answer(400, {"error": f"unknown members: {sorted(unknown)}"})
     latency, share, seed, tally = doc.get("latency_ms", 0), doc.get("throttle_share", 0), doc.get("seed", 0), doc.get("tally", False)
     if isinstance(latency, bool) or not isinstance(latency, (int, float)) or not 0 <= latency <= 60000:
-        return _answer(400, {"error": "latency_ms must be a number of milliseconds, 0 to 60000"})
+        return hook_answer(400, {"error": "latency_ms must be a number of milliseconds, 0 to 60000"})
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
-        return _answer(400, {"error": "throttle_share must be a number from 0 to 1"})
+        return hook_answer(400, {"error": "throttle_share must be a number from 0 to 1"})
     if isinstance(seed, bool) or not isinstance(seed, int):
-        return _answer(400, {"error": "seed must be an integer"})
+        return hook_answer(400, {"error": "seed must be an integer"})
     if not isinstance(tally, bool):
-        return _answer(400, {"error": "tally must be true or false"})
+        return hook_answer(400, {"error": "tally must be true or false"})
     if share > 0 or tally:
         models_for_signing_name("sts")  # builds the signing-name index now, not in a measured request
     with _lock:
         _settings = dict(latency_ms=latency, throttle_share=float(share), seed=seed, tally=tally) if (latency or share or tally) else {}
         _rng = random.Random(seed) if share > 0 else None
         _clear_counts()
-        return _answer(200, _state())
+        return hook_answer(200, _state())
 
 
 # ---------------------------------------------------------------- every AWS request
@@ -198,7 +193,7 @@ def before(req):
         throttle = _rng is not None and _rng.random() < settings["throttle_share"]
         tally = settings.get("tally")
     found = identify(req) if (throttle or tally) else None
-    answer = throttling_answer(req, found) if (throttle and found) else None
+    answer = throttlinghook_answer(req, found) if (throttle and found) else None
     if answer is not None and req.method == "HEAD":
         answer.body = b""  # HEAD answers carry no body
     digest = None
@@ -241,7 +236,7 @@ def _modeled_throttle(model):
     return None
 
 
-def throttling_answer(req, found):
+def throttlinghook_answer(req, found):
     model, protocol, _ = found
     rid = str(uuid.uuid4())
     if protocol == "query":
@@ -296,22 +291,21 @@ def deny_hook(environ):
     method = environ.get("REQUEST_METHOD")
     if method == "GET":
         with _lock:
-            return _answer(200, {"account_ids": sorted(_denied_accounts), "denied": _denied_count[0]})
+            return hook_answer(200, {"account_ids": sorted(_denied_accounts), "denied": _denied_count[0]})
     if method != "POST":
-        return _answer(405, {"error": "use GET or POST"})
-    length = int(environ.get("CONTENT_LENGTH") or 0)
+        return hook_answer(405, {"error": "use GET or POST"})
     try:
-        doc = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        doc = hook_body(environ)
     except ValueError:
-        return _answer(400, {"error": "body must be JSON"})
+        return hook_answer(400, {"error": "body must be JSON"})
     ids = doc.get("account_ids") if isinstance(doc, dict) else None
     if set(doc if isinstance(doc, dict) else ()) != {"account_ids"} or not isinstance(ids, list) or not all(
             isinstance(i, str) and len(i) == 12 and i.isdigit() for i in ids):
-        return _answer(400, {"error": 'body must be {"account_ids": ["<12-digit account id>", ...]}'})
+        return hook_answer(400, {"error": 'body must be {"account_ids": ["<12-digit account id>", ...]}'})
     with _lock:
         _denied_accounts = frozenset(ids)
         _denied_count[0] = 0
-        return _answer(200, {"account_ids": sorted(_denied_accounts), "denied": 0})
+        return hook_answer(200, {"account_ids": sorted(_denied_accounts), "denied": 0})
 
 
 def denies_assume_role():

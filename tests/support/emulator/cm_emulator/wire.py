@@ -138,6 +138,18 @@ def call_moto(app, req):
     return Response(int(captured["status"].split()[0]), captured["headers"], body)
 
 
+def hook_answer(status, doc):
+    """The JSON answer of a `/cm-emulator/*` hook."""
+    return Response(status, [("Content-Type", "application/json")], json.dumps(doc))
+
+
+def hook_body(environ):
+    """The JSON body of a `/cm-emulator/*` hook request (`{}` when empty); ValueError when
+    it is not JSON."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return json.loads(environ["wsgi.input"].read(length) or b"{}")
+
+
 def json_response(doc, status=200, content_type="application/json"):
     if doc is None:
         return Response(status, [("Content-Type", content_type)], b"")
