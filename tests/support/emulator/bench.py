@@ -76,6 +76,14 @@ class Emulator:
         self.creds = {}
         self.creds_lock = threading.Lock()
 
+    def cpu_seconds(self):
+        """CPU time (user + system) the emulator process has used so far."""
+        try:
+            fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -233,10 +241,11 @@ def run_phase(name, command, emu, args, desired, workdir, faults):
     rss_file = workdir / f"{stem}.rss"
     timer = gnu_time() if args.rss != "proc" else None
     if timer:
-        argv = [timer, "-f", "%M", "-o", str(rss_file), *argv]
+        argv = [timer, "-f", "%M %U %S", "-o", str(rss_file), *argv]
     emu.hook("/cm-emulator/faults", faults)
     log(f"== {name}: cm-baseline {' '.join(command)}")
-    peak_kb = 0
+    peak_kb, cpu_s = 0, None
+    emu_cpu = emu.cpu_seconds()
     with open(stderr_path, "wb") as err, open(workdir / f"{stem}.stdout", "wb") as out:
         t = time.monotonic()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL)
@@ -251,11 +260,13 @@ def run_phase(name, command, emu, args, desired, workdir, faults):
                 time.sleep(0.05)
         code = proc.wait()
         wall = time.monotonic() - t
+    emu_cpu = emu.cpu_seconds() - emu_cpu
     served = emu.hook("/cm-emulator/faults")
     emu.hook("/cm-emulator/faults", {})
     if timer:
         try:
-            peak_kb = int(rss_file.read_text().strip().splitlines()[-1])
+            fields = rss_file.read_text().strip().splitlines()[-1].split()
+            peak_kb, cpu_s = int(fields[0]), float(fields[1]) + float(fields[2])
         except (OSError, ValueError, IndexError):
             peak_kb = 0
     try:
@@ -263,7 +274,7 @@ def run_phase(name, command, emu, args, desired, workdir, faults):
     except (OSError, ValueError):
         tail = stderr_path.read_text(errors="replace")[-3000:]
         raise SystemExit(f"{name}: no JSON report (exit {code}); stderr:\n{tail}")
-    return {"code": code, "wall_s": wall, "peak_rss_kb": peak_kb, "rss_source": "GNU time %M" if timer else "/proc VmHWM",
+    return {"code": code, "wall_s": wall, "peak_rss_kb": peak_kb, "cpu_s": cpu_s, "emulator_cpu_s": emu_cpu, "rss_source": "GNU time %M" if timer else "/proc VmHWM",
             "report": report, "served": served, "report_path": str(report_path)}
 
 
@@ -305,6 +316,10 @@ def summarize(name, command, raw, n, r, expect, latency_ms, concurrency):
         "expected": expect,
         "wall_s": round(raw["wall_s"], 3),
         "peak_rss_mb": round(raw["peak_rss_kb"] / 1024, 1),
+        # CPU seconds of cm-baseline (GNU time %U + %S) and of the emulator during the phase:
+        # an emulator busy most of the wall time is the bottleneck, not cm-baseline
+        "cpu_s": raw["cpu_s"],
+        "emulator_cpu_s": round(raw["emulator_cpu_s"], 2),
         "peak_rss_source": raw["rss_source"],
         "accounts_by_status": dict(statuses),
         "changes": changes,
@@ -330,9 +345,11 @@ def summarize(name, command, raw, n, r, expect, latency_ms, concurrency):
 
 
 def table(phases):
-    head = ["phase", "wall s", "calls", "calls per account-region", "retries", "throttled", "peak RSS MB"]
+    head = ["phase", "wall s", "calls", "calls per account-region", "retries", "throttled", "peak RSS MB", "CPU s",
+            "emulator CPU s"]
     rows = [[p["phase"], f"{p['wall_s']:.2f}", str(p["api_calls"]["total"]), f"{p['calls_per_account_region']:.1f}",
-             str(p["api_calls"]["retries"]), str(p["api_calls"]["throttled"]), f"{p['peak_rss_mb']:.1f}"] for p in phases]
+             str(p["api_calls"]["retries"]), str(p["api_calls"]["throttled"]), f"{p['peak_rss_mb']:.1f}",
+             "-" if p["cpu_s"] is None else f"{p['cpu_s']:.2f}", f"{p['emulator_cpu_s']:.2f}"] for p in phases]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
