@@ -293,7 +293,7 @@ fn malformed_yaml_is_located() {
             "session_name: cm-baseline",
             "session_name: \"cm-baseline",
             "settings.yaml:",
-            "YAML syntax: check the indentation (spaces only) and quote values with special characters",
+            "the quote opened on line 5 is not closed on that line: close it",
         ),
     ] {
         let dir = copy_with(|d| replace(&d.join(file), from, to));

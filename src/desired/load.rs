@@ -66,7 +66,8 @@ fn whole_file(file: &Path, message: impl Into<String>, hint: Option<&str>) -> Lo
     LoadError { file: file.to_path_buf(), line: 0, column: 0, message: message.into(), hint: hint.map(str::to_string) }
 }
 
-fn yaml_error(file: &Path, e: &serde_yaml::Error) -> LoadError {
+/// `source`: the file's text, in which a syntax error's real cause may stand lines earlier.
+fn yaml_error(file: &Path, source: &str, e: &serde_yaml::Error) -> LoadError {
     let mut text = e.to_string();
     let (line, column) = match e.location() {
         Some(loc) => {
@@ -79,7 +80,12 @@ fn yaml_error(file: &Path, e: &serde_yaml::Error) -> LoadError {
         None => (0, 0),
     };
     let (message, hint) = split_hint(&text);
-    let hint = hint.unwrap_or_else(|| hint_for(&message));
+    let hint = hint.or_else(|| semantic_hint(&message)).unwrap_or_else(|| match unclosed_quote(source, line) {
+        // The parser stops where the runaway quoted text finally breaks the structure,
+        // which can be many lines after the quote that was left open.
+        Some(at) => format!("the quote opened on line {at} is not closed on that line: close it"),
+        None => syntax_hint(&message),
+    });
     LoadError { file: file.to_path_buf(), line, column, message, hint: Some(hint) }
 }
 
@@ -98,38 +104,66 @@ fn listed_names(message: &str) -> Vec<&str> {
     message[pos..].split('`').skip(1).step_by(2).collect()
 }
 
-/// A one-line hint for a problem serde_yaml found (syntax, unknown key or value, missing
-/// or repeated key, wrong type), from its message: what to write instead.
-fn hint_for(message: &str) -> String {
+/// A one-line hint for a problem serde_yaml found in what the YAML says (unknown key or
+/// value, missing or repeated key, wrong type), from its message: what to write instead.
+/// None for a syntax error.
+fn semantic_hint(message: &str) -> Option<String> {
     if let Some(field) = between(message, "unknown field ", '`', '`') {
-        return match names::did_you_mean(field, listed_names(message)) {
+        return Some(match names::did_you_mean(field, listed_names(message)) {
             Some(m) => format!("did you mean {m}?"),
             None => format!("remove `{field}`: this mapping takes only the keys listed (see desired-state/README.md)"),
-        };
+        });
     }
     if let Some(value) = between(message, "unknown variant ", '`', '`') {
-        return match names::did_you_mean(value, listed_names(message)) {
+        return Some(match names::did_you_mean(value, listed_names(message)) {
             Some(m) => format!("did you mean {m}?"),
             None => "use one of the values listed (they are case-sensitive)".into(),
-        };
+        });
     }
     if let Some(field) = between(message, "missing field ", '`', '`') {
-        return format!("add `{field}:` to this mapping; desired-state/README.md shows what it takes");
+        return Some(format!("add `{field}:` to this mapping; desired-state/README.md shows what it takes"));
     }
     if let Some(field) = between(message, "duplicate field ", '`', '`') {
-        return format!("`{field}` is given twice in this mapping: keep one");
+        return Some(format!("`{field}` is given twice in this mapping: keep one"));
     }
     if let Some(pos) = message.find("invalid type: ").or_else(|| message.find("invalid value: ")) {
         let rest = &message[pos..];
         let rest = &rest[rest.find(": ").map_or(0, |i| i + 2)..];
         if let Some((found, expected)) = rest.rsplit_once(", expected ") {
-            return type_hint(found, expected);
+            return Some(type_hint(found, expected));
         }
     }
     if message.contains("expected a YAML tag") {
-        return "write one plain word here, one of the values desired-state/README.md lists".into();
+        return Some("write one plain word here, one of the values desired-state/README.md lists".into());
     }
-    syntax_hint(message)
+    None
+}
+
+/// The first line, up to `until`, whose value opens a quote that the line does not close
+/// (`name: "cm-baseline`). YAML lets a quoted value run over lines, so such a slip shows
+/// up as a syntax error wherever the runaway text happens to end.
+fn unclosed_quote(source: &str, until: usize) -> Option<usize> {
+    source.lines().take(until.max(1)).enumerate().find_map(|(i, line)| {
+        let t = line.trim_start();
+        if t.starts_with('#') {
+            return None;
+        }
+        let value = t.strip_prefix("- ").unwrap_or(t);
+        let value = value.split_once(": ").map_or(value, |(_, v)| v).trim_start();
+        let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let rest = &value[1..];
+        let closed = if quote == '"' {
+            let mut escaped = false;
+            rest.chars().any(|c| {
+                let end = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                end
+            })
+        } else {
+            rest.contains('\'')
+        };
+        (!closed).then_some(i + 1)
+    })
 }
 
 /// What to write where the type is wrong: `found` and `expected` as serde words them
@@ -208,7 +242,7 @@ fn parse_file<T: DeserializeOwned>(
     match res {
         Ok(v) => (Some(v), cx),
         Err(e) => {
-            errors.push(yaml_error(file, &e));
+            errors.push(yaml_error(file, &text, &e));
             (None, cx)
         }
     }
@@ -477,4 +511,19 @@ fn requirement_cycle(features: &BTreeMap<FeatureId, Feature>) -> Option<Vec<Feat
     }
     let mut done = BTreeSet::new();
     features.keys().find_map(|f| visit(f, features, &mut vec![], &mut done))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unclosed_quote;
+
+    #[test]
+    fn a_quote_left_open_is_found_on_its_own_line() {
+        let text = "a: \"closed\"\n# b: \"in a comment\nc: 'it''s closed'\nd: \"say \\\"hi\\\"\"\n- \"item\nf: x\n";
+        assert_eq!(unclosed_quote(text, 99), Some(5));
+        assert_eq!(unclosed_quote(text, 4), None, "only lines up to the error count");
+        assert_eq!(unclosed_quote("name: 'open\n", 1), Some(1));
+        assert_eq!(unclosed_quote("name: \"ends with escape\\\"\n", 1), Some(1));
+        assert_eq!(unclosed_quote("plain: a \"b\n", 1), None, "a quote inside a plain value opens nothing");
+    }
 }
