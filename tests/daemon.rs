@@ -630,11 +630,7 @@ fn the_announcement_summarises_what_the_next_maintenance_would_change() {
 #[test]
 fn daemon_settings_are_checked_where_they_are_written() {
     let dir = tempfile::tempdir().unwrap();
-    let copy = Command::new("cp")
-        .arg("-r")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/desired-state/."))
-        .arg(dir.path())
-        .status();
+    let copy = Command::new("cp").arg("-r").arg(support::repo().join("desired-state/.")).arg(dir.path()).status();
     assert!(copy.unwrap().success());
     let settings = dir.path().join("settings.yaml");
     let shipped = std::fs::read_to_string(&settings).unwrap();

@@ -6,7 +6,10 @@ use cm_baseline::resources::ResourceSpec;
 use std::path::{Path, PathBuf};
 
 fn shipped() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("desired-state")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("desired-state")
 }
 
 /// A copy of the shipped desired state, edited by `edit`.

@@ -20,7 +20,13 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The checkout under test (Cargo sets `CARGO_MANIFEST_DIR` when it runs a test; a shared
+/// target directory may hold this binary built from another clone).
+fn root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
 const MEMBER_POLICY: &str = "deploy/iam/CMMaintenancePolicy.json";
 const MEMBER_POLICY_DESIRED: &str = "desired-state/policies/inline/CMMaintenancePolicy.json";
 const MANAGEMENT_POLICY: &str = "deploy/iam/daemon-management-account.json";
@@ -512,13 +518,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn scan_src() -> Scan {
-    let root = Path::new(ROOT);
+    let root = root();
     let mut paths = vec![];
     rust_files(&root.join("src"), &mut paths);
     let files: Vec<(String, String)> = paths
         .iter()
         .map(|p| {
-            let name = p.strip_prefix(root).unwrap_or(p).to_string_lossy().replace('\\', "/");
+            let name = p.strip_prefix(&root).unwrap_or(p).to_string_lossy().replace('\\', "/");
             (name, std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
         })
         .collect();
@@ -701,7 +707,7 @@ fn needed(calls: &[Call], management: bool) -> BTreeMap<String, Vec<String>> {
 // Policies.
 
 fn read_json(rel: &str) -> Value {
-    let p = Path::new(ROOT).join(rel);
+    let p = root().join(rel);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: not JSON: {e}"))
 }
@@ -849,7 +855,7 @@ fn member_policy_allows_every_member_account_call_and_nothing_else() {
 
     // The lockout guard's actions are needed as well (they are also what iam_role reads
     // and writes); anything else granted is more than the code uses.
-    let settings = std::fs::read_to_string(Path::new(ROOT).join("desired-state/settings.yaml")).expect("settings.yaml");
+    let settings = std::fs::read_to_string(root().join("desired-state/settings.yaml")).expect("settings.yaml");
     let settings: cm_baseline::desired::Settings =
         serde_yaml::from_str(&settings).unwrap_or_else(|e| panic!("desired-state/settings.yaml: {e}"));
     let guard = &settings.lockout_guard.required_actions;
@@ -937,7 +943,7 @@ fn management_policy_allows_every_management_account_call() {
 #[test]
 fn desired_state_member_policy_is_the_deployed_one() {
     let deployed = read_json(MEMBER_POLICY);
-    let p = Path::new(ROOT).join(MEMBER_POLICY_DESIRED);
+    let p = root().join(MEMBER_POLICY_DESIRED);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     assert!(!text.contains("arn:aws:"), "{MEMBER_POLICY_DESIRED} writes ARNs with arn:{{partition}}:");
     let desired: Value = serde_json::from_str(&text.replace("{partition}", "aws")).expect("JSON");

@@ -16,8 +16,13 @@ pub const HOME: &str = "ap-northeast-1";
 /// Regions a test account keeps active (the rest are excluded in its settings, for speed).
 pub const TEST_REGIONS: [&str; 2] = ["ap-northeast-1", "us-east-1"];
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// The checkout under test. Cargo sets `CARGO_MANIFEST_DIR` when it runs a test, so the
+/// tests read the sources of the checkout that runs them even when a shared
+/// `CARGO_TARGET_DIR` holds a test binary built from another clone of the same tree.
+pub fn repo() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The emulator's Python, in `$CM_EMULATOR_VENV` (default `~/.cache/cm-baseline/emulator-venv`,
