@@ -556,13 +556,15 @@ fn runs(args: RunsArgs) -> i32 {
                     None => println!("  {} {} (not done)", r.account_id, r.status),
                 }
             }
+            // The journal keeps each account's calls; the management account's are not kept.
+            let api_calls = crate::report::ApiCalls::sum(accounts.iter().map(|a| &a.api_calls));
             let report = crate::report::FleetReport {
                 format_version: crate::report::FORMAT_VERSION,
                 command: format!("run {}", run.id),
                 mode: crate::plan::Mode::Maintenance,
                 accounts,
                 inventory: Default::default(),
-                api_calls: Default::default(),
+                api_calls,
             };
             print!("{}", report.render(format, false));
             EXIT_OK

@@ -229,6 +229,10 @@ fn a_scheduled_maintenance_runs_is_journaled_and_shows_in_metrics() {
         assert_eq!(r["report"]["account_id"], r["account_id"], "{r}");
         assert_eq!(r["report"]["applied"].as_array().map(Vec::len), Some(4), "{r}");
     }
+    // The run's summary line counts the journaled accounts' calls.
+    let calls: u64 = rows.iter().filter_map(|r| r["report"]["api_calls"]["total"].as_u64()).sum();
+    assert!(calls > 0, "{shown}");
+    assert!(text.contains(&format!("; {calls} API calls (")), "{calls} calls not in:\n{text}");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
         .args(["runs", "--state-dir"])

@@ -97,6 +97,25 @@ impl ApiCalls {
         }
         a
     }
+
+    /// The calls of several reports together (a journaled run keeps its accounts' calls only).
+    pub fn sum<'a>(parts: impl IntoIterator<Item = &'a ApiCalls>) -> Self {
+        let mut a = ApiCalls::default();
+        for p in parts {
+            a.total += p.total;
+            a.errors += p.errors;
+            a.not_found += p.not_found;
+            a.retries += p.retries;
+            a.throttled += p.throttled;
+            for (k, n) in &p.by_service {
+                *a.by_service.entry(k.clone()).or_default() += n;
+            }
+            for (k, n) in &p.by_operation {
+                *a.by_operation.entry(k.clone()).or_default() += n;
+            }
+        }
+        a
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
