@@ -77,20 +77,12 @@ pub async fn run_account(
     account: &AccountFile,
     opts: &RunOptions,
 ) -> AccountReport {
-    let mut report = AccountReport {
-        account_id: account.account_id.to_string(),
-        name: account.name.clone(),
-        tier: account.tier.to_string(),
-        status: AccountStatus::Failed,
-        error: None,
-        regions: vec![],
-        control_tower: false,
-        changes: vec![],
-        skips: vec![],
-        applied: None,
-        remaining: None,
-        api_calls: ApiCalls::default(),
-    };
+    let mut report = AccountReport::empty(
+        account.account_id.to_string(),
+        account.name.clone(),
+        account.tier.to_string(),
+        AccountStatus::Failed,
+    );
     let s = &desired.settings;
     let result: Result<(), String> = async {
         let session = fleet

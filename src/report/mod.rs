@@ -140,6 +140,26 @@ pub struct AccountReport {
     pub api_calls: ApiCalls,
 }
 
+impl AccountReport {
+    /// A report with nothing observed, planned or applied yet.
+    pub fn empty(account_id: String, name: Option<String>, tier: String, status: AccountStatus) -> Self {
+        AccountReport {
+            account_id,
+            name,
+            tier,
+            status,
+            error: None,
+            regions: vec![],
+            control_tower: false,
+            changes: vec![],
+            skips: vec![],
+            applied: None,
+            remaining: None,
+            api_calls: ApiCalls::default(),
+        }
+    }
+}
+
 pub fn change_views(plan: &AccountPlan) -> Vec<ChangeView> {
     plan.changes.clone()
 }
@@ -274,18 +294,8 @@ impl Serialize for Streamed<'_> {
 #[cfg(test)]
 pub(crate) fn sample_account(id: &str, status: AccountStatus) -> AccountReport {
     AccountReport {
-        account_id: id.into(),
-        name: Some(format!("name of {id}")),
-        tier: "secure".into(),
-        status,
-        error: None,
         regions: vec!["ap-northeast-1".into()],
-        control_tower: false,
-        changes: vec![],
-        skips: vec![],
-        applied: None,
-        remaining: None,
-        api_calls: ApiCalls::default(),
+        ..AccountReport::empty(id.into(), Some(format!("name of {id}")), "secure".into(), status)
     }
 }
 

@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 
 from moto.ec2.models import ec2_backends
 
-from .wire import Response, hook_answer, hook_body
+from .wire import Response, hook_answer, hook_request
 
 SIGNING_NAMES = ("ec2",)
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -51,12 +51,9 @@ def reset():
 
 def regions_hook(environ):
     """`POST /cm-emulator/regions`."""
-    if environ.get("REQUEST_METHOD") != "POST":
-        return hook_answer(405, {"error": "use POST"})
-    try:
-        doc = hook_body(environ)
-    except ValueError:
-        return hook_answer(400, {"error": "body must be JSON"})
+    doc, answer = hook_request(environ)
+    if answer:
+        return answer
     account, regions = doc.get("account_id"), doc.get("regions")
     if not isinstance(account, str) or not account.isdigit() or len(account) != 12:
         return hook_answer(400, {"error": "account_id must be a 12-digit string"})

@@ -75,7 +75,7 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from . import cbor
-from .wire import Response, hook_answer, hook_body, identify, models_for_signing_name
+from .wire import Response, hook_answer, hook_request, identify, models_for_signing_name
 
 THROTTLE_NAMES = ("ThrottlingException", "TooManyRequestsException", "Throttling")
 MESSAGE = "Rate exceeded"
@@ -140,16 +140,13 @@ def _state():
 def hook(environ):
     """`POST|GET /cm-emulator/faults`."""
     global _rng, _settings
-    method = environ.get("REQUEST_METHOD")
-    if method == "GET":
+    def state():
         with _lock:
-            return hook_answer(200, _state())
-    if method != "POST":
-        return hook_answer(405, {"error": "use GET or POST"})
-    try:
-        doc = hook_body(environ)
-    except ValueError:
-        return hook_answer(400, {"error": "body must be JSON"})
+            return _state()
+
+    doc, answer = hook_request(environ, state)
+    if answer:
+        return answer
     if not isinstance(doc, dict):
         return hook_answer(400, {"error": "body must be a JSON object"})
     unknown = set(doc) - {"latency_ms", "throttle_share", "seed", "tally"}
@@ -193,7 +190,7 @@ def before(req):
         throttle = _rng is not None and _rng.random() < settings["throttle_share"]
         tally = settings.get("tally")
     found = identify(req) if (throttle or tally) else None
-    answer = throttlinghook_answer(req, found) if (throttle and found) else None
+    answer = throttling_answer(req, found) if (throttle and found) else None
     if answer is not None and req.method == "HEAD":
         answer.body = b""  # HEAD answers carry no body
     digest = None
@@ -236,7 +233,7 @@ def _modeled_throttle(model):
     return None
 
 
-def throttlinghook_answer(req, found):
+def throttling_answer(req, found):
     model, protocol, _ = found
     rid = str(uuid.uuid4())
     if protocol == "query":
@@ -288,16 +285,13 @@ def _xml(status, code, body, rid):
 def deny_hook(environ):
     """`POST|GET /cm-emulator/deny-assume-role`."""
     global _denied_accounts
-    method = environ.get("REQUEST_METHOD")
-    if method == "GET":
+    def state():
         with _lock:
-            return hook_answer(200, {"account_ids": sorted(_denied_accounts), "denied": _denied_count[0]})
-    if method != "POST":
-        return hook_answer(405, {"error": "use GET or POST"})
-    try:
-        doc = hook_body(environ)
-    except ValueError:
-        return hook_answer(400, {"error": "body must be JSON"})
+            return {"account_ids": sorted(_denied_accounts), "denied": _denied_count[0]}
+
+    doc, answer = hook_request(environ, state)
+    if answer:
+        return answer
     ids = doc.get("account_ids") if isinstance(doc, dict) else None
     if set(doc if isinstance(doc, dict) else ()) != {"account_ids"} or not isinstance(ids, list) or not all(
             isinstance(i, str) and len(i) == 12 and i.isdigit() for i in ids):

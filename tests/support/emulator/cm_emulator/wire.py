@@ -150,6 +150,20 @@ def hook_body(environ):
     return json.loads(environ["wsgi.input"].read(length) or b"{}")
 
 
+def hook_request(environ, state=None):
+    """A `/cm-emulator/*` hook request: `(body, None)` for a POST with a JSON body, else
+    `(None, answer)`: the hook's `state()` for a GET when the hook has one, or the error."""
+    method = environ.get("REQUEST_METHOD")
+    if method == "GET" and state is not None:
+        return None, hook_answer(200, state())
+    if method != "POST":
+        return None, hook_answer(405, {"error": "use GET or POST" if state else "use POST"})
+    try:
+        return hook_body(environ), None
+    except ValueError:
+        return None, hook_answer(400, {"error": "body must be JSON"})
+
+
 def json_response(doc, status=200, content_type="application/json"):
     if doc is None:
         return Response(status, [("Content-Type", content_type)], b"")
