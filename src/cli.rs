@@ -436,7 +436,7 @@ fn render_accounts(d: &DesiredState, inv: &Inventory, format: Format) -> String 
             format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
         }
         Format::Markdown => {
-            let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+            let cell = crate::report::md_cell;
             let mut out = String::from("| account | name | tier | opted in | enrolment |\n|---|---|---|---|---|\n");
             for r in &rows {
                 out.push_str(&format!(

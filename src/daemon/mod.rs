@@ -459,8 +459,7 @@ impl Daemon {
         let applied: Vec<_> =
             report.applied.iter().flatten().filter(|a| a.outcome == crate::apply::ChangeOutcome::Done).collect();
         for a in &applied {
-            let action =
-                serde_json::to_value(a.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let action = crate::report::wire_name(&a.action);
             self.metrics.change_applied(&a.feature, &action);
         }
         self.metrics.account_finished(outcome);
@@ -597,8 +596,7 @@ pub fn not_enrolled_reason(account: &str, inv: &Inventory, has_file: bool) -> &'
 /// initial-only features, skipped by design at every maintenance, at debug level.
 fn log_skips(report: &AccountReport) {
     for s in &report.skips {
-        let reason = serde_json::to_value(s.reason).ok().and_then(|v| v.as_str().map(str::to_string));
-        let reason = reason.unwrap_or_default();
+        let reason = crate::report::wire_name(&s.reason);
         let (account, region, feature, resource) = (&report.account_id, &s.region, &s.feature, &s.resource);
         match s.reason {
             SkipReason::NotOwned | SkipReason::SelfLockout => tracing::warn!(

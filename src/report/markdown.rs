@@ -1,16 +1,12 @@
 //! The Markdown report, for announcements and review: a summary table, then per account
 //! the changes with their diffs and the skips with their reasons.
 
-use super::{plural, AccountReport, Accounts, Head};
+use super::{md_cell as cell, plural, wire_name, AccountReport, Accounts, Head};
 use std::fmt::Write;
 use std::io;
 
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
 fn status(a: &AccountReport) -> String {
-    serde_json::to_value(a.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    wire_name(&a.status)
 }
 
 pub(crate) fn write(r: &Head<'_>, accounts: &dyn Accounts, w: &mut dyn io::Write) -> io::Result<()> {
@@ -75,8 +71,7 @@ fn details(a: &AccountReport) -> String {
     if !a.skips.is_empty() {
         let _ = writeln!(out, "| feature | region | resource | reason | detail |\n|---|---|---|---|---|");
         for s in &a.skips {
-            let reason =
-                serde_json::to_value(s.reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let reason = wire_name(&s.reason);
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {reason} | {} |",

@@ -299,6 +299,17 @@ pub(crate) fn sample_account(id: &str, status: AccountStatus) -> AccountReport {
     }
 }
 
+/// The name a value has in the JSON report (`no_changes`, `not_owned`, `update`), for the
+/// text and Markdown renderings and for logs.
+pub fn wire_name(v: &impl Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// Text made safe for one Markdown table cell.
+pub fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
 /// `1 change`, `2 changes`.
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {

@@ -145,13 +145,12 @@ impl RunReport {
             "\n## Summary by account\n\n| account | name | tier | changes | skips | status |\n|---|---|---|---:|---:|---|\n",
         );
         for a in &self.lines {
-            let status =
-                serde_json::to_value(a.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let status = crate::report::wire_name(&a.status);
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {status} |",
                 a.account_id,
-                a.name.as_deref().unwrap_or("").replace('|', "\\|"),
+                crate::report::md_cell(a.name.as_deref().unwrap_or("")),
                 a.tier,
                 a.changes,
                 a.skips
@@ -162,7 +161,7 @@ impl RunReport {
 }
 
 fn action_name(a: Action) -> String {
-    serde_json::to_value(a).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    crate::report::wire_name(&a)
 }
 
 impl Accounts for RunReport {

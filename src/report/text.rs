@@ -86,8 +86,7 @@ fn account(out: &mut String, a: &AccountReport, p: &Paint) {
         }
     }
     for s in &a.skips {
-        let reason =
-            serde_json::to_value(s.reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let reason = crate::report::wire_name(&s.reason);
         let what = if s.resource == "*" { String::new() } else { format!(" {} {}", s.region, s.resource) };
         let _ = writeln!(out, "  {} {}{what}: {} — {}", p.c("2", "skip"), s.feature, p.c("35", &reason), s.detail);
     }
