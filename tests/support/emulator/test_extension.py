@@ -250,6 +250,26 @@ def test_securityhub_hub_lifecycle_and_tags(aws):
     assert sh.list_tags_for_resource(ResourceArn=arn)["Tags"] == {}
 
 
+def test_securityhub_enable_again_is_a_conflict(aws):
+    """One hub per account and Region: EnableSecurityHub again is AWS's 409 and changes nothing."""
+    R = "me-central-1"
+    sh = aws("securityhub", region=R)
+    sh.enable_security_hub(Tags={"owner": "customer"}, EnableDefaultStandards=False, ControlFindingGenerator="STANDARD_CONTROL")
+    with pytest.raises(ClientError) as e:
+        sh.enable_security_hub(Tags={"owner": "cm"}, ControlFindingGenerator="SECURITY_CONTROL")
+    err = e.value.response
+    assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("ResourceConflictException", 409)
+    assert err["Error"]["Message"] == "Account is already subscribed to Security Hub"
+    assert err["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == "ResourceConflictException"
+    hub = sh.describe_hub()
+    assert hub["ControlFindingGenerator"] == "STANDARD_CONTROL"
+    assert sh.list_tags_for_resource(ResourceArn=hub["HubArn"])["Tags"] == {"owner": "customer"}
+    assert sh.get_enabled_standards()["StandardsSubscriptions"] == []
+    # another account or another Region has a hub of its own
+    aws("securityhub", region=R, account=MEMBER_B).enable_security_hub(EnableDefaultStandards=False)
+    aws("securityhub", region="me-south-1").enable_security_hub(EnableDefaultStandards=False)
+
+
 def test_securityhub_standards_and_controls(aws):
     R = "eu-west-3"
     R2 = "eu-central-1"
@@ -440,6 +460,32 @@ def test_access_analyzer(aws):
     assert error_of(aa.get_analyzer, analyzerName="cm-account") == ("ResourceNotFoundException", 404)
 
 
+def test_access_analyzer_one_analyzer_per_type(aws):
+    """Quotas: one analyzer of an account-level type per account and Region, five of an
+    organization type; one more under another name is ServiceQuotaExceededException."""
+    R = "eu-west-1"
+    aa = aws("accessanalyzer", region=R)
+    aa.create_analyzer(analyzerName="customer", type="ACCOUNT")
+    with pytest.raises(ClientError) as e:
+        aa.create_analyzer(analyzerName="cm-account", type="ACCOUNT")
+    err = e.value.response
+    assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("ServiceQuotaExceededException", 402)
+    assert (err["resourceId"], err["resourceType"]) == ("cm-account", "Analyzer")  # the model's required members
+    # a name is taken whatever the type: ConflictException comes first
+    assert error_of(aa.create_analyzer, analyzerName="customer", type="ACCOUNT_UNUSED_ACCESS") == ("ConflictException", 409)
+    aa.create_analyzer(analyzerName="cm-unused", type="ACCOUNT_UNUSED_ACCESS")  # each type has its own quota
+    assert error_of(aa.create_analyzer, analyzerName="cm-unused-2", type="ACCOUNT_UNUSED_ACCESS") == ("ServiceQuotaExceededException", 402)
+    assert [a["name"] for a in aa.list_analyzers()["analyzers"]] == ["customer", "cm-unused"]
+    for i in range(5):
+        aa.create_analyzer(analyzerName=f"org-{i}", type="ORGANIZATION")
+    assert error_of(aa.create_analyzer, analyzerName="org-5", type="ORGANIZATION") == ("ServiceQuotaExceededException", 402)
+    # per account and Region; a deleted analyzer frees its place
+    aws("accessanalyzer", region=R, account=MEMBER_A).create_analyzer(analyzerName="cm-account", type="ACCOUNT")
+    aws("accessanalyzer", region=OTHER_REGION).create_analyzer(analyzerName="cm-account", type="ACCOUNT")
+    aa.delete_analyzer(analyzerName="customer")
+    aa.create_analyzer(analyzerName="cm-account", type="ACCOUNT")
+
+
 # ---------------------------------------------------------------- Compute Optimizer
 
 
@@ -576,6 +622,101 @@ def test_ec2_delete_vpc_with_custom_security_group(aws):
     ec2.delete_vpc(VpcId=vpc)
 
 
+def dependency_violation(call, **kwargs):
+    """The message of the DependencyViolation (EC2 XML error, 400) that `call` must answer."""
+    with pytest.raises(ClientError) as e:
+        call(**kwargs)
+    err = e.value.response
+    assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("DependencyViolation", 400)
+    return err["Error"]["Message"]
+
+
+def test_ec2_delete_vpc_refused_while_anything_remains(aws):
+    """Only the default security group, main route table and default network ACL go with the VPC."""
+    ec2 = aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
+
+    def attached_igw():
+        igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        return igw
+
+    def detached_igw(igw):
+        ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        ec2.delete_internet_gateway(InternetGatewayId=igw)
+
+    def attached_vgw():
+        vgw = ec2.create_vpn_gateway(Type="ipsec.1")["VpnGateway"]["VpnGatewayId"]
+        ec2.attach_vpn_gateway(VpcId=vpc, VpnGatewayId=vgw)
+        return vgw
+
+    dependencies = {
+        "subnet": (lambda: ec2.create_subnet(VpcId=vpc, CidrBlock="10.2.1.0/24")["Subnet"]["SubnetId"],
+                   lambda i: ec2.delete_subnet(SubnetId=i)),
+        "internet gateway": (attached_igw, detached_igw),
+        "security group": (lambda: ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"],
+                           lambda i: ec2.delete_security_group(GroupId=i)),
+        "route table": (lambda: ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"],
+                        lambda i: ec2.delete_route_table(RouteTableId=i)),
+        "network acl": (lambda: ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"],
+                        lambda i: ec2.delete_network_acl(NetworkAclId=i)),
+        "vpc endpoint": (lambda: ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.s3", VpcEndpointType="Gateway")["VpcEndpoint"]["VpcEndpointId"],
+                         lambda i: ec2.delete_vpc_endpoints(VpcEndpointIds=[i])),
+        "egress-only internet gateway": (lambda: ec2.create_egress_only_internet_gateway(VpcId=vpc)["EgressOnlyInternetGateway"]["EgressOnlyInternetGatewayId"],
+                                         lambda i: ec2.delete_egress_only_internet_gateway(EgressOnlyInternetGatewayId=i)),
+        "vpn gateway": (attached_vgw, lambda i: ec2.detach_vpn_gateway(VpcId=vpc, VpnGatewayId=i)),
+    }
+    for name, (create, delete) in dependencies.items():
+        thing = create()
+        assert dependency_violation(ec2.delete_vpc, VpcId=vpc) == f"The vpc '{vpc}' has dependencies and cannot be deleted.", name
+        delete(thing)
+    ec2.delete_vpc(VpcId=vpc)
+    assert error_of(ec2.delete_vpc, VpcId=vpc) == ("InvalidVpcID.NotFound", 400)
+
+
+def test_ec2_delete_subnet_refused_while_a_network_interface_is_in_it(aws):
+    ec2 = aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.3.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.3.1.0/24")["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    refused = f"The subnet '{subnet}' has dependencies and cannot be deleted."
+    assert dependency_violation(ec2.delete_subnet, SubnetId=subnet) == refused
+    ec2.delete_network_interface(NetworkInterfaceId=eni)
+    # a NAT gateway's interface holds the subnet until the gateway is deleted
+    nat = ec2.create_nat_gateway(SubnetId=subnet, ConnectivityType="private")["NatGateway"]["NatGatewayId"]
+    assert dependency_violation(ec2.delete_subnet, SubnetId=subnet) == refused
+    assert dependency_violation(ec2.delete_vpc, VpcId=vpc) == f"The vpc '{vpc}' has dependencies and cannot be deleted."
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+    assert ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NetworkInterfaces"] == []
+    ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vpc)
+
+
+def test_ec2_detach_internet_gateway_refused_while_public_addresses_are_mapped(aws):
+    ec2 = aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.4.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.4.1.0/24")["Subnet"]["SubnetId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    refused = f"Network {vpc} has some mapped public address(es). Please unmap those public address(es) before detaching the gateway."
+    # an Elastic IP on a network interface
+    alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    assoc = ec2.associate_address(AllocationId=alloc, NetworkInterfaceId=eni)["AssociationId"]
+    assert dependency_violation(ec2.detach_internet_gateway, InternetGatewayId=igw, VpcId=vpc) == refused
+    ec2.disassociate_address(AssociationId=assoc)
+    # a public NAT gateway's address, released when the gateway is deleted
+    nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=alloc)["NatGateway"]["NatGatewayId"]
+    assert dependency_violation(ec2.detach_internet_gateway, InternetGatewayId=igw, VpcId=vpc) == refused
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+    assert "AssociationId" not in ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
+    # not attached to that VPC: Gateway.NotAttached, as AWS
+    other = ec2.create_vpc(CidrBlock="10.5.0.0/16")["Vpc"]["VpcId"]
+    assert error_of(ec2.detach_internet_gateway, InternetGatewayId=igw, VpcId=other) == ("Gateway.NotAttached", 400)
+    ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)  # the plain interface has no public address
+    ec2.delete_internet_gateway(InternetGatewayId=igw)
+
+
 # ---------------------------------------------------------------- GuardDuty
 
 
@@ -660,6 +801,31 @@ def test_config_and_eventbridge_answer_as_aws(aws):
     assert {t["Key"] for t in ev.list_tags_for_resource(ResourceARN=rule)["Tags"]} == {"owner", "a"}
     ev.remove_targets(Rule="fwd", EventBusName="cm-bus", Ids=["central"])
     assert ev.describe_rule(Name="fwd", EventBusName="cm-bus")["State"] == "ENABLED"
+
+
+def test_config_one_recorder_and_delivery_channel_per_region(aws):
+    """moto's own answers, checked: one customer-managed recorder and one delivery channel per
+    account and Region, and no delivery channel before a recorder."""
+    cfg = aws("config", account=MEMBER_B)
+    role = f"arn:aws:iam::{MEMBER_B}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig"
+    assert error_of(cfg.put_delivery_channel, DeliveryChannel={"name": "customer", "s3BucketName": "logs"}) == (
+        "NoAvailableConfigurationRecorderException", 400)
+    cfg.put_configuration_recorder(ConfigurationRecorder={"name": "customer", "roleARN": role})
+    assert error_of(cfg.put_configuration_recorder, ConfigurationRecorder={"name": "cm-recorder", "roleARN": role}) == (
+        "MaxNumberOfConfigurationRecordersExceededException", 400)
+    cfg.put_configuration_recorder(ConfigurationRecorder={"name": "customer", "roleARN": role + "-2"})  # same name: an update
+    cfg.put_delivery_channel(DeliveryChannel={"name": "customer", "s3BucketName": "logs"})
+    assert error_of(cfg.put_delivery_channel, DeliveryChannel={"name": "cm-channel", "s3BucketName": "logs"}) == (
+        "MaxNumberOfDeliveryChannelsExceededException", 400)
+    assert [r["name"] for r in cfg.describe_configuration_recorders()["ConfigurationRecorders"]] == ["customer"]
+    assert [c["name"] for c in cfg.describe_delivery_channels()["DeliveryChannels"]] == ["customer"]
+    # another Region has its own; deleted ones free the place
+    other = aws("config", region=OTHER_REGION, account=MEMBER_B)
+    other.put_configuration_recorder(ConfigurationRecorder={"name": "cm-recorder", "roleARN": role})
+    other.put_delivery_channel(DeliveryChannel={"name": "cm-channel", "s3BucketName": "logs"})
+    cfg.delete_delivery_channel(DeliveryChannelName="customer")
+    cfg.delete_configuration_recorder(ConfigurationRecorderName="customer")
+    cfg.put_configuration_recorder(ConfigurationRecorder={"name": "cm-recorder", "roleARN": role})
 
 
 # ---------------------------------------------------------------- fault injection (benchmarks)

@@ -13,9 +13,10 @@ Modules (each documents what it implements or corrects, and why):
 - s3: GetBucketRequestPayment/PutBucketRequestPayment; GetBucketVersioning root element;
   Object Lock: GetObjectLockConfiguration's zero period removed, a zero period refused,
   versioning of an Object Lock bucket never suspended (checked, see the module).
-- securityhub: hub, tags, standards, controls, finding aggregator, automation rules.
+- securityhub: hub (one per account and Region), tags, standards, controls, finding
+  aggregator, automation rules.
 - detective: behavior graphs and their tags.
-- accessanalyzer: analyzers, archive rules, tags.
+- accessanalyzer: analyzers (one per account-level type and Region), archive rules, tags.
 - computeoptimizer: enrollment status (RPC v2 CBOR, which aws-sdk-computeoptimizer uses, and
   awsJson1_0, which boto3 uses).
 - guardduty: one detector per Region, GetDetector foundational features/data sources,
@@ -25,13 +26,18 @@ Modules (each documents what it implements or corrects, and why):
 - iam: AWS managed policies built for the `aws` partition only, from one shared parse
   (a new account costs moto about 1 s and tens of MB otherwise).
 - ec2: DescribeRegions test hook; default VPC internet gateway; DeleteSubnet/DeleteVpc
-  dependency checks.
+  dependency checks; DetachInternetGateway refused while public addresses are mapped;
+  DeleteNatGateway releases the gateway's network interface and address.
 
 Checked and left to moto (its raw answers match the botocore model and AWS's behaviour for
 the calls the product makes): AWS Config (PutConfigurationRecorder, DescribeConfigurationRecorders,
 DescribeConfigurationRecorderStatus, Start/StopConfigurationRecorder, PutDeliveryChannel,
-DescribeDeliveryChannels) and EventBridge (CreateEventBus, DescribeEventBus, PutRule,
-DescribeRule, PutTargets, ListTargetsByRule, RemoveTargets, TagResource, ListTagsForResource).
+DescribeDeliveryChannels; one customer-managed recorder and one delivery channel per account
+and Region: another name is MaxNumberOfConfigurationRecordersExceededException /
+MaxNumberOfDeliveryChannelsExceededException, a delivery channel before any recorder is
+NoAvailableConfigurationRecorderException, each a 400 awsJson error) and EventBridge
+(CreateEventBus, DescribeEventBus, PutRule, DescribeRule, PutTargets, ListTargetsByRule,
+RemoveTargets, TagResource, ListTagsForResource).
 """
 
 from .dispatcher import Dispatcher

@@ -11,8 +11,18 @@ ListTagsForResource.
   `iso8601`, unlike the JSON protocols' epoch-seconds default.
 - An archive rule's `filter` is a map of criteria, each with at least one of eq / neq /
   contains (non-empty string lists) or exists (boolean); anything else is ValidationException.
-- Errors carry the model's required members: ResourceNotFoundException and
-  ConflictException have resourceId/resourceType, ValidationException has reason.
+- Analyzer names are unique per account and Region: a second CreateAnalyzer of a name is
+  ConflictException (409), whatever its type.
+- One analyzer of each account-level type (ACCOUNT, ACCOUNT_UNUSED_ACCESS,
+  ACCOUNT_INTERNAL_ACCESS) per account and Region, five of ORGANIZATION and of
+  ORGANIZATION_UNUSED_ACCESS, one of ORGANIZATION_INTERNAL_ACCESS (the IAM User Guide's
+  "IAM Access Analyzer quotas"; the account-level quota of 1 cannot be raised). One more
+  under another name is ServiceQuotaExceededException, the model's quota error, with its
+  status 402: a customer's analyzer of the type the baseline wants blocks the baseline's,
+  as on AWS.
+- Errors carry the model's required members: ResourceNotFoundException,
+  ConflictException and ServiceQuotaExceededException have resourceId/resourceType,
+  ValidationException has reason.
 """
 
 import re
@@ -21,7 +31,9 @@ import threading
 from .wire import ApiError, RestJsonService, iso, now, paginate
 
 SIGNING_NAMES = ("access-analyzer",)
-TYPES = ("ACCOUNT", "ORGANIZATION", "ACCOUNT_UNUSED_ACCESS", "ORGANIZATION_UNUSED_ACCESS", "ACCOUNT_INTERNAL_ACCESS", "ORGANIZATION_INTERNAL_ACCESS")
+# analyzer type -> how many an account may have of it in a Region (AWS's default quota)
+TYPES = {"ACCOUNT": 1, "ACCOUNT_UNUSED_ACCESS": 1, "ACCOUNT_INTERNAL_ACCESS": 1,
+         "ORGANIZATION": 5, "ORGANIZATION_UNUSED_ACCESS": 5, "ORGANIZATION_INTERNAL_ACCESS": 1}
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,254}$")
 
 _lock = threading.Lock()
@@ -104,6 +116,9 @@ def create_analyzer(req, p):
     scope = _scope(req)
     if name in scope:
         raise _conflict(name, "Analyzer")
+    if sum(a["type"] == kind for a in scope.values()) >= TYPES[kind]:
+        raise ApiError("ServiceQuotaExceededException", f"You have reached the quota of {TYPES[kind]} {kind} analyzer(s) in this account and Region",
+                       resourceId=name, resourceType="Analyzer")
     rules = {}
     for inline in p.get("archiveRules") or []:
         _check_rule_name(inline.get("ruleName"))

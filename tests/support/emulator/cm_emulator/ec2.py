@@ -15,9 +15,23 @@ Corrections (moto 5.2.5 differs from AWS):
   moto's backend (once per default VPC, so a gateway a test deletes stays deleted).
 - DeleteSubnet with network interfaces in the subnet: moto deletes the subnet; AWS answers
   DependencyViolation "The subnet '<id>' has dependencies and cannot be deleted."
-- DeleteVpc with an internet gateway attached, or with security groups other than the
-  default one: moto deletes the VPC (leaving the gateway attached to nothing); AWS answers
-  DependencyViolation "The vpc '<id>' has dependencies and cannot be deleted."
+- DeleteVpc: AWS deletes a VPC only when nothing but its default security group, main route
+  table and default network ACL is left in it (the API reference of DeleteVpc), and answers
+  DependencyViolation "The vpc '<id>' has dependencies and cannot be deleted." otherwise.
+  moto refuses only for subnets, other route tables and attached VPN gateways, and deletes
+  the VPC with an internet gateway still attached, other security groups, other network
+  ACLs, VPC endpoints or egress-only internet gateways. Here all of these, and NAT
+  gateways, refuse.
+- DetachInternetGateway while a network interface in the VPC has a public IPv4 address (an
+  Elastic IP, a NAT gateway's, an instance's own): moto detaches; AWS answers
+  DependencyViolation "Network <vpc> has some mapped public address(es). Please unmap those
+  public address(es) before detaching the gateway." (its API reference: "The VPC must not
+  contain any running instances with Elastic IP addresses or public IPv4 addresses").
+  Detaching from a VPC it is not attached to stays moto's Gateway.NotAttached, as AWS.
+- DeleteNatGateway: moto marks the gateway deleted but keeps its network interface, with its
+  Elastic IP, in the subnet, so the subnet could never be deleted nor the internet gateway
+  detached. AWS deletes that interface and disassociates the address; so does this module,
+  once moto has deleted the gateway.
 Errors use EC2's `<Response><Errors><Error><Code/><Message/></Error></Errors>` body, 400.
 
 This module reads and seeds moto's EC2 backend directly (moto 5.2.5 is pinned).
@@ -30,7 +44,7 @@ from xml.sax.saxutils import escape
 
 from moto.ec2.models import ec2_backends
 
-from .wire import Response, hook_answer, hook_request
+from .wire import Response, call_moto, hook_answer, hook_request
 
 SIGNING_NAMES = ("ec2",)
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -101,6 +115,21 @@ def _seed_default_vpc(backend):
             backend.create_route(table.id, "0.0.0.0/0", gateway_id=igw.id)
 
 
+def _vpc_in_use(backend, vpc_id):
+    """True when the VPC holds more than what DeleteVpc takes with it."""
+    return (
+        any(s.vpc_id == vpc_id for s in backend.describe_subnets())
+        or any(igw.vpc is not None and igw.vpc.id == vpc_id for igw in backend.internet_gateways.values())
+        or any(g.name != "default" for g in backend.describe_security_groups(filters={"vpc-id": [vpc_id]}))
+        or any(t.vpc_id == vpc_id and t.main_association_id is None for t in backend.route_tables.values())
+        or any(a.vpc_id == vpc_id and not a.default for a in backend.network_acls.values())
+        or any(e.vpc_id == vpc_id and e.state != "deleted" for e in backend.vpc_end_points.values())
+        or any(g.vpc_id == vpc_id for g in backend.egress_only_internet_gateways.values())
+        or any(n.vpc_id == vpc_id and n.state != "deleted" for n in backend.nat_gateways.values())
+        or any(a.vpc_id == vpc_id and a.state == "attached" for g in backend.vpn_gateways.values() for a in g.attachments.values())
+    )
+
+
 def handle(req):
     form = {}
     if req.method == "POST":
@@ -121,8 +150,20 @@ def handle(req):
             return _error("DependencyViolation", f"The subnet '{subnet_id}' has dependencies and cannot be deleted.")
     if action == "DeleteVpc":
         vpc_id = params.get("VpcId")
-        attached = any(igw.vpc is not None and igw.vpc.id == vpc_id for igw in backend.internet_gateways.values())
-        groups = [g for g in backend.describe_security_groups(filters={"vpc-id": [vpc_id]}) if g.name != "default"] if vpc_id in backend.vpcs else []
-        if attached or groups:
+        if vpc_id in backend.vpcs and _vpc_in_use(backend, vpc_id):
             return _error("DependencyViolation", f"The vpc '{vpc_id}' has dependencies and cannot be deleted.")
+    if action == "DetachInternetGateway":
+        igw, vpc_id = backend.internet_gateways.get(params.get("InternetGatewayId")), params.get("VpcId")
+        attached = igw is not None and igw.vpc is not None and igw.vpc.id == vpc_id
+        if attached and any(eni.public_ip and eni.subnet is not None and eni.subnet.vpc_id == vpc_id for eni in backend.enis.values()):
+            return _error("DependencyViolation", f"Network {vpc_id} has some mapped public address(es). "
+                                                 "Please unmap those public address(es) before detaching the gateway.")
+    if action == "DeleteNatGateway":
+        answer = call_moto(req.moto, req)
+        nat = backend.nat_gateways.get(params.get("NatGatewayId"))
+        if answer.status == 200 and nat is not None and nat._eni.id in backend.enis:
+            if nat._eni.public_ip:
+                backend.disassociate_address(address=nat._eni.public_ip)
+            backend.delete_network_interface(nat._eni.id)
+        return answer
     return None

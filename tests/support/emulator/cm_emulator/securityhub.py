@@ -9,7 +9,9 @@ hub state (HubArn `arn:aws:securityhub:<region>:<account>:hub/default`, Subscrib
 AutoEnableControls, ControlFindingGenerator) and tags live in one place, this module owns the
 hub and answers, per account and region:
 
-- EnableSecurityHub (Tags, EnableDefaultStandards, ControlFindingGenerator), DescribeHub,
+- EnableSecurityHub (Tags, EnableDefaultStandards, ControlFindingGenerator): once per account
+  and Region; again is 409 ResourceConflictException "Account is already subscribed to
+  Security Hub" (AWS's text; tools match on it) and changes nothing. DescribeHub,
   UpdateSecurityHubConfiguration, DisableSecurityHub (drops the account+region's standards,
   controls, rules, aggregator and tags), GetAdministratorAccount (hub check here, the answer
   from moto's organization state, its `InvitedAt` made RFC 3339 as the model's iso8601 says).
@@ -152,7 +154,7 @@ def enable_security_hub(req, p):
         raise _invalid_input(f"Invalid ControlFindingGenerator {generator}")
     key = (req.account, req.region)
     if key in _hubs:
-        raise ApiError("ResourceConflictException", f"Account {req.account} is already subscribed to Security Hub")
+        raise ApiError("ResourceConflictException", "Account is already subscribed to Security Hub")
     hub = _Hub(req.account, req.region, generator)
     tags = p.get("Tags") or {}
     if tags:
