@@ -1,13 +1,21 @@
 //! Carries out a plan, change by change, in the plan's order (dependencies first). It
 //! decides nothing: what to change was decided by the planner. The first failure stops
 //! the account; the changes after it are reported as not attempted.
+//!
+//! It keeps the journal's ownership records, which are the planner's proof for what
+//! cannot carry the `cm:Members` tag: a create is recorded before it starts (so that a
+//! create cut short, a bucket made but not yet tagged, is finished by the next run and
+//! never duplicated), what was written to an untaggable resource or setting is recorded
+//! once done, and a delete removes the record. A record that cannot be written fails the
+//! change and stops the account.
 
-use crate::aws::AccountSession;
+use crate::aws::{AccountSession, AwsError};
 use crate::desired::resolve::AccountBaseline;
 use crate::desired::Quotas;
+use crate::journal::{how, Journal, Record};
 use crate::observe::call_region;
-use crate::plan::{AccountPlan, Action};
-use crate::resources::Cx;
+use crate::plan::{differing_fields, AccountPlan, Action, Change};
+use crate::resources::{Cx, Observation};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -30,12 +38,94 @@ pub struct AppliedChange {
     pub error: Option<String>,
 }
 
+/// Error codes with which AWS refuses a create because the resource, or the one of its
+/// kind AWS allows, already exists: it is someone else's, never ours to finish.
+const ALREADY_EXISTS: [&str; 9] = [
+    "BucketAlreadyExists",
+    "BucketAlreadyOwnedByYou",
+    "EntityAlreadyExists",
+    "AlreadyExistsException",
+    "ResourceConflictException",
+    "ConflictException",
+    "ServiceQuotaExceededException",
+    "MaxNumberOfConfigurationRecordersExceededException",
+    "MaxNumberOfDeliveryChannelsExceededException",
+];
+
+fn record_of(c: &Change, how: &str) -> Record {
+    Record {
+        kind: c.resource_type.clone(),
+        region: c.region.clone(),
+        name: c.resource.clone(),
+        feature: c.feature.to_string(),
+        how: how.to_string(),
+        at: crate::journal::now(),
+    }
+}
+
+fn journal_error(e: crate::journal::JournalError) -> AwsError {
+    AwsError::new("JournalError", e.to_string())
+}
+
+/// Carries out one change, keeping its ownership record.
+async fn apply_change(cx: &Cx<'_>, c: &Change, journal: &dyn Journal) -> Result<(), AwsError> {
+    let account = cx.account_id;
+    let forget = || journal.forget(account, &c.resource_type, &c.region, &c.resource);
+    let untaggable = !c.desired.taggable();
+    match (c.action, &c.observed) {
+        (Action::Create, _) => {
+            journal.record(account, &record_of(c, how::CREATING)).await.map_err(journal_error)?;
+            match c.desired.create(cx, c.tag).await {
+                // What carries the tag is proven ours by it; what cannot, by the record.
+                Ok(()) if untaggable => journal.record(account, &record_of(c, how::MADE)).await.map_err(journal_error),
+                Ok(()) => forget().await.map_err(journal_error),
+                Err(e) => {
+                    // Cut short: the record stays only if the resource was made (and is not
+                    // someone else's that appeared meanwhile), for the next run to finish.
+                    cx.session.forget();
+                    let made = !ALREADY_EXISTS.contains(&e.code.as_str())
+                        && matches!(c.desired.observe(cx).await, Ok(Observation::Present { owner: None, .. }));
+                    if !made {
+                        forget().await.map_err(journal_error)?;
+                    }
+                    Err(e)
+                }
+            }
+        }
+        (Action::Update, Some(seen)) => {
+            c.desired.update(cx, seen).await?;
+            if untaggable {
+                // A setting written over AWS's default is ours from now on.
+                journal.record(account, &record_of(c, how::MADE)).await.map_err(journal_error)?;
+            }
+            Ok(())
+        }
+        (Action::Adopt, Some(seen)) => {
+            if !differing_fields(&c.desired, seen).is_empty() {
+                c.desired.update(cx, seen).await?;
+            }
+            if !untaggable {
+                c.desired.retag(cx, c.tag).await?;
+            }
+            journal.record(account, &record_of(c, how::ADOPTED)).await.map_err(journal_error)
+        }
+        // What is deleted is what was observed (its ids are known only from there).
+        (Action::Delete, seen) => {
+            seen.as_ref().unwrap_or(&c.desired).delete(cx).await?;
+            forget().await.map_err(journal_error)
+        }
+        (Action::Tag, _) => c.desired.retag(cx, c.tag).await,
+        (Action::Update | Action::Adopt, None) => Err(AwsError::new("internal", "update without an observed state")),
+    }
+}
+
 /// Applies `plan`; returns what happened to each change.
 pub async fn apply(
     session: &AccountSession,
     baseline: &AccountBaseline,
     plan: &AccountPlan,
     quotas: &Quotas,
+    journal: &dyn Journal,
 ) -> Vec<AppliedChange> {
     let mut out = Vec::with_capacity(plan.changes.len());
     let mut failed = false;
@@ -56,16 +146,7 @@ pub async fn apply(
                 region: call_region(baseline, &c.region),
                 quotas,
             };
-            let result = match (c.action, &c.observed) {
-                (Action::Create, _) => c.desired.create(&cx, c.tag).await,
-                (Action::Update, Some(seen)) => c.desired.update(&cx, seen).await,
-                // What is deleted is what was observed (its ids are known only from there).
-                (Action::Delete, seen) => seen.as_ref().unwrap_or(&c.desired).delete(&cx).await,
-                (Action::Tag, _) => c.desired.retag(&cx, c.tag).await,
-                (Action::Update, None) => {
-                    Err(crate::aws::AwsError::new("internal", "update without an observed state"))
-                }
-            };
+            let result = apply_change(&cx, c, journal).await;
             // A change may make any memoised list stale (a new alias, a new bucket).
             session.forget();
             match result {

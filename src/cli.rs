@@ -4,12 +4,14 @@ use crate::aws::{CallLimits, Fleet};
 use crate::desired::names::AccountId;
 use crate::desired::{self, DesiredState};
 use crate::inventory::{self, Inventory};
+use crate::journal::{self, Journal};
 use crate::plan::Mode;
 use crate::report::{FleetReport, Format, RunReport};
 use crate::run::{run, RunOptions};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Accounts worked on at once unless told otherwise: twice the default fleet-wide call
 /// limit (32) over the per-account one (4).
@@ -29,6 +31,11 @@ pub struct Cli {
     /// it once. Also from CM_SHARD, or JOB_COMPLETION_INDEX with CM_SHARD_COUNT.
     #[arg(long, global = true, value_parser = crate::inventory::Shard::parse)]
     pub shard: Option<crate::inventory::Shard>,
+    /// Where the journal (runs and ownership records), reports and announcements are kept.
+    /// `plan` reads the journal's ownership records, `apply` and the daemon write them: give
+    /// every command of one fleet the same directory.
+    #[arg(long, global = true, default_value = "./state", env = "CM_STATE_DIR")]
+    pub state_dir: PathBuf,
     /// Log format: human on a terminal, JSON lines otherwise (auto).
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub log_format: LogFormat,
@@ -77,9 +84,6 @@ pub struct DaemonArgs {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, default_value = "127.0.0.1:9464", env = "CM_LISTEN")]
     pub listen: std::net::SocketAddr,
-    /// Where the journal, reports and announcements are kept.
-    #[arg(long, default_value = "./state", env = "CM_STATE_DIR")]
-    pub state_dir: PathBuf,
     /// Also start a maintenance run now.
     #[arg(long)]
     pub run_now: bool,
@@ -101,8 +105,6 @@ pub struct DaemonArgs {
 
 #[derive(Args, Debug)]
 pub struct RunsArgs {
-    #[arg(long, default_value = "./state", env = "CM_STATE_DIR")]
-    pub state_dir: PathBuf,
     #[command(subcommand)]
     pub command: Option<RunsCommand>,
 }
@@ -234,13 +236,13 @@ pub async fn main(cli: Cli) -> i32 {
             print!("{}", render_accounts(&d, &inv, args.format));
             EXIT_OK
         }
-        Command::Plan(args) => reconcile(&cli.desired_state, args, false, shard).await,
-        Command::Apply(args) => reconcile(&cli.desired_state, args, true, shard).await,
+        Command::Plan(args) => reconcile(&cli.desired_state, &cli.state_dir, args, false, shard).await,
+        Command::Apply(args) => reconcile(&cli.desired_state, &cli.state_dir, args, true, shard).await,
         Command::Daemon(args) => {
             let opts = crate::daemon::DaemonOptions {
                 desired_dir: cli.desired_state.clone(),
-                announce_dir: args.announce_dir.unwrap_or_else(|| args.state_dir.join("announcements")),
-                state_dir: args.state_dir,
+                announce_dir: args.announce_dir.unwrap_or_else(|| cli.state_dir.join("announcements")),
+                state_dir: cli.state_dir.clone(),
                 listen: args.listen,
                 run_now: args.run_now,
                 limits: CallLimits {
@@ -254,17 +256,19 @@ pub async fn main(cli: Cli) -> i32 {
             };
             crate::daemon::main(opts).await
         }
-        Command::Runs(args) => runs(args),
+        Command::Runs(args) => runs(&cli.state_dir, args).await,
         Command::Healthcheck { listen } => healthcheck(listen),
         Command::Announce { out_dir } => {
             let Ok(d) = load(&cli.desired_state) else { return EXIT_ERROR };
             let Ok((fleet, inv)) = fleet_inventory(&d, CallLimits::default(), shard).await else { return EXIT_ERROR };
+            let Ok(journal) = open_journal(&cli.state_dir, false) else { return EXIT_ERROR };
             let opts = RunOptions {
                 mode: Mode::Maintenance,
                 apply: false,
                 accounts: vec![],
                 parallel_accounts: DEFAULT_PARALLEL_ACCOUNTS,
                 approved: None,
+                journal,
             };
             let report = match run(&fleet, &d, &inv, &opts).await {
                 Ok(r) => r,
@@ -308,8 +312,25 @@ pub async fn main(cli: Cli) -> i32 {
     }
 }
 
-async fn reconcile(dir: &std::path::Path, args: RunArgs, apply: bool, shard: crate::inventory::Shard) -> i32 {
+/// The journal of `state_dir`: created by a command that writes (`apply`); a command that
+/// only reads opens it when it exists.
+fn open_journal(state_dir: &std::path::Path, create: bool) -> Result<Option<Arc<dyn Journal>>, i32> {
+    let opened = if create { journal::open(state_dir).map(Some) } else { journal::open_existing(state_dir) };
+    opened.map_err(|e| {
+        eprintln!("error: {e} (see --state-dir)");
+        EXIT_ERROR
+    })
+}
+
+async fn reconcile(
+    dir: &std::path::Path,
+    state_dir: &std::path::Path,
+    args: RunArgs,
+    apply: bool,
+    shard: crate::inventory::Shard,
+) -> i32 {
     let Ok(d) = load(dir) else { return EXIT_ERROR };
+    let Ok(journal) = open_journal(state_dir, apply) else { return EXIT_ERROR };
     let limits = CallLimits {
         fleet_concurrency: args.max_calls,
         account_concurrency: args.account_calls,
@@ -330,6 +351,7 @@ async fn reconcile(dir: &std::path::Path, args: RunArgs, apply: bool, shard: cra
         accounts: args.accounts.clone(),
         parallel_accounts: args.parallel_accounts,
         approved: None,
+        journal,
     };
     if let Some(path) = &args.plan {
         if !apply {
@@ -488,25 +510,24 @@ fn render_accounts(d: &DesiredState, inv: &Inventory, format: Format) -> String 
     }
 }
 
-fn runs(args: RunsArgs) -> i32 {
-    use crate::daemon::journal::{run_status, Journal};
-    let path = args.state_dir.join("journal.sqlite");
-    if !path.exists() {
-        eprintln!("error: no journal at {} (see --state-dir)", path.display());
-        return EXIT_ERROR;
-    }
-    let j = match Journal::open(&path) {
-        Ok(j) => j,
+async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
+    use crate::journal::run_status;
+    let j = match journal::open_existing(state_dir) {
+        Ok(Some(j)) => j,
+        Ok(None) => {
+            eprintln!("error: no journal at {} (see --state-dir)", journal::sqlite_path(state_dir).display());
+            return EXIT_ERROR;
+        }
         Err(e) => {
-            eprintln!("error: cannot open {}: {e}", path.display());
+            eprintln!("error: {e}");
             return EXIT_ERROR;
         }
     };
     match args.command.unwrap_or(RunsCommand::List) {
         RunsCommand::List => {
             println!("{:>5}  {:<12} {:<9} {:<21} {:<21} DETAIL", "ID", "KIND", "STATUS", "STARTED", "FINISHED");
-            for r in j.runs(50).unwrap_or_default() {
-                let accounts = j.accounts(r.id).unwrap_or_default();
+            for r in j.runs(50).await.unwrap_or_default() {
+                let accounts = j.accounts(r.id).await.unwrap_or_default();
                 let done = accounts.iter().filter(|a| a.status == "done").count();
                 println!(
                     "{:>5}  {:<12} {:<9} {:<21} {:<21} {done}/{} accounts done{}",
@@ -522,11 +543,11 @@ fn runs(args: RunsArgs) -> i32 {
             EXIT_OK
         }
         RunsCommand::Show { id, format } => {
-            let Ok(Some(run)) = j.run(id) else {
+            let Ok(Some(run)) = j.run(id).await else {
                 eprintln!("error: no run {id}");
                 return EXIT_ERROR;
             };
-            let rows = j.accounts(id).unwrap_or_default();
+            let rows = j.accounts(id).await.unwrap_or_default();
             let accounts: Vec<crate::report::AccountReport> = rows
                 .iter()
                 .filter_map(|r| r.report.as_deref())
@@ -569,17 +590,19 @@ fn runs(args: RunsArgs) -> i32 {
             print!("{}", report.render(format, false));
             EXIT_OK
         }
-        RunsCommand::Approve { id } => match j.run(id) {
-            Ok(Some(r)) if r.status == run_status::BRAKED => match j.set_run_status(id, run_status::APPROVED, None) {
-                Ok(()) => {
-                    println!("run {id} approved: the daemon goes ahead with it within seconds");
-                    EXIT_OK
+        RunsCommand::Approve { id } => match j.run(id).await {
+            Ok(Some(r)) if r.status == run_status::BRAKED => {
+                match j.set_run_status(id, run_status::APPROVED, None).await {
+                    Ok(()) => {
+                        println!("run {id} approved: the daemon goes ahead with it within seconds");
+                        EXIT_OK
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        EXIT_ERROR
+                    }
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    EXIT_ERROR
-                }
-            },
+            }
             Ok(Some(r)) => {
                 eprintln!("error: run {id} is {}, not braked", r.status);
                 EXIT_ERROR

@@ -9,7 +9,7 @@
 //! AWS ──observe──▶ Observed (same typed shape per resource type, with ownership tags)
 //! plan(AccountBaseline, Observed) ──▶ AccountPlan      pure: every safety rule lives here
 //! apply(AccountPlan) ──▶ Outcome, then observe again to verify
-//! report(plans) ──▶ text · Markdown · JSON
+//! report(plans) ──▶ text · Markdown · JSON ; journal (runs, ownership records)
 //! ```
 //!
 //! Each AWS resource type is one file under [`resources`]; the list of them is the
@@ -21,6 +21,7 @@ pub mod cli;
 pub mod daemon;
 pub mod desired;
 pub mod inventory;
+pub mod journal;
 pub mod observe;
 pub mod plan;
 pub mod report;

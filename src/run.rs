@@ -3,11 +3,12 @@
 //! Accounts run concurrently up to a limit; one account's failure never stops the others.
 
 use crate::apply::{apply, ChangeOutcome};
-use crate::aws::{AwsError, Fleet};
+use crate::aws::Fleet;
 use crate::desired::names::AccountId;
 use crate::desired::resolve::{resolve, AccountBaseline};
 use crate::desired::{AccountFile, DesiredState};
 use crate::inventory::{active_regions, Inventory};
+use crate::journal::Journal;
 use crate::observe::{control_tower, observe};
 use crate::plan::{features_to_observe, plan, AccountPlan, Action, Change, Mode};
 use crate::report::{change_views, AccountReport, AccountStatus, ApiCalls, RunReport};
@@ -24,6 +25,10 @@ pub struct RunOptions {
     /// Apply exactly these approved changes per account (a saved plan), refusing an account
     /// whose fresh plan no longer matches them.
     pub approved: Option<std::sync::Arc<std::collections::BTreeMap<AccountId, Vec<Change>>>>,
+    /// The journal, whose ownership records the planner weighs and apply writes. A plan
+    /// made without one (no state directory yet) proves ownership by tags and anchors
+    /// alone; apply always has one.
+    pub journal: Option<std::sync::Arc<dyn Journal>>,
 }
 
 /// What identifies a planned change and what it was planned against.
@@ -62,11 +67,20 @@ async fn plan_account(
     session: &crate::aws::AccountSession,
     baseline: &AccountBaseline,
     mode: Mode,
-) -> Result<AccountPlan, AwsError> {
+    journal: Option<&dyn Journal>,
+) -> Result<AccountPlan, String> {
     session.forget();
-    let ct = control_tower(session, baseline).await?;
+    let ct = control_tower(session, baseline).await.map_err(|e| e.to_string())?;
     let features = features_to_observe(baseline, mode, ct);
-    let observed = observe(session, baseline, &features, ct, &desired.settings.quotas).await?;
+    let mut observed =
+        observe(session, baseline, &features, ct, &desired.settings.quotas).await.map_err(|e| e.to_string())?;
+    if let Some(j) = journal {
+        let records = j.records(baseline.account_id.as_str()).await.map_err(|e| e.to_string())?;
+        observed.records = records
+            .into_iter()
+            .map(|r| crate::desired::resolve::ResourceKey { kind: r.kind, region: r.region, name: r.name })
+            .collect();
+    }
     Ok(plan(baseline, &observed, mode))
 }
 
@@ -92,7 +106,8 @@ pub async fn run_account(
         let regions = active_regions(&session).await.map_err(|e| format!("listing regions: {e}"))?;
         let baseline = resolve(desired, account, &regions, &inv.management_account_id)?;
         report.regions = baseline.regions.clone();
-        let mut p = plan_account(desired, &session, &baseline, opts.mode).await.map_err(|e| e.to_string())?;
+        let journal = opts.journal.as_deref();
+        let mut p = plan_account(desired, &session, &baseline, opts.mode, journal).await?;
         if let Some(approved) = &opts.approved {
             let mine = approved.get(&account.account_id).map(Vec::as_slice).unwrap_or_default();
             if let Some(why) = mismatch(mine, &p.changes) {
@@ -119,12 +134,16 @@ pub async fn run_account(
             report.status = AccountStatus::Converged;
             return Ok(());
         }
+        let Some(journal) = journal else {
+            return Err("apply needs the journal (its ownership records); none was opened".into());
+        };
         session.forget();
-        let applied = apply(&session, &baseline, &p, &s.quotas).await;
+        let applied = apply(&session, &baseline, &p, &s.quotas, journal).await;
         let failed = applied.iter().find(|a| a.outcome == ChangeOutcome::Failed).and_then(|a| a.error.clone());
         report.applied = Some(applied);
-        let after =
-            plan_account(desired, &session, &baseline, opts.mode).await.map_err(|e| format!("verifying: {e}"))?;
+        let after = plan_account(desired, &session, &baseline, opts.mode, Some(journal))
+            .await
+            .map_err(|e| format!("verifying: {e}"))?;
         report.remaining = Some(change_views(&after));
         if let Some(e) = failed {
             return Err(e);

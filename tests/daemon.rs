@@ -3,18 +3,30 @@
 
 mod support;
 
-use cm_baseline::daemon::journal::{AccountRow, Journal, RunRow};
+use cm_baseline::journal::{AccountRow, Journal, RunRow, SqliteJournal};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Output};
 use support::{http_get, port, terminate, wait_until, Fleet, HOME};
 
+/// Waits for one journal call, from a test's plain thread.
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().build().expect("a runtime").block_on(f)
+}
+
+fn journal(state: &Path) -> SqliteJournal {
+    SqliteJournal::open(&state.join("journal.sqlite")).expect("the journal opens")
+}
+
 fn runs(state: &Path) -> Vec<RunRow> {
-    Journal::open(&state.join("journal.sqlite")).and_then(|j| j.runs(100)).unwrap_or_default()
+    SqliteJournal::open(&state.join("journal.sqlite")).ok().and_then(|j| block(j.runs(100)).ok()).unwrap_or_default()
 }
 
 fn accounts(state: &Path, run: i64) -> Vec<AccountRow> {
-    Journal::open(&state.join("journal.sqlite")).and_then(|j| j.accounts(run)).unwrap_or_default()
+    SqliteJournal::open(&state.join("journal.sqlite"))
+        .ok()
+        .and_then(|j| block(j.accounts(run)).ok())
+        .unwrap_or_default()
 }
 
 fn count(rows: &[AccountRow], status: &str) -> usize {
@@ -504,9 +516,9 @@ fn a_resumed_run_skips_accounts_no_longer_enrolled_and_finishes() {
     let state = fleet.dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
     let run = {
-        let j = Journal::open(&state.join("journal.sqlite")).unwrap();
-        let id = j.start_run("maintenance", "running", &[stays.clone(), leaves.clone(), gone.clone()]).unwrap();
-        j.account_started(id, &leaves).unwrap();
+        let j = journal(&state);
+        let id = block(j.start_run("maintenance", "running", &[stays.clone(), leaves.clone(), gone.clone()])).unwrap();
+        block(j.account_started(id, &leaves)).unwrap();
         id
     };
     std::fs::remove_file(fleet.desired().join(format!("accounts/{leaves}.yaml"))).unwrap();
@@ -530,7 +542,7 @@ fn a_resumed_run_skips_accounts_no_longer_enrolled_and_finishes() {
     assert!(metrics.contains("cm_accounts_total{outcome=\"skipped\"} 2"), "{metrics}");
     assert_eq!(terminate(&mut d), Some(0));
     // Finished, it is not resumed again.
-    assert!(Journal::open(&state.join("journal.sqlite")).unwrap().unfinished_run().unwrap().is_none());
+    assert!(block(journal(&state).unfinished_run()).unwrap().is_none());
 }
 
 #[test]

@@ -10,14 +10,13 @@
 //!   configured share of accounts, or delete anything, the **brake** stops it before the
 //!   first change, until an operator approves that run (`cm-baseline runs approve ID`).
 //! - Accounts are worked through with bounded concurrency, each recorded in the
-//!   [`journal`] as it finishes; a restarted daemon resumes an unfinished run.
+//!   [`crate::journal`] as it finishes; a restarted daemon resumes an unfinished run.
 //! - SIGTERM/SIGINT: no new accounts are started, in-flight ones may finish until the stop
 //!   deadline, the rest stay pending (not done) for the next start; exit 0.
 //! - `/readyz` reflects a check of desired state and of AWS (an Organizations read) made
 //!   at start and every five minutes, besides the checks every run makes.
 
 pub mod http;
-pub mod journal;
 pub mod metrics;
 pub mod publish;
 pub mod schedule;
@@ -25,11 +24,11 @@ pub mod schedule;
 use crate::aws::{CallLimits, CallStats, Fleet};
 use crate::desired::{self, Brake, DesiredState, Settings};
 use crate::inventory::{self, Inventory};
+use crate::journal::{self, run_status, Journal};
 use crate::plan::{Mode, SkipReason};
 use crate::report::{AccountReport, AccountStatus, Format, RunReport};
 use crate::run::{run, run_account, RunOptions};
 use futures::stream::{self, StreamExt};
-use journal::{run_status, Journal};
 use metrics::Metrics;
 use schedule::Schedule;
 use std::net::SocketAddr;
@@ -64,7 +63,7 @@ const READINESS_INTERVAL: Duration = Duration::from_secs(300);
 
 struct Daemon {
     opts: DaemonOptions,
-    journal: Journal,
+    journal: Arc<dyn Journal>,
     metrics: Arc<Metrics>,
     stats: Arc<CallStats>,
     stopping: watch::Receiver<bool>,
@@ -74,11 +73,7 @@ struct Daemon {
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the exit code.
 pub async fn main(opts: DaemonOptions) -> i32 {
-    if let Err(e) = std::fs::create_dir_all(&opts.state_dir) {
-        eprintln!("error: cannot create state directory {}: {e}", opts.state_dir.display());
-        return 1;
-    }
-    let journal = match Journal::open(&opts.state_dir.join("journal.sqlite")) {
+    let journal = match journal::open(&opts.state_dir) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("error: cannot open the journal in {}: {e}", opts.state_dir.display());
@@ -192,7 +187,7 @@ impl Daemon {
 
     async fn serve(self: Arc<Self>) -> i32 {
         // Resume what a previous process left unfinished, then the manual run if asked.
-        match self.journal.unfinished_run() {
+        match self.journal.unfinished_run().await {
             Ok(Some(r)) => {
                 tracing::info!(run = r.id, status = %r.status, "resuming unfinished run");
                 self.maintenance(Some(r.id)).await;
@@ -233,7 +228,7 @@ impl Daemon {
                 }
                 _ = approvals.tick() => {
                     // A braked run an operator approved meanwhile goes ahead now.
-                    if let Ok(Some(r)) = self.journal.unfinished_run() {
+                    if let Ok(Some(r)) = self.journal.unfinished_run().await {
                         if r.status == run_status::APPROVED {
                             self.maintenance(Some(r.id)).await;
                         }
@@ -297,6 +292,7 @@ impl Daemon {
             accounts,
             parallel_accounts: self.opts.parallel_accounts,
             approved: None,
+            journal: Some(self.journal.clone()),
         }
     }
 
@@ -318,7 +314,7 @@ impl Daemon {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "desired state is invalid: maintenance refused, nothing changed");
-                let _ = self.journal.refuse_run(MAINTENANCE, &e);
+                noted(journal::refuse_run(&*self.journal, MAINTENANCE, &e).await, "refused run");
                 self.metrics.run_finished(MAINTENANCE, run_status::REFUSED, started.elapsed().as_secs_f64());
                 return;
             }
@@ -327,19 +323,23 @@ impl Daemon {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!(error = %e, "maintenance refused");
-                let _ = self.journal.refuse_run(MAINTENANCE, &e);
+                noted(journal::refuse_run(&*self.journal, MAINTENANCE, &e).await, "refused run");
                 self.metrics.run_finished(MAINTENANCE, run_status::REFUSED, started.elapsed().as_secs_f64());
                 return;
             }
         };
         let enrolled: Vec<String> = inv.enrolled.iter().map(|a| a.account_id.to_string()).collect();
-        let (run_id, status) = match resume.and_then(|id| self.journal.run(id).ok().flatten()) {
+        let resumed = match resume {
+            Some(id) => noted(self.journal.run(id).await, "run").flatten(),
+            None => None,
+        };
+        let (run_id, status) = match resumed {
             Some(r) => (r.id, r.status),
-            None => match self.journal.start_run(MAINTENANCE, run_status::PLANNING, &enrolled) {
+            None => match self.journal.start_run(MAINTENANCE, run_status::PLANNING, &enrolled).await {
                 Ok(id) => {
                     // This run covers the fleet again: an older unfinished one must never be
                     // resumed (or approved) after it.
-                    match self.journal.supersede_older(MAINTENANCE, id) {
+                    match self.journal.supersede_older(MAINTENANCE, id).await {
                         Ok(old) if !old.is_empty() => {
                             tracing::warn!(run = id, superseded = ?old, "older unfinished runs superseded")
                         }
@@ -355,8 +355,8 @@ impl Daemon {
             },
         };
         // Accounts a dead process left running did not finish: pending again.
-        let _ = self.journal.requeue_running(run_id);
-        let rows = self.journal.accounts(run_id).unwrap_or_default();
+        noted(self.journal.requeue_running(run_id).await, "requeue running");
+        let rows = noted(self.journal.accounts(run_id).await, "accounts").unwrap_or_default();
         let mut todo: Vec<crate::desired::names::AccountId> = vec![];
         for r in rows.iter().filter(|r| journal::is_open(&r.status)) {
             match inv.enrolled.iter().find(|a| a.account_id.as_str() == r.account_id) {
@@ -366,7 +366,7 @@ impl Daemon {
                     let has_file = d.accounts.keys().any(|k| k.as_str() == r.account_id);
                     let why = not_enrolled_reason(&r.account_id, &inv, has_file);
                     tracing::warn!(run = run_id, account = %r.account_id, reason = why, "account skipped");
-                    let _ = self.journal.account_skipped(run_id, &r.account_id, why);
+                    noted(self.journal.account_skipped(run_id, &r.account_id, why).await, "account skipped");
                     self.metrics.account_finished(journal::SKIPPED);
                 }
             }
@@ -386,13 +386,13 @@ impl Daemon {
             };
             if let Some(why) = verdict {
                 tracing::error!(run = run_id, reason = %why, "blast-radius brake: run stopped before any change; approve with `cm-baseline runs approve {run_id}`");
-                let _ = self.journal.set_run_status(run_id, run_status::BRAKED, Some(&why));
+                noted(self.journal.set_run_status(run_id, run_status::BRAKED, Some(&why)).await, "set run status");
                 self.metrics.brake_stops.fetch_add(1, Ordering::Relaxed);
                 self.metrics.run_finished(MAINTENANCE, run_status::BRAKED, started.elapsed().as_secs_f64());
                 return;
             }
         }
-        let _ = self.journal.set_run_status(run_id, run_status::RUNNING, None);
+        noted(self.journal.set_run_status(run_id, run_status::RUNNING, None).await, "set run status");
 
         let files: Vec<_> = inv.enrolled.iter().filter(|a| todo.contains(&a.account_id)).cloned().collect();
         let opts = self.options(vec![], true);
@@ -405,10 +405,10 @@ impl Daemon {
                         return;
                     }
                     let id = account.account_id.to_string();
-                    let _ = self.journal.account_started(run_id, &id);
+                    noted(self.journal.account_started(run_id, &id).await, "account started");
                     let report = run_account(fleet, d, inv, &account, opts).await;
                     log_skips(&report);
-                    self.record(run_id, &report);
+                    self.record(run_id, &report).await;
                 }
             })
             .buffer_unordered(self.opts.parallel_accounts.max(1))
@@ -428,18 +428,21 @@ impl Daemon {
             }
         };
         if !finished {
-            let cut = self.journal.requeue_running(run_id).unwrap_or_default();
+            let cut = noted(self.journal.requeue_running(run_id).await, "requeue running").unwrap_or_default();
             tracing::warn!(
                 run = run_id,
                 accounts = cut,
                 "stop deadline passed: accounts in flight are recorded not done (pending)"
             );
         }
-        let left =
-            self.journal.accounts(run_id).unwrap_or_default().iter().filter(|r| journal::is_open(&r.status)).count();
+        let left = noted(self.journal.accounts(run_id).await, "accounts")
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| journal::is_open(&r.status))
+            .count();
         let status = if left == 0 { run_status::DONE } else { run_status::STOPPED };
         let detail = (left > 0).then(|| format!("{left} account(s) not done; resumed at the next start"));
-        let _ = self.journal.finish_run(run_id, status, detail.as_deref());
+        noted(self.journal.finish_run(run_id, status, detail.as_deref()).await, "finish run");
         self.metrics.run_finished(MAINTENANCE, status, started.elapsed().as_secs_f64());
         tracing::info!(run = run_id, status, left, "maintenance finished");
     }
@@ -453,7 +456,7 @@ impl Daemon {
         }
     }
 
-    fn record(&self, run_id: i64, report: &AccountReport) {
+    async fn record(&self, run_id: i64, report: &AccountReport) {
         let done = matches!(report.status, AccountStatus::Converged | AccountStatus::NoChanges);
         let outcome = if done { journal::DONE } else { journal::FAILED };
         let applied: Vec<_> =
@@ -472,7 +475,7 @@ impl Daemon {
             error: report.error.as_deref(),
             report: &json,
         };
-        if let Err(e) = self.journal.account_finished(run_id, &o) {
+        if let Err(e) = self.journal.account_finished(run_id, &o).await {
             tracing::error!(run = run_id, account = %report.account_id, error = %e, "cannot write the journal");
         }
     }
@@ -599,9 +602,11 @@ fn log_skips(report: &AccountReport) {
         let reason = crate::report::wire_name(&s.reason);
         let (account, region, feature, resource) = (&report.account_id, &s.region, &s.feature, &s.resource);
         match s.reason {
-            SkipReason::NotOwned | SkipReason::SelfLockout => tracing::warn!(
-                %account, %region, %feature, %resource, reason, detail = %s.detail, "skipped: conflict, left alone"
-            ),
+            SkipReason::NotOwned | SkipReason::SelfLockout | SkipReason::Conflict | SkipReason::Adoption => {
+                tracing::warn!(
+                    %account, %region, %feature, %resource, reason, detail = %s.detail, "skipped: conflict, left alone"
+                )
+            }
             SkipReason::OptedOut | SkipReason::InitialOnly => {
                 tracing::debug!(%account, %region, %feature, %resource, reason, detail = %s.detail, "skipped")
             }
@@ -649,6 +654,17 @@ pub fn write_announcement(
         tracing::info!(path = %path.display(), "announcement written");
     }
     Ok(vec![md, json])
+}
+
+/// A journal result, with the error logged (and the value dropped) when it failed.
+fn noted<T>(r: journal::Result<T>, what: &str) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(error = %e, what, "cannot read or write the journal");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 use super::names::{self, FeatureId, LoadContext, TierName, FEATURES};
 use super::{AccountFile, AccountFileRaw, DesiredState, Feature, FeatureFile, Settings, Tier};
+use crate::resources::{Ownership, Scope};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -361,6 +362,7 @@ pub fn load(dir: &Path) -> Result<DesiredState, LoadErrors> {
                     tag: f.tag,
                     requires: f.requires,
                     resources: f.resources,
+                    adopt: f.adopt,
                     file,
                 },
             );
@@ -378,6 +380,9 @@ pub fn load(dir: &Path) -> Result<DesiredState, LoadErrors> {
                 format!("no definition for {}", missing.join(", ")),
                 Some("every feature F01-F15 needs a file under features/ (an empty `resources: []` is allowed)"),
             ));
+        }
+        if let Some(s) = &settings {
+            errors.extend(resource_conflicts(&features, s.home_region.as_str()));
         }
         if let Some(cycle) = requirement_cycle(&features) {
             errors.push(whole_file(
@@ -398,7 +403,14 @@ pub fn load(dir: &Path) -> Result<DesiredState, LoadErrors> {
         if let Some(a) = a {
             accounts.insert(
                 a.account_id.0.clone(),
-                AccountFile { account_id: a.account_id.0, name: a.name, tier: a.tier, opt_in: a.opt_in, file },
+                AccountFile {
+                    account_id: a.account_id.0,
+                    name: a.name,
+                    tier: a.tier,
+                    opt_in: a.opt_in,
+                    adopt: a.adopt,
+                    file,
+                },
             );
         }
     }
@@ -481,6 +493,105 @@ fn settings_conflicts(file: &Path, s: &Settings) -> Vec<LoadError> {
         });
     }
     out
+}
+
+/// Where the `n`-th (0-based) entry of resource type `kind` stands in a feature file: the
+/// line and column of its `- kind:` item, or (0, 0) when it is written otherwise.
+fn entry_location(text: &str, kind: &str, n: usize) -> (usize, usize) {
+    let item = format!("- {kind}:");
+    text.lines().enumerate().filter_map(|(i, l)| l.find(&item).map(|c| (i + 1, c + 3))).nth(n).unwrap_or((0, 0))
+}
+
+/// Two resource scopes that can name the same region of one account.
+fn scopes_overlap(a: &Scope, b: &Scope, home: &str) -> bool {
+    // Every scope but `global` as: these regions only, or every region but these.
+    fn norm(s: &Scope, home: &str) -> Option<(bool, BTreeSet<String>)> {
+        let set = |l: &[super::names::Region]| l.iter().map(|r| r.as_str().to_string()).collect();
+        match s {
+            Scope::Global => None,
+            Scope::Home => Some((true, [home.to_string()].into())),
+            Scope::All => Some((false, BTreeSet::new())),
+            Scope::Others => Some((false, [home.to_string()].into())),
+            Scope::Only(l) => Some((true, set(l))),
+            Scope::Except(l) => Some((false, set(l))),
+        }
+    }
+    match (norm(a, home), norm(b, home)) {
+        (None, None) => true,
+        (None, _) | (_, None) => false,
+        (Some((true, x)), Some((true, y))) => !x.is_disjoint(&y),
+        (Some((true, x)), Some((false, y))) | (Some((false, y)), Some((true, x))) => !x.is_subset(&y),
+        // Both cover every region but a few: any region beyond both lists is in both.
+        (Some((false, _)), Some((false, _))) => true,
+    }
+}
+
+/// Two entries that resolve to the same resource of one account (same type, name and
+/// region, for a tier both apply to), and `ensure: absent` on a type whose ownership
+/// cannot be shown: an account setting is never absent, it has a value.
+fn resource_conflicts(features: &BTreeMap<FeatureId, Feature>, home: &str) -> Vec<LoadError> {
+    struct Entry<'a> {
+        file: &'a Path,
+        line: usize,
+        column: usize,
+        entry: &'a crate::resources::ResourceEntry,
+    }
+    let mut errors = vec![];
+    let mut entries: Vec<Entry> = vec![];
+    for f in features.values() {
+        let text = std::fs::read_to_string(&f.file).unwrap_or_default();
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in &f.resources {
+            let kind = e.spec.kind();
+            let n = seen.entry(kind).or_insert(0);
+            let (line, column) = entry_location(&text, kind, *n);
+            *n += 1;
+            if e.ensure == crate::resources::Ensure::Absent && e.spec.ownership() == Ownership::Setting {
+                errors.push(LoadError {
+                    file: f.file.clone(),
+                    line,
+                    column,
+                    message: format!(
+                        "{kind}: `ensure: absent` on an account setting, which has a value, never an absence"
+                    ),
+                    hint: Some("write the value the setting should have instead (AWS's default turns it off)".into()),
+                });
+            }
+            entries.push(Entry { file: &f.file, line, column, entry: e });
+        }
+    }
+    for (i, a) in entries.iter().enumerate() {
+        for b in &entries[i + 1..] {
+            let (ea, eb) = (a.entry, b.entry);
+            let tiers_meet = match (&ea.tiers, &eb.tiers) {
+                (Some(x), Some(y)) => x.iter().any(|t| y.contains(t)),
+                _ => true,
+            };
+            let scope =
+                |e: &crate::resources::ResourceEntry| e.regions.clone().unwrap_or_else(|| e.spec.default_scope());
+            if ea.spec.kind() == eb.spec.kind()
+                && ea.spec.name() == eb.spec.name()
+                && tiers_meet
+                && scopes_overlap(&scope(ea), &scope(eb), home)
+            {
+                errors.push(LoadError {
+                    file: b.file.to_path_buf(),
+                    line: b.line,
+                    column: b.column,
+                    message: format!(
+                        "{} {}: the same resource is already declared at {}:{}:{}, for the same tier and region",
+                        eb.spec.kind(),
+                        eb.spec.name(),
+                        a.file.display(),
+                        a.line,
+                        a.column
+                    ),
+                    hint: Some("declare it once, or split the two by `tiers:` or `regions:`".into()),
+                });
+            }
+        }
+    }
+    errors
 }
 
 /// A cycle among `requires`, if there is one.

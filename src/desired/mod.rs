@@ -254,6 +254,24 @@ pub struct FeatureFile {
     pub requires: Vec<Requirement>,
     #[serde(default)]
     pub resources: Vec<crate::resources::ResourceEntry>,
+    /// What becomes of something of the customer's found where the feature would put its
+    /// own (an account setting they chose before us, an untagged resource under the
+    /// baseline's name): `report` (the default) or `overwrite`. An account file can say
+    /// otherwise for its account.
+    #[serde(default)]
+    pub adopt: Adopt,
+}
+
+/// Whether the customer's own settings and resources found in the baseline's place are
+/// taken over (`adopt:` in a feature or account file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Adopt {
+    /// Reported (`adoption`, `not_owned` or `conflict`), never touched.
+    #[default]
+    Report,
+    /// Brought to the baseline and from then on maintained as ours.
+    Overwrite,
 }
 
 /// A feature, once loaded.
@@ -267,6 +285,7 @@ pub struct Feature {
     pub tag: TagByTier,
     pub requires: Vec<Requirement>,
     pub resources: Vec<crate::resources::ResourceEntry>,
+    pub adopt: Adopt,
     pub file: PathBuf,
 }
 
@@ -333,6 +352,10 @@ pub struct AccountFileRaw {
     /// Per-feature opt-in overrides; features not named take the tier's default.
     #[serde(default)]
     pub opt_in: BTreeMap<FeatureId, bool>,
+    /// Per-feature adoption of what the customer had before (`{F03: overwrite}`); features
+    /// not named take the feature file's `adopt` (default `report`).
+    #[serde(default)]
+    pub adopt: BTreeMap<FeatureId, Adopt>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -341,6 +364,7 @@ pub struct AccountFile {
     pub name: Option<String>,
     pub tier: TierName,
     pub opt_in: BTreeMap<FeatureId, bool>,
+    pub adopt: BTreeMap<FeatureId, Adopt>,
     #[serde(skip)]
     pub file: PathBuf,
 }

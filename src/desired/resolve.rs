@@ -49,6 +49,9 @@ pub struct FeatureBaseline {
     pub requires: Vec<FeatureId>,
     /// Value of `cm:Members` on what this feature creates.
     pub tag: OwnerTag,
+    /// Take over what the customer has in the feature's place (`adopt: overwrite`).
+    #[serde(default)]
+    pub adopt: bool,
     pub resources: Vec<DesiredResource>,
 }
 
@@ -218,6 +221,7 @@ pub fn resolve(
             also_when_required: def.also_when_required,
             requires: requires.get(&id).cloned().unwrap_or_default(),
             tag: def.tag.for_tier(&account.tier),
+            adopt: account.adopt.get(&id).copied().unwrap_or(def.adopt) == super::Adopt::Overwrite,
             resources,
         });
     }

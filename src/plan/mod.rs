@@ -1,16 +1,23 @@
 //! The planner: `(AccountBaseline, Observed) -> AccountPlan`. Pure and deterministic.
 //!
 //! Every safety rule is decided here, once, for every resource type alike:
-//! - **R1 tag fence**: nothing without `cm:Members` is updated, retagged or deleted; it is
-//!   reported as `not_owned`. Untaggable account settings are touched only while their
-//!   feature is active.
+//! - **R1 ownership**: nothing that is not provably ours is updated, retagged, deleted or
+//!   built on; it is reported as `not_owned`. What can carry `cm:Members` is ours when it
+//!   carries it; what cannot is ours only through an anchor ([`Ownership`]): a Security Hub
+//!   child follows its hub, a Config recorder its role and bucket, and an account setting
+//!   or an IAM group the journal's record that we wrote it. An account setting the customer
+//!   chose before us is an **adoption** (`adoption`), taken over only where desired state
+//!   says `adopt: overwrite`.
+//! - **One of a kind**: where AWS allows one (a recorder per region, an account analyzer per
+//!   type and region) and the customer's holds the place, the resource is a `conflict`.
 //! - **Opt-in**: maintenance applies managed features and opted-in features only; a feature
 //!   opted out is `opted_out` and nothing of it is changed, let alone deleted.
 //! - **Initial-only** features are applied by initial setup alone (`initial_only`), except
 //!   a feature marked `also_when_required` that an active feature needs and that is gone.
 //! - **R2 Control Tower** accounts skip the configured features (`control_tower`).
 //! - **R3 dependencies** come first; a feature whose dependency is neither active nor in
-//!   place is `blocked_dependency`, never half-applied.
+//!   place, or is in place only as something of the customer's, is `blocked_dependency`
+//!   in that region, never half-applied and never built on the customer's resources.
 //! - **R6 quotas**: a create that would exceed a quota is `quota`, not attempted.
 //! - **No self-lockout**: a change to the member role that would stop the next run from
 //!   assuming it or from repairing it is `self_lockout`.
@@ -21,9 +28,9 @@ mod guard;
 mod tests;
 
 use crate::desired::names::{AccountId, FeatureId, OwnerTag, TierName};
-use crate::desired::resolve::{AccountBaseline, DesiredResource, FeatureBaseline, ResourceKey};
+use crate::desired::resolve::{AccountBaseline, DesiredResource, FeatureBaseline, ResourceKey, GLOBAL};
 use crate::desired::FeatureKind;
-use crate::resources::{Ensure, Observation, ResourceSpec};
+use crate::resources::{Ensure, Observation, Ownership, ResourceSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,6 +52,9 @@ pub enum Action {
     Delete,
     /// Only the `cm:Members` tag value changes.
     Tag,
+    /// Something of the customer's is taken over, as desired state says (`adopt:
+    /// overwrite`): brought to the baseline and, where it can carry one, tagged.
+    Adopt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -59,6 +69,11 @@ pub enum SkipReason {
     SelfLockout,
     /// An AWS default resource the baseline would remove is in use (F10).
     InUse,
+    /// AWS allows one of a kind and the customer's holds the place.
+    Conflict,
+    /// An account setting the customer chose before us: reported with the diff; taken over
+    /// only with `adopt: overwrite`.
+    Adoption,
 }
 
 /// One change the apply will make.
@@ -89,6 +104,9 @@ pub struct Skip {
     pub resource: String,
     pub reason: SkipReason,
     pub detail: String,
+    /// For an adoption: the customer's value against the baseline, as a unified diff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 /// The plan of one account.
@@ -110,6 +128,10 @@ pub struct Observed {
     /// The Control Tower marker role exists (R2).
     pub control_tower: bool,
     pub resources: BTreeMap<ResourceKey, Observation<ResourceSpec>>,
+    /// What the journal records that this tool made, wrote or took over in the account:
+    /// the proof of ownership of what cannot carry a tag, and of a create cut short
+    /// before its tag was written.
+    pub records: BTreeSet<ResourceKey>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +191,126 @@ fn is_present(o: Option<&Observation<ResourceSpec>>) -> bool {
     matches!(o, Some(Observation::Present { .. } | Observation::AwsDefault { .. }))
 }
 
+/// Whether each feature's resources are (or, once the plan is applied, will be) in place
+/// and ours, by region label (`global` for account-wide ones); `Err` says why not.
+#[derive(Debug, Default)]
+struct Placement {
+    by_region: BTreeMap<String, Result<(), String>>,
+    /// Every desired resource of the feature, wherever it is.
+    overall: bool,
+}
+
+impl Placement {
+    fn add(&mut self, r: &DesiredResource, result: Result<(), String>) {
+        let k = &r.key;
+        let slot = self.by_region.entry(k.region.clone()).or_insert(Ok(()));
+        if slot.is_ok() {
+            *slot = result.map_err(|why| format!("{} {} ({}): {why}", k.kind, k.name, k.region));
+        }
+    }
+
+    fn close(mut self, has_resources: bool, empty_is_placed: bool) -> Self {
+        self.overall = if has_resources { self.by_region.values().all(Result::is_ok) } else { empty_is_placed };
+        self
+    }
+
+    /// Whether a resource in `region` may build on this feature: its account-wide
+    /// resources, and those of the same region (or, for a feature of one region such as
+    /// the logs key, those of the home region).
+    fn serves(&self, region: &str, home: &str) -> Result<(), String> {
+        if region == GLOBAL {
+            return self.first_err(|_| true);
+        }
+        if let Some(Err(e)) = self.by_region.get(GLOBAL) {
+            return Err(e.clone());
+        }
+        match self.by_region.get(region).or_else(|| self.by_region.get(home)) {
+            Some(r) => r.clone(),
+            None if self.by_region.is_empty() && !self.overall => Err("neither applied nor in place".into()),
+            None => self.first_err(|r| r != GLOBAL),
+        }
+    }
+
+    fn first_err(&self, which: impl Fn(&str) -> bool) -> Result<(), String> {
+        if self.by_region.is_empty() && !self.overall {
+            return Err("neither applied nor in place".into());
+        }
+        self.by_region.iter().filter(|(r, _)| which(r)).find_map(|(_, v)| v.clone().err()).map_or(Ok(()), Err)
+    }
+}
+
+/// Whose an observed instance is, by its type's [`Ownership`] rule.
+#[derive(Debug, Clone, PartialEq)]
+enum Whose {
+    Ours,
+    /// The customer's; says why, as a person would read it.
+    Customers(String),
+}
+
+fn observed_by_name<'a>(observed: &'a Observed, kind: &str, name: &str) -> Option<&'a Observation<ResourceSpec>> {
+    observed.resources.iter().find(|(k, _)| k.kind == kind && k.name == name).map(|(_, v)| v)
+}
+
+/// Why a child may not be touched through the parent it belongs to (of `kind`, in the
+/// child's region): that parent is not ours, or cannot be shown to be. A missing parent
+/// allows only a create (the parent is made first, by the same plan).
+fn parent_not_ours(kind: &str, region: &str, observed: &Observed, creating: bool) -> Option<String> {
+    let parent = observed.resources.iter().find(|(k, _)| k.kind == kind && k.region == region);
+    match parent.map(|(_, v)| v) {
+        None => {
+            Some(format!("belongs to the {kind} of {region}, which is not part of this plan, so not provably ours"))
+        }
+        Some(Observation::Present { owner: Some(_), .. }) => None,
+        Some(Observation::Absent { .. }) if creating => None,
+        Some(Observation::Absent { .. }) => Some(format!("its {kind} in {region} is not there")),
+        Some(Observation::Present { owner: None, .. }) => Some(format!(
+            "belongs to the customer's {kind} in {region} (it carries no {} tag): nothing of it is touched",
+            crate::desired::names::OWNER_TAG_KEY
+        )),
+        Some(Observation::AwsDefault { .. } | Observation::Occupied { .. }) => {
+            Some(format!("belongs to a {kind} in {region} that is not cm-baseline's"))
+        }
+    }
+}
+
+fn whose(r: &DesiredResource, state: &ResourceSpec, owner: &Option<String>, observed: &Observed) -> Whose {
+    let recorded = observed.records.contains(&r.key);
+    let tag = crate::desired::names::OWNER_TAG_KEY;
+    match r.spec.ownership() {
+        _ if owner.is_some() => Whose::Ours,
+        _ if recorded => Whose::Ours,
+        Ownership::Tag | Ownership::Parent(_) if r.spec.taggable() => Whose::Customers(format!("without the {tag} tag")),
+        Ownership::Tag | Ownership::Parent(_) => Whose::Ours,
+        Ownership::Anchored => {
+            let foreign: Vec<String> = state
+                .anchors()
+                .into_iter()
+                .filter(|(kind, name)| {
+                    !matches!(observed_by_name(observed, kind, name), Some(Observation::Present { owner: Some(_), .. }))
+                })
+                .map(|(kind, name)| if name.is_empty() { format!("no {kind}") } else { format!("{kind} {name}") })
+                .collect();
+            if foreign.is_empty() {
+                Whose::Ours
+            } else {
+                Whose::Customers(format!(
+                    "it uses {}, not cm-baseline's own, and the journal has no record that cm-baseline made it",
+                    foreign.join(" and ")
+                ))
+            }
+        }
+        Ownership::Recorded => Whose::Customers(format!(
+            "it cannot carry the {tag} tag and the journal has no record that cm-baseline made it"
+        )),
+        Ownership::Setting if state.is_aws_default() => Whose::Ours,
+        Ownership::Setting => Whose::Customers(
+            "the customer set it before cm-baseline ever wrote it (it is not AWS's default, and the journal has no record of ours)"
+                .into(),
+        ),
+        Ownership::AwsDefault => Whose::Customers("an AWS default resource is never changed".into()),
+    }
+}
+
 /// Plans one account.
 pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> AccountPlan {
     let ct = observed.control_tower;
@@ -203,33 +345,44 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
         skips: vec![],
         errors: vec![],
     };
-    // Whether each feature's resources are (or, after this plan, will be) in place.
-    let mut in_place: BTreeMap<FeatureId, bool> = BTreeMap::new();
+    let home = baseline.home_region.as_str();
+    let mut placed: BTreeMap<FeatureId, Placement> = BTreeMap::new();
 
     for f in &baseline.features {
-        let present_now = !f.resources.is_empty()
-            && f.resources
-                .iter()
-                .filter(|r| r.ensure == Ensure::Present)
-                .all(|r| is_present(observed.resources.get(&r.key)));
-        match status.get(&f.id).cloned().unwrap_or(Status::Active) {
-            Status::Skipped(reason, detail) => {
-                plan.skips.push(feature_skip(f, reason, detail));
-                in_place.insert(f.id.clone(), present_now);
-                continue;
+        let wanted: Vec<&DesiredResource> = f.resources.iter().filter(|r| r.ensure == Ensure::Present).collect();
+        // As things are now: in place where present and ours.
+        let now = || {
+            let mut p = Placement::default();
+            for r in &wanted {
+                p.add(r, in_place_now(r, observed));
             }
-            Status::Active => {}
+            p.close(!f.resources.is_empty(), false)
+        };
+        if let Some(Status::Skipped(reason, detail)) = status.get(&f.id).cloned() {
+            plan.skips.push(feature_skip(f, reason, detail));
+            placed.insert(f.id.clone(), now());
+            continue;
         }
-        let missing: Vec<&FeatureId> =
-            f.requires.iter().filter(|r| !in_place.get(*r).copied().unwrap_or(false)).collect();
-        if !missing.is_empty() {
-            let detail = missing
+        // R3, region by region: what this resource would build on.
+        let blocked = |region: &str| -> Vec<String> {
+            f.requires
                 .iter()
-                .map(|m| format!("requires {m} ({}), which is neither applied nor in place", m.title()))
-                .collect::<Vec<_>>()
-                .join("; ");
-            plan.skips.push(feature_skip(f, SkipReason::BlockedDependency, detail));
-            in_place.insert(f.id.clone(), present_now);
+                .filter_map(|d| match placed.get(d).map(|p| p.serves(region, home)) {
+                    Some(Ok(())) => None,
+                    Some(Err(why)) => Some(format!("requires {d} ({}): {why}", d.title())),
+                    None => Some(format!("requires {d} ({}), which is neither applied nor in place", d.title())),
+                })
+                .collect()
+        };
+        let blocks: Vec<Vec<String>> = f.resources.iter().map(|r| blocked(&r.key.region)).collect();
+        // A feature without resources of its own (for this tier) is blocked as a whole.
+        let whole = if f.resources.is_empty() { vec![blocked(GLOBAL)] } else { vec![] };
+        if (!f.resources.is_empty() && blocks.iter().all(|b| !b.is_empty())) || whole.iter().any(|b| !b.is_empty()) {
+            let mut all: Vec<String> = blocks.into_iter().chain(whole).flatten().collect();
+            all.sort();
+            all.dedup();
+            plan.skips.push(feature_skip(f, SkipReason::BlockedDependency, all.join("; ")));
+            placed.insert(f.id.clone(), now());
             continue;
         }
         // A create over quota withholds every create of the feature: a trail that cannot be
@@ -240,22 +393,55 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
             }
             _ => None,
         });
-        let mut complete = true;
-        for r in &f.resources {
-            let ok = plan_resource(baseline, f, r, observed, over_quota.as_deref(), &mut plan);
-            complete &= ok || r.ensure == Ensure::Absent;
+        let mut place = Placement::default();
+        for (r, block) in f.resources.iter().zip(blocks) {
+            let result = if block.is_empty() {
+                plan_resource(baseline, f, r, observed, over_quota.as_deref(), &mut plan)
+            } else {
+                let why = block.join("; ");
+                plan.skips.push(Skip {
+                    feature: f.id.clone(),
+                    region: r.key.region.clone(),
+                    resource: format!("{} {}", r.key.kind, r.key.name),
+                    reason: SkipReason::BlockedDependency,
+                    detail: why.clone(),
+                    diff: None,
+                });
+                Err(why)
+            };
+            if r.ensure == Ensure::Present {
+                place.add(r, result);
+            }
         }
-        in_place.insert(f.id.clone(), complete);
+        placed.insert(f.id.clone(), place.close(!f.resources.is_empty(), true));
     }
     plan
 }
 
+/// Whether a desired resource is in place now, and ours.
+fn in_place_now(r: &DesiredResource, observed: &Observed) -> Result<(), String> {
+    if let Ownership::Parent(kind) = r.spec.ownership() {
+        if let Some(why) = parent_not_ours(kind, &r.key.region, observed, false) {
+            return Err(why);
+        }
+    }
+    match observed.resources.get(&r.key) {
+        Some(Observation::Present { state, owner }) => match whose(r, state, owner, observed) {
+            Whose::Ours => Ok(()),
+            Whose::Customers(why) => Err(format!("is the customer's ({why})")),
+        },
+        Some(Observation::AwsDefault { .. }) => Err("is AWS's default, not cm-baseline's".into()),
+        Some(Observation::Occupied { by }) => Err(format!("its place is held by the customer's {by}")),
+        Some(Observation::Absent { .. }) | None => Err("is neither applied nor in place".into()),
+    }
+}
+
 fn feature_skip(f: &FeatureBaseline, reason: SkipReason, detail: String) -> Skip {
-    Skip { feature: f.id.clone(), region: "*".into(), resource: "*".into(), reason, detail }
+    Skip { feature: f.id.clone(), region: "*".into(), resource: "*".into(), reason, detail, diff: None }
 }
 
 /// Plans one resource of an active feature. Returns whether the resource will be in
-/// place (as desired present) once the plan is applied.
+/// place, and ours, once the plan is applied (and if not, why).
 fn plan_resource(
     baseline: &AccountBaseline,
     f: &FeatureBaseline,
@@ -263,13 +449,14 @@ fn plan_resource(
     observed: &Observed,
     over_quota: Option<&str>,
     plan: &mut AccountPlan,
-) -> bool {
+) -> Result<(), String> {
     let skip = |reason, detail: String| Skip {
         feature: f.id.clone(),
         region: r.key.region.clone(),
         resource: format!("{} {}", r.key.kind, r.key.name),
         reason,
         detail,
+        diff: None,
     };
     let change = |action, diff: String, observed: Option<ResourceSpec>| Change {
         feature: f.id.clone(),
@@ -284,14 +471,36 @@ fn plan_resource(
     };
     let Some(obs) = observed.resources.get(&r.key) else {
         plan.errors.push(format!("{}: {} was not observed", f.id, r.key));
-        return false;
+        return Err("not observed".into());
     };
+    // A child of the customer's parent is left alone, even where it is missing: nothing
+    // is added to, or changed in, what the customer runs.
+    if let Ownership::Parent(kind) = r.spec.ownership() {
+        let creating = matches!(obs, Observation::Absent { .. }) && r.ensure == Ensure::Present;
+        if let Some(why) = parent_not_ours(kind, &r.key.region, observed, creating) {
+            if r.ensure == Ensure::Present || matches!(obs, Observation::Present { .. }) {
+                plan.skips.push(skip(SkipReason::NotOwned, why.clone()));
+            }
+            return Err(why);
+        }
+    }
     let taggable = r.spec.taggable();
-    let ours = |owner: &Option<String>| !taggable || owner.is_some();
     let guard = guard::lockout(baseline, &r.spec);
+    let tag_line = |was: &str| {
+        let key = crate::desired::names::OWNER_TAG_KEY;
+        format!("--- observed\n+++ desired\n@@ tags @@\n-{key}: {was}\n+{key}: {}\n", f.tag.as_str())
+    };
 
     match (r.ensure, obs) {
-        (Ensure::Absent, Observation::Absent { .. }) => false,
+        (Ensure::Absent, Observation::Absent { .. } | Observation::Occupied { .. }) => Ok(()),
+        (Ensure::Present, Observation::Occupied { by }) => {
+            let why = format!(
+                "AWS allows one of these here and the customer's {by} holds the place: it is left untouched, \
+                 and nothing is created beside it"
+            );
+            plan.skips.push(skip(SkipReason::Conflict, why.clone()));
+            Err(why)
+        }
         (Ensure::Absent, Observation::AwsDefault { state, in_use }) => {
             if in_use.is_empty() {
                 plan.changes.push(change(Action::Delete, render_diff(Some(state), None), Some(state.clone())));
@@ -301,69 +510,121 @@ fn plan_resource(
                     format!("AWS default resource in use, not deleted (never forced): {}", in_use.join(", ")),
                 ));
             }
-            true
+            Ok(())
         }
         (Ensure::Present, Observation::AwsDefault { state, .. }) => {
-            plan.skips.push(skip(SkipReason::NotOwned, not_owned_detail("exists as an AWS default", &r.spec, state)));
-            true
+            let why = not_owned_detail("exists as an AWS default", &r.spec, state);
+            plan.skips.push(skip(SkipReason::NotOwned, why.clone()));
+            Err(why)
         }
         (Ensure::Absent, Observation::Present { state, owner }) => {
-            if !ours(owner) {
-                plan.skips.push(skip(SkipReason::NotOwned, not_owned_detail("would be deleted", &r.spec, state)));
-            } else if guard::is_member_role(baseline, &r.spec) {
-                plan.skips
-                    .push(skip(SkipReason::SelfLockout, "deleting the member role would lock this tool out".into()));
-            } else {
-                let diff = render_diff(Some(state), None);
-                plan.changes.push(change(Action::Delete, diff, Some(state.clone())));
+            match whose(r, state, owner, observed) {
+                Whose::Customers(why) => {
+                    plan.skips.push(skip(SkipReason::NotOwned, format!("would be deleted, but {why}: left untouched")))
+                }
+                Whose::Ours if guard::is_member_role(baseline, &r.spec) => plan
+                    .skips
+                    .push(skip(SkipReason::SelfLockout, "deleting the member role would lock this tool out".into())),
+                Whose::Ours => {
+                    let diff = render_diff(Some(state), None);
+                    plan.changes.push(change(Action::Delete, diff, Some(state.clone())));
+                }
             }
-            true
+            Ok(())
         }
         (Ensure::Present, Observation::Absent { quota }) => {
             if let Some(q) = quota.as_ref().filter(|q| q.used >= q.limit) {
-                plan.skips.push(skip(
-                    SkipReason::Quota,
-                    format!("{}: {} of {} in use; not created (free one or raise the quota)", q.name, q.used, q.limit),
-                ));
-                return false;
+                let why =
+                    format!("{}: {} of {} in use; not created (free one or raise the quota)", q.name, q.used, q.limit);
+                plan.skips.push(skip(SkipReason::Quota, why.clone()));
+                return Err(why);
             }
             if let Some(blocker) = over_quota {
-                plan.skips
-                    .push(skip(SkipReason::Quota, format!("not created: {blocker} of the same feature is over quota")));
-                return false;
+                let why = format!("not created: {blocker} of the same feature is over quota");
+                plan.skips.push(skip(SkipReason::Quota, why.clone()));
+                return Err(why);
             }
             if let Err(why) = guard {
-                plan.skips.push(skip(SkipReason::SelfLockout, why));
-                return false;
+                plan.skips.push(skip(SkipReason::SelfLockout, why.clone()));
+                return Err(why);
             }
             plan.changes.push(change(Action::Create, render_diff(None, Some(&r.spec)), None));
-            true
+            Ok(())
         }
         (Ensure::Present, Observation::Present { state, owner }) => {
-            if !ours(owner) {
-                plan.skips.push(skip(SkipReason::NotOwned, not_owned_detail("exists", &r.spec, state)));
-                return true;
-            }
-            if !differing_fields(&r.spec, state).is_empty() {
-                if let Err(why) = guard {
-                    plan.skips.push(skip(SkipReason::SelfLockout, why));
-                    return true;
+            let differs = !differing_fields(&r.spec, state).is_empty();
+            match whose(r, state, owner, observed) {
+                Whose::Ours => {
+                    if differs {
+                        if let Err(why) = guard {
+                            plan.skips.push(skip(SkipReason::SelfLockout, why.clone()));
+                            return Err(why);
+                        }
+                        plan.changes.push(change(
+                            Action::Update,
+                            render_diff(Some(state), Some(&r.spec)),
+                            Some(state.clone()),
+                        ));
+                    }
+                    if taggable && owner.as_deref() != Some(f.tag.as_str()) {
+                        let was = owner.clone().unwrap_or_default();
+                        plan.changes.push(change(Action::Tag, tag_line(&was), Some(state.clone())));
+                    }
+                    Ok(())
                 }
-                plan.changes.push(change(Action::Update, render_diff(Some(state), Some(&r.spec)), Some(state.clone())));
+                Whose::Customers(why) if f.adopt && adoptable(&r.spec) => {
+                    if let Err(why) = guard {
+                        plan.skips.push(skip(SkipReason::SelfLockout, why.clone()));
+                        return Err(why);
+                    }
+                    let mut diff = render_diff(Some(state), Some(&r.spec));
+                    if taggable {
+                        diff.push_str(&tag_line(""));
+                    }
+                    if !differs && !taggable {
+                        // Nothing to write; the record alone takes it over.
+                        diff = format!("# takes over the customer's {} as it is ({why})\n", r.key.kind);
+                    }
+                    plan.changes.push(change(Action::Adopt, diff, Some(state.clone())));
+                    Ok(())
+                }
+                Whose::Customers(_) if !differs && r.spec.ownership() == Ownership::Setting => {
+                    // The customer's setting already says what the baseline says.
+                    Ok(())
+                }
+                Whose::Customers(why) => {
+                    let (reason, detail, diff) = match r.spec.ownership() {
+                        Ownership::Setting => (
+                            SkipReason::Adoption,
+                            format!(
+                                "{why}; it differs from the baseline in: {}. To take it over, set `adopt: {{{}: overwrite}}` \
+                                 in the account's file",
+                                differing_fields(&r.spec, state).join(", "),
+                                f.id
+                            ),
+                            Some(render_diff(Some(state), Some(&r.spec))),
+                        ),
+                        Ownership::Anchored => (
+                            SkipReason::Conflict,
+                            format!(
+                                "AWS allows one of these here and this one is the customer's: {why}; left untouched"
+                            ),
+                            None,
+                        ),
+                        _ => (SkipReason::NotOwned, not_owned_detail("exists", &r.spec, state), None),
+                    };
+                    plan.skips.push(Skip { diff, ..skip(reason, detail.clone()) });
+                    Err(detail)
+                }
             }
-            if taggable && owner.as_deref() != Some(f.tag.as_str()) {
-                let was = owner.clone().unwrap_or_default();
-                let diff = format!(
-                    "--- observed\n+++ desired\n@@ tags @@\n-{}: {was}\n+{}: {}\n",
-                    crate::desired::names::OWNER_TAG_KEY,
-                    crate::desired::names::OWNER_TAG_KEY,
-                    f.tag.as_str()
-                );
-                plan.changes.push(change(Action::Tag, diff, Some(state.clone())));
-            }
-            true
         }
     }
+}
+
+/// What `adopt: overwrite` may take over: what the customer set or made under the
+/// baseline's own name, but not a child (its parent is adopted instead) nor AWS's own.
+fn adoptable(spec: &ResourceSpec) -> bool {
+    !matches!(spec.ownership(), Ownership::Parent(_) | Ownership::AwsDefault)
 }
 
 fn not_owned_detail(what: &str, desired: &ResourceSpec, observed: &ResourceSpec) -> String {

@@ -24,6 +24,7 @@ fn action_mark(a: Action) -> (&'static str, &'static str) {
         Action::Update => ("~", "33"),
         Action::Delete => ("-", "31"),
         Action::Tag => ("#", "36"),
+        Action::Adopt => ("@", "35"),
     }
 }
 
@@ -181,6 +182,7 @@ mod tests {
             resource: "*".into(),
             reason: SkipReason::OptedOut,
             detail: "not opted in".into(),
+            diff: None,
         });
         let mut failed = account("222222222222", AccountStatus::Failed);
         failed.error = Some("AccessDenied: cannot assume arn:aws:iam::222222222222:role/cm-policymaintainer".into());

@@ -3,7 +3,7 @@
 //! Only the rules desired state names are read, compared and changed; any other rule on
 //! the analyzer is the customer's and left alone.
 
-use super::{owner_of, Cx, Observation, ResourceType, Scope};
+use super::{owner_of, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::{did_you_mean, OwnerTag, OWNER_TAG_KEY};
 use aws_sdk_accessanalyzer::types::{Criterion as AwsCriterion, InlineArchiveRule, Type};
@@ -126,10 +126,25 @@ fn filter_map(f: &Filter) -> HashMap<String, AwsCriterion> {
     f.iter().map(|(k, c)| (k.clone(), c.aws())).collect()
 }
 
+impl AccessAnalyzer {
+    /// Absent under its name: AWS allows one analyzer of a type per account and region, so
+    /// another of the same type (the customer's) takes the place.
+    async fn other_of_type(&self, cx: &Cx<'_>) -> Result<Observation<Self>, AwsError> {
+        let aa = cx.session.accessanalyzer(cx.region);
+        let kind = Type::from(self.analyzer_type.as_str());
+        let out = cx.session.call(aa.list_analyzers().r#type(kind).send()).await?;
+        Ok(match out.analyzers().iter().find(|a| a.name() != self.name) {
+            Some(a) => Observation::Occupied { by: format!("{} analyzer {}", self.analyzer_type, a.name()) },
+            None => Observation::Absent { quota: None },
+        })
+    }
+}
+
 impl ResourceType for AccessAnalyzer {
     const KIND: &'static str = "access_analyzer";
     const DEFAULT_SCOPE: Scope = Scope::All;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Tag;
 
     fn name(&self) -> String {
         self.name.clone()
@@ -139,13 +154,11 @@ impl ResourceType for AccessAnalyzer {
         let aa = cx.session.accessanalyzer(cx.region);
         let analyzer = match cx.session.call(aa.get_analyzer().analyzer_name(&self.name).send()).await {
             Ok(out) => out.analyzer,
-            Err(e) if code_of(&e) == Some("ResourceNotFoundException") => {
-                return Ok(Observation::Absent { quota: None })
-            }
+            Err(e) if code_of(&e) == Some("ResourceNotFoundException") => return self.other_of_type(cx).await,
             Err(e) => return Err(e.into()),
         };
         let Some(analyzer) = analyzer else {
-            return Ok(Observation::Absent { quota: None });
+            return self.other_of_type(cx).await;
         };
         let owner = owner_of(analyzer.tags().into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str())));
         let archive_rules = match &self.archive_rules {

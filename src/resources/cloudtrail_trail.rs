@@ -1,6 +1,6 @@
 //! `cloudtrail_trail`: a CloudTrail trail in the home region, usually multi-region (F07).
 
-use super::{owner_of, Cx, Observation, Quota, ResourceType, Scope};
+use super::{owner_of, Cx, Observation, Ownership, Quota, ResourceType, Scope};
 use crate::aws::AwsError;
 use crate::desired::names::{OwnerTag, OWNER_TAG_KEY};
 use aws_sdk_cloudtrail::types::{EventSelector, ReadWriteType, Tag};
@@ -62,6 +62,7 @@ impl ResourceType for CloudtrailTrail {
     const KIND: &'static str = "cloudtrail_trail";
     const DEFAULT_SCOPE: Scope = Scope::Home;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Tag;
 
     fn name(&self) -> String {
         self.name.clone()

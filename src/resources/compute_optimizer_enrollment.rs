@@ -1,7 +1,7 @@
 //! `compute_optimizer_enrollment`: the account's Compute Optimizer enrollment (opt-in) status
 //! (F05). An account setting without tags, read and set in every region.
 
-use super::{untaggable, Cx, Observation, ResourceType, Scope};
+use super::{untaggable, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::AwsError;
 use crate::desired::names::OwnerTag;
 use aws_sdk_computeoptimizer::types::Status as AwsStatus;
@@ -27,9 +27,14 @@ impl ResourceType for ComputeOptimizerEnrollment {
     const KIND: &'static str = "compute_optimizer_enrollment";
     const DEFAULT_SCOPE: Scope = Scope::All;
     const TAGGABLE: bool = false;
+    const OWNERSHIP: Ownership = Ownership::Setting;
 
     fn name(&self) -> String {
         "account".into()
+    }
+
+    fn is_aws_default(&self) -> bool {
+        self.status == EnrollmentStatus::Inactive
     }
 
     async fn observe(&self, cx: &Cx<'_>) -> Result<Observation<Self>, AwsError> {

@@ -3,7 +3,7 @@
 //! customer-managed recorder and one delivery channel per region, and neither carries tags:
 //! an untaggable regional account setting, changed while its feature is active.
 
-use super::{untaggable, Cx, Observation, ResourceType, Scope};
+use super::{untaggable, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::AwsError;
 use crate::desired::names::OwnerTag;
 use aws_sdk_config::types::{
@@ -155,9 +155,25 @@ impl ResourceType for ConfigRecorder {
     const KIND: &'static str = "config_recorder";
     const DEFAULT_SCOPE: Scope = Scope::All;
     const TAGGABLE: bool = false;
+    const OWNERSHIP: Ownership = Ownership::Anchored;
 
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    /// The role it records with and the bucket its channel delivers to.
+    fn anchors(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![];
+        if let Some((_, role)) = self.role_arn.rsplit_once('/') {
+            out.push(("iam_role", role.to_string()));
+        } else {
+            out.push(("iam_role", self.role_arn.clone()));
+        }
+        match &self.delivery_channel {
+            Some(ch) => out.push(("s3_bucket", ch.s3_bucket.clone())),
+            None => out.push(("s3_bucket", String::new())),
+        }
+        out
     }
 
     async fn observe(&self, cx: &Cx<'_>) -> Result<Observation<Self>, AwsError> {
@@ -167,9 +183,14 @@ impl ResourceType for ConfigRecorder {
         // customer-managed slot.
         let customer: Vec<&ConfigurationRecorder> =
             out.configuration_recorders().iter().filter(|r| r.service_principal().is_none()).collect();
-        let found = customer.iter().find(|r| r.name() == Some(self.name.as_str())).or(customer.first());
-        let Some(rec) = found else {
-            return Ok(Observation::Absent { quota: None });
+        let Some(rec) = customer.iter().find(|r| r.name() == Some(self.name.as_str())) else {
+            // AWS allows one customer-managed recorder per region, and cannot rename one.
+            return Ok(match customer.first() {
+                Some(other) => {
+                    Observation::Occupied { by: format!("configuration recorder {}", other.name().unwrap_or_default()) }
+                }
+                None => Observation::Absent { quota: None },
+            });
         };
         let name = rec.name().unwrap_or_default().to_string();
         let group = rec.recording_group();

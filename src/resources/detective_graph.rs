@@ -1,7 +1,7 @@
 //! `detective_graph`: the Detective behavior graph of a region (F14). One graph per account
 //! and region, found with ListGraphs; it has no settings of its own, only its tags.
 
-use super::{owner_of, Cx, Observation, ResourceType, Scope};
+use super::{owner_of, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::AwsError;
 use crate::desired::names::{OwnerTag, OWNER_TAG_KEY};
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,7 @@ impl ResourceType for DetectiveGraph {
     const KIND: &'static str = "detective_graph";
     const DEFAULT_SCOPE: Scope = Scope::All;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Tag;
 
     fn name(&self) -> String {
         "account".into()

@@ -1,7 +1,7 @@
 //! `ebs_default_encryption`: EBS encryption by default, per region (F11). A regional
 //! account setting without tags.
 
-use super::{untaggable, Cx, Observation, ResourceType, Scope};
+use super::{untaggable, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::AwsError;
 use crate::desired::names::OwnerTag;
 use serde::{Deserialize, Serialize};
@@ -20,9 +20,15 @@ impl ResourceType for EbsDefaultEncryption {
     const KIND: &'static str = "ebs_default_encryption";
     const DEFAULT_SCOPE: Scope = Scope::All;
     const TAGGABLE: bool = false;
+    const OWNERSHIP: Ownership = Ownership::Setting;
 
     fn name(&self) -> String {
         "account".into()
+    }
+
+    /// Off, with AWS's own key: nobody chose it.
+    fn is_aws_default(&self) -> bool {
+        !self.enabled && self.kms_key.as_deref().is_none_or(|k| k.ends_with("alias/aws/ebs"))
     }
 
     async fn observe(&self, cx: &Cx<'_>) -> Result<Observation<Self>, AwsError> {

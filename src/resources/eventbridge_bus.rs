@@ -1,6 +1,6 @@
 //! `eventbridge_bus`: a custom EventBridge event bus (F15), found by name in its region.
 
-use super::{owner_of, Cx, Observation, ResourceType, Scope};
+use super::{owner_of, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::{OwnerTag, OWNER_TAG_KEY};
 use aws_sdk_eventbridge::types::Tag;
@@ -33,6 +33,7 @@ impl ResourceType for EventbridgeBus {
     const KIND: &'static str = "eventbridge_bus";
     const DEFAULT_SCOPE: Scope = Scope::Home;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Tag;
 
     fn name(&self) -> String {
         self.name.clone()

@@ -3,7 +3,7 @@
 //! compared and written; other targets on the rule are the customer's and are left alone.
 
 use super::eventbridge_bus::{owner, owner_tag};
-use super::{Cx, Observation, ResourceType, Scope};
+use super::{Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::OwnerTag;
 use crate::desired::policy::PolicyDoc;
@@ -134,6 +134,7 @@ impl ResourceType for EventbridgeRule {
     const KIND: &'static str = "eventbridge_rule";
     const DEFAULT_SCOPE: Scope = Scope::Home;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Tag;
 
     fn name(&self) -> String {
         self.name.clone()

@@ -5,7 +5,7 @@
 //! detector's `Features` (not the deprecated `DataSources`). Only the features (and, within
 //! one, the additional configurations) that desired state names are read and compared.
 
-use super::{owner_of, Cx, Observation, ResourceType, Scope};
+use super::{owner_of, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::AwsError;
 use crate::desired::names::{did_you_mean, OwnerTag, OWNER_TAG_KEY};
 use aws_sdk_guardduty::types::{
@@ -194,6 +194,7 @@ impl ResourceType for GuarddutyDetector {
     const KIND: &'static str = "guardduty_detector";
     const DEFAULT_SCOPE: Scope = Scope::All;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Tag;
 
     fn name(&self) -> String {
         "account".into()

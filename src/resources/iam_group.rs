@@ -1,6 +1,6 @@
 //! `iam_group`: an IAM group and its managed policies (F02). IAM groups cannot carry tags.
 
-use super::{untaggable, Cx, Observation, ResourceType, Scope};
+use super::{untaggable, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::OwnerTag;
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ impl ResourceType for IamGroup {
     const KIND: &'static str = "iam_group";
     const DEFAULT_SCOPE: Scope = Scope::Global;
     const TAGGABLE: bool = false;
+    const OWNERSHIP: Ownership = Ownership::Recorded;
 
     fn name(&self) -> String {
         self.name.clone()

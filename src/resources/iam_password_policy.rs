@@ -1,7 +1,7 @@
 //! `iam_password_policy`: the account's IAM password policy (F03). An account setting:
 //! it cannot carry tags, so it is managed only while its feature is active.
 
-use super::{untaggable, Cx, Observation, ResourceType, Scope};
+use super::{untaggable, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::OwnerTag;
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,7 @@ impl ResourceType for IamPasswordPolicy {
     const KIND: &'static str = "iam_password_policy";
     const DEFAULT_SCOPE: Scope = Scope::Global;
     const TAGGABLE: bool = false;
+    const OWNERSHIP: Ownership = Ownership::Setting;
 
     fn name(&self) -> String {
         "account".into()

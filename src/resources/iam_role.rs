@@ -1,6 +1,6 @@
 //! `iam_role`: an IAM role with its trust policy, managed and inline policies (F01, F15).
 
-use super::{owner_of, Cx, Observation, ResourceType, Scope};
+use super::{owner_of, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::{OwnerTag, OWNER_TAG_KEY};
 use crate::desired::policy::PolicyDoc;
@@ -43,6 +43,7 @@ impl ResourceType for IamRole {
     const KIND: &'static str = "iam_role";
     const DEFAULT_SCOPE: Scope = Scope::Global;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Tag;
 
     fn name(&self) -> String {
         self.name.clone()

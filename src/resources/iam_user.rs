@@ -1,6 +1,6 @@
 //! `iam_user`: an IAM user and the groups it belongs to (F02).
 
-use super::{owner_of, Cx, Observation, ResourceType, Scope};
+use super::{owner_of, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::{OwnerTag, OWNER_TAG_KEY};
 use aws_sdk_iam::types::Tag;
@@ -28,6 +28,7 @@ impl ResourceType for IamUser {
     const KIND: &'static str = "iam_user";
     const DEFAULT_SCOPE: Scope = Scope::Global;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Tag;
 
     fn name(&self) -> String {
         self.name.clone()

@@ -1,6 +1,11 @@
 //! `kms_key`: a symmetric KMS key found by its alias, with key policy and rotation (F09).
+//!
+//! A key is created with its `cm:Members` tag in the same call, then given its alias. When
+//! the alias call did not happen (the run was cut short, AWS refused it), the next run finds
+//! the key by its tag and description among the keys that have no alias, and gives it the
+//! alias, instead of making another key each week.
 
-use super::{owner_of, Cx, Observation, ResourceType, Scope};
+use super::{owner_of, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::{OwnerTag, OWNER_TAG_KEY};
 use crate::desired::policy::PolicyDoc;
@@ -25,25 +30,30 @@ pub struct KmsKey {
 /// The key id an alias points to in this account and region, if the alias exists. The
 /// aliases of a region are listed once per observation.
 pub async fn alias_target(cx: &Cx<'_>, alias: &str) -> Result<Option<String>, AwsError> {
-    let aliases =
-        cx.session
-            .memo(&format!("kms:ListAliases:{}", cx.region), || async {
-                let kms = cx.session.kms(cx.region);
-                let mut all: Vec<(String, Option<String>)> = vec![];
-                let mut marker = None;
-                loop {
-                    let out = cx.session.call(kms.list_aliases().set_marker(marker).send()).await?;
-                    all.extend(out.aliases().iter().filter_map(|a| {
-                        a.alias_name().map(|n| (n.to_string(), a.target_key_id().map(str::to_string)))
-                    }));
-                    if !out.truncated() {
-                        return Ok(all);
-                    }
-                    marker = out.next_marker;
+    Ok(aliases(cx).await?.into_iter().find(|(n, _)| n == alias).and_then(|(_, t)| t))
+}
+
+/// Every alias of the region with its key, listed once per observation.
+async fn aliases(cx: &Cx<'_>) -> Result<Vec<(String, Option<String>)>, AwsError> {
+    cx.session
+        .memo(&format!("kms:ListAliases:{}", cx.region), || async {
+            let kms = cx.session.kms(cx.region);
+            let mut all: Vec<(String, Option<String>)> = vec![];
+            let mut marker = None;
+            loop {
+                let out = cx.session.call(kms.list_aliases().set_marker(marker).send()).await?;
+                all.extend(
+                    out.aliases()
+                        .iter()
+                        .filter_map(|a| a.alias_name().map(|n| (n.to_string(), a.target_key_id().map(str::to_string)))),
+                );
+                if !out.truncated() {
+                    return Ok(all);
                 }
-            })
-            .await?;
-    Ok(aliases.into_iter().find(|(n, _)| n == alias).and_then(|(_, t)| t))
+                marker = out.next_marker;
+            }
+        })
+        .await
 }
 
 /// Whether the key reference `observed` (an id, key ARN, alias or alias ARN, as a service
@@ -69,18 +79,57 @@ fn owner_tag(tag: OwnerTag) -> Result<Tag, AwsError> {
         .map_err(|e| AwsError::new("construction", e.to_string()))
 }
 
+impl KmsKey {
+    /// A key of ours left without its alias: customer-managed, enabled, tagged
+    /// `cm:Members`, with this key's description, and no alias at all. Read only when the
+    /// alias is missing.
+    async fn unaliased(&self, cx: &Cx<'_>) -> Result<Option<(String, String)>, AwsError> {
+        let aliased: std::collections::BTreeSet<String> =
+            aliases(cx).await?.into_iter().filter_map(|(_, t)| t).collect();
+        let kms = cx.session.kms(cx.region);
+        let mut marker = None;
+        loop {
+            let out = cx.session.call(kms.list_keys().set_marker(marker).send()).await?;
+            for id in out.keys().iter().filter_map(|k| k.key_id()).filter(|id| !aliased.contains(*id)) {
+                let meta = cx.session.call(kms.describe_key().key_id(id).send()).await?;
+                let Some(m) = meta.key_metadata() else { continue };
+                let ours_shape = m.key_manager() == Some(&aws_sdk_kms::types::KeyManagerType::Customer)
+                    && m.key_state() == Some(&KeyState::Enabled)
+                    && self.description.as_deref().is_none_or(|d| m.description() == Some(d));
+                if !ours_shape {
+                    continue;
+                }
+                let tags = cx.session.call(kms.list_resource_tags().key_id(id).send()).await?;
+                if let Some(owner) = owner_of(tags.tags().iter().map(|t| (t.tag_key(), t.tag_value()))) {
+                    return Ok(Some((id.to_string(), owner)));
+                }
+            }
+            if !out.truncated() {
+                return Ok(None);
+            }
+            marker = out.next_marker;
+        }
+    }
+}
+
 impl ResourceType for KmsKey {
     const KIND: &'static str = "kms_key";
     const DEFAULT_SCOPE: Scope = Scope::Home;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Tag;
 
     fn name(&self) -> String {
         self.alias.clone()
     }
 
     async fn observe(&self, cx: &Cx<'_>) -> Result<Observation<Self>, AwsError> {
-        let Some(key_id) = alias_target(cx, &self.alias).await? else {
-            return Ok(Observation::Absent { quota: None });
+        let (key_id, alias) = match alias_target(cx, &self.alias).await? {
+            Some(id) => (id, self.alias.clone()),
+            None => match self.unaliased(cx).await? {
+                // Ours, half made: observed without an alias, which the update adds.
+                Some((id, _)) => (id, String::new()),
+                None => return Ok(Observation::Absent { quota: None }),
+            },
         };
         let kms = cx.session.kms(cx.region);
         let meta = cx.session.call(kms.describe_key().key_id(&key_id).send()).await?;
@@ -103,7 +152,7 @@ impl ResourceType for KmsKey {
         let owner = owner_of(tags.tags().iter().map(|t| (t.tag_key(), t.tag_value())));
         Ok(Observation::Present {
             state: KmsKey {
-                alias: self.alias.clone(),
+                alias,
                 description: Some(description),
                 key_policy,
                 enable_key_rotation,
@@ -148,6 +197,10 @@ impl ResourceType for KmsKey {
     async fn update(&self, cx: &Cx<'_>, observed: &Self) -> Result<(), AwsError> {
         let kms = cx.session.kms(cx.region);
         let key_id = observed.key_id.clone().ok_or_else(|| AwsError::new("internal", "observed key has no id"))?;
+        if observed.alias != self.alias {
+            // A key of ours whose alias was never made.
+            cx.session.call(kms.create_alias().alias_name(&self.alias).target_key_id(&key_id).send()).await?;
+        }
         if self.key_policy != observed.key_policy {
             cx.session
                 .call(

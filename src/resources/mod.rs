@@ -149,6 +149,12 @@ pub enum Observation<T> {
         /// What uses it (network interfaces, ...); empty when unused.
         in_use: Vec<String>,
     },
+    /// Not there under the desired name, but AWS allows one of a kind (one account analyzer
+    /// per type and region, one Config recorder per region) and that one place is taken.
+    Occupied {
+        /// What holds it, as a person would name it (`account analyzer customer-analyzer`).
+        by: String,
+    },
 }
 
 impl<T> Observation<T> {
@@ -157,8 +163,34 @@ impl<T> Observation<T> {
             Observation::Absent { quota } => Observation::Absent { quota },
             Observation::Present { state, owner } => Observation::Present { state: f(state), owner },
             Observation::AwsDefault { state, in_use } => Observation::AwsDefault { state: f(state), in_use },
+            Observation::Occupied { by } => Observation::Occupied { by },
         }
     }
+}
+
+/// How the planner tells whether an instance is this tool's (R1). Each type states which
+/// rule applies to it; only the planner ([`crate::plan`]) acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// It carries `cm:Members`: ours if and only if it carries the tag.
+    Tag,
+    /// It belongs to a parent of this kind in the same region (Security Hub's standards,
+    /// aggregator and automation rules belong to the hub): ours only while the parent is;
+    /// a child that can carry the tag must carry it too.
+    Parent(&'static str),
+    /// It points at resources (a Config recorder at its role and bucket): ours when every
+    /// one of them is ours, or when the journal records that we made it.
+    Anchored,
+    /// A named resource that cannot carry a tag (an IAM group): ours only when the journal
+    /// records that we made it.
+    Recorded,
+    /// An account-level setting (the password policy, EBS default encryption): ours to set
+    /// while it is absent or at AWS's default, or when the journal records that we wrote
+    /// it; a value the customer set before us is adopted only where desired state says so.
+    Setting,
+    /// AWS's own default resource (the default VPC): never changed, removed only while
+    /// nothing but AWS's own pieces are in it.
+    AwsDefault,
 }
 
 /// What a resource type's AWS calls need to know.
@@ -182,8 +214,23 @@ pub trait ResourceType:
     /// managed only while their feature is active.
     const TAGGABLE: bool;
 
+    /// Which rule proves that an instance is ours.
+    const OWNERSHIP: Ownership;
+
     /// The instance's name in reports (bucket name, role name; `account` for singletons).
     fn name(&self) -> String;
+
+    /// For [`Ownership::Anchored`] types: the resources an observed instance points at, as
+    /// `(kind, name)` (the recorder's role and bucket).
+    fn anchors(&self) -> Vec<(&'static str, String)> {
+        vec![]
+    }
+
+    /// For [`Ownership::Setting`] types: whether an observed value is AWS's default, which
+    /// nobody chose (EBS encryption off, Compute Optimizer not enrolled).
+    fn is_aws_default(&self) -> bool {
+        false
+    }
 
     /// Reads the resource from AWS, in the same shape as desired state.
     fn observe(&self, cx: &Cx<'_>) -> impl Future<Output = Result<Observation<Self>, AwsError>> + Send;
@@ -239,6 +286,14 @@ macro_rules! registry {
         /// Every registered kind, in registry order.
         pub const KINDS: &[&str] = &[$(<$module::$ty as ResourceType>::KIND),*];
 
+        /// The ownership rule of a kind, by name.
+        pub fn ownership_of(kind: &str) -> Option<Ownership> {
+            $(if kind == <$module::$ty as ResourceType>::KIND {
+                return Some(<$module::$ty as ResourceType>::OWNERSHIP);
+            })*
+            None
+        }
+
         impl ResourceSpec {
             pub fn kind(&self) -> &'static str {
                 match self { $(Self::$variant(_) => <$module::$ty as ResourceType>::KIND,)* }
@@ -251,6 +306,15 @@ macro_rules! registry {
             }
             pub fn taggable(&self) -> bool {
                 match self { $(Self::$variant(_) => <$module::$ty as ResourceType>::TAGGABLE,)* }
+            }
+            pub fn ownership(&self) -> Ownership {
+                match self { $(Self::$variant(_) => <$module::$ty as ResourceType>::OWNERSHIP,)* }
+            }
+            pub fn anchors(&self) -> Vec<(&'static str, String)> {
+                match self { $(Self::$variant(r) => r.anchors(),)* }
+            }
+            pub fn is_aws_default(&self) -> bool {
+                match self { $(Self::$variant(r) => r.is_aws_default(),)* }
             }
             /// The resource's own fields, without the kind around them.
             pub fn fields(&self) -> serde_json::Value {

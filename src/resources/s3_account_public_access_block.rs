@@ -1,7 +1,7 @@
 //! `s3_account_public_access_block`: the account-level S3 public access block (F04).
 //! An account setting without tags.
 
-use super::{untaggable, Cx, Observation, ResourceType, Scope};
+use super::{untaggable, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::OwnerTag;
 use aws_sdk_s3control::types::PublicAccessBlockConfiguration;
@@ -24,9 +24,17 @@ impl ResourceType for S3AccountPublicAccessBlock {
     const KIND: &'static str = "s3_account_public_access_block";
     const DEFAULT_SCOPE: Scope = Scope::Global;
     const TAGGABLE: bool = false;
+    const OWNERSHIP: Ownership = Ownership::Setting;
 
     fn name(&self) -> String {
         "account".into()
+    }
+
+    /// Nothing blocked is what an account has before anyone sets the block.
+    fn is_aws_default(&self) -> bool {
+        [self.block_public_acls, self.ignore_public_acls, self.block_public_policy, self.restrict_public_buckets]
+            .iter()
+            .all(|b| *b != Some(true))
     }
 
     async fn observe(&self, cx: &Cx<'_>) -> Result<Observation<Self>, AwsError> {

@@ -2,7 +2,7 @@
 //! access block, versioning, default encryption, object lock, lifecycle, requester pays and
 //! bucket policy. Only the settings desired state names are read and compared.
 
-use super::{owner_of, Cx, Observation, Quota, ResourceType, Scope};
+use super::{owner_of, Cx, Observation, Ownership, Quota, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::{OwnerTag, OWNER_TAG_KEY};
 use crate::desired::policy::PolicyDoc;
@@ -129,6 +129,7 @@ impl ResourceType for S3Bucket {
     const KIND: &'static str = "s3_bucket";
     const DEFAULT_SCOPE: Scope = Scope::Home;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Tag;
 
     fn name(&self) -> String {
         self.name.clone()

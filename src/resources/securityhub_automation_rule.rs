@@ -7,7 +7,7 @@
 //! kept on update.
 
 use super::securityhub_hub::not_subscribed;
-use super::{owner_of, Cx, Observation, ResourceType, Scope};
+use super::{owner_of, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::{OwnerTag, OWNER_TAG_KEY};
 use aws_sdk_securityhub::types::{
@@ -273,6 +273,7 @@ impl ResourceType for SecurityhubAutomationRule {
     const KIND: &'static str = "securityhub_automation_rule";
     const DEFAULT_SCOPE: Scope = Scope::Home;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Parent("securityhub_hub");
 
     fn name(&self) -> String {
         self.rule_name.clone()

@@ -3,7 +3,7 @@
 //! region) and cannot carry tags, so it is changed while its feature is active.
 
 use super::securityhub_hub::not_subscribed;
-use super::{untaggable, Cx, Observation, ResourceType, Scope};
+use super::{untaggable, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::OwnerTag;
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,7 @@ impl ResourceType for SecurityhubFindingAggregator {
     const KIND: &'static str = "securityhub_finding_aggregator";
     const DEFAULT_SCOPE: Scope = Scope::Home;
     const TAGGABLE: bool = false;
+    const OWNERSHIP: Ownership = Ownership::Parent("securityhub_hub");
 
     fn name(&self) -> String {
         "aggregator".into()

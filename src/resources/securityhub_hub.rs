@@ -5,7 +5,7 @@
 //! 2024-07-11 change): nothing here calls DisassociateFromAdministratorAccount, and the hub is
 //! not disabled while the account is linked to an administrator.
 
-use super::{owner_of, Cx, Observation, ResourceType, Scope};
+use super::{owner_of, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::{OwnerTag, OWNER_TAG_KEY};
 use aws_sdk_securityhub::types::ControlFindingGenerator;
@@ -60,6 +60,7 @@ impl ResourceType for SecurityhubHub {
     const KIND: &'static str = "securityhub_hub";
     const DEFAULT_SCOPE: Scope = Scope::All;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Tag;
 
     fn name(&self) -> String {
         "hub".into()

@@ -4,7 +4,7 @@
 //! desired state does not name are neither read nor changed.
 
 use super::securityhub_hub::not_subscribed;
-use super::{untaggable, Cx, Observation, ResourceType, Scope};
+use super::{untaggable, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::OwnerTag;
 use aws_sdk_securityhub::types::{
@@ -139,6 +139,7 @@ impl ResourceType for SecurityhubStandard {
     const KIND: &'static str = "securityhub_standard";
     const DEFAULT_SCOPE: Scope = Scope::All;
     const TAGGABLE: bool = false;
+    const OWNERSHIP: Ownership = Ownership::Parent("securityhub_hub");
 
     fn name(&self) -> String {
         match self.standards_arn.split_once(":standards/").or_else(|| self.standards_arn.split_once(":ruleset/")) {

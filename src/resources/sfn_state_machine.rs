@@ -1,7 +1,7 @@
 //! `sfn_state_machine`: a Step Functions state machine (F15), found by name in its region.
 //! Created as a STANDARD state machine.
 
-use super::{owner_of, Cx, Observation, ResourceType, Scope};
+use super::{owner_of, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::{code_of, AwsError};
 use crate::desired::names::{OwnerTag, OWNER_TAG_KEY};
 use crate::desired::policy::PolicyDoc;
@@ -52,6 +52,7 @@ impl ResourceType for SfnStateMachine {
     const KIND: &'static str = "sfn_state_machine";
     const DEFAULT_SCOPE: Scope = Scope::Home;
     const TAGGABLE: bool = true;
+    const OWNERSHIP: Ownership = Ownership::Tag;
 
     fn name(&self) -> String {
         self.name.clone()
