@@ -409,3 +409,41 @@ fn resolve_fills_placeholders_and_expands_regions() {
     let ResourceSpec::IamRole(r) = &f01.resources[2].spec else { panic!() };
     assert_eq!(r.trust_policy.0["Statement"][0]["Principal"]["AWS"], "arn:aws:iam::999999999999:root");
 }
+
+#[test]
+fn two_entries_for_one_resource_are_rejected_naming_both() {
+    // The secure recorder of the other regions now claims the home region too.
+    let dir = copy_with(|d| {
+        let f08 = d.join("features/F08-config.yaml");
+        let text = std::fs::read_to_string(&f08).unwrap();
+        let at = text.find("    regions: others").expect("the secure recorder of the other regions");
+        std::fs::write(&f08, format!("{}    regions: all{}", &text[..at], &text[at + "    regions: others".len()..]))
+            .unwrap();
+    });
+    let (line, e) = only_error(dir.path());
+    let text = std::fs::read_to_string(&e.file).unwrap();
+    let items: Vec<usize> =
+        text.lines().enumerate().filter(|(_, l)| l.contains("- config_recorder:")).map(|(i, _)| i + 1).collect();
+    // Reported at the second secure entry, naming the first.
+    assert_eq!(e.line, items[1], "{line}");
+    assert!(
+        line.contains(&format!("F08-config.yaml:{}:5", items[0]))
+            && line.contains("config_recorder default: the same resource is already declared at"),
+        "{line}"
+    );
+    assert!(e.hint.as_deref().unwrap_or_default().contains("tiers:"), "{e:?}");
+}
+
+#[test]
+fn an_account_setting_cannot_be_ensured_absent() {
+    let dir = copy_with(|d| {
+        replace(
+            &d.join("features/F03-password-policy.yaml"),
+            "      allow_users_to_change_password: true\n",
+            "      allow_users_to_change_password: true\n    ensure: absent\n",
+        );
+    });
+    let (line, _) = only_error(dir.path());
+    assert!(line.starts_with("F03-password-policy.yaml:"), "{line}");
+    assert!(line.contains("iam_password_policy: `ensure: absent` on an account setting"), "{line}");
+}

@@ -260,6 +260,18 @@ fn an_account_linked_to_a_security_hub_administrator_stays_linked() {
         .filter(|s| s["feature"] == "F13" && s["resource"] == "securityhub_hub hub" && s["reason"] == "not_owned")
         .count();
     assert_eq!(hub_skips, TEST_REGIONS.len(), "{a}");
+    // And so is everything that belongs to it: nothing of F13 is changed or added there.
+    assert!(!changes(a).iter().any(|(f, _, _)| f == "F13"), "{a}");
+    let standards = a["skips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["resource"].as_str().unwrap_or_default().starts_with("securityhub_standard ")
+                && s["reason"] == "not_owned"
+        })
+        .count();
+    assert_eq!(standards, TEST_REGIONS.len(), "{a}");
     let ops = by_operation(&applied, id);
     for forbidden in [
         "securityhub:DisassociateFromAdministratorAccount",
@@ -273,7 +285,7 @@ fn an_account_linked_to_a_security_hub_administrator_stays_linked() {
         assert_eq!(linked["Administrator"]["AccountId"], admin.as_str(), "{region}: {linked}");
         let hub = call_in(&fleet, id, "describe_hub", json!({}), region);
         assert!(tags(&fleet, id, region, hub["HubArn"].as_str().unwrap()).get("cm:Members").is_none(), "{region}");
-        // The standard's controls are still the baseline's (untaggable, maintained while opted in).
-        assert_eq!(status_of(&fleet, id, region, "IAM.6"), "DISABLED", "{region}");
+        // The standard belongs to the customer's hub: its controls are left as they were.
+        assert_eq!(status_of(&fleet, id, region, "IAM.6"), "ENABLED", "{region}");
     }
 }

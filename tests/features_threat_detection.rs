@@ -207,9 +207,16 @@ fn a_customer_detector_and_graph_without_the_tag_are_not_owned_and_left_untouche
     // The regions without the customer's resources got the baseline's.
     let (_, ours) = detector(&fleet, id, "us-east-1");
     assert_eq!(ours["Tags"]["cm:Members"], "SecureAccount");
-    let tokyo = graphs(&fleet, id, "ap-northeast-1");
-    assert_eq!(tokyo.len(), 1, "the customer's detector counts as GuardDuty in place for Detective");
-    assert_eq!(graph_tags(&fleet, id, "ap-northeast-1", &tokyo[0])["cm:Members"], "SecureAccount");
+    // Nothing of ours is built on the customer's detector: no graph of ours in Tokyo.
+    assert!(graphs(&fleet, id, "ap-northeast-1").is_empty(), "a graph was built on the customer's detector");
+    let blocked = a["skips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["feature"] == "F14" && s["region"] == "ap-northeast-1")
+        .unwrap_or_else(|| panic!("{a}"));
+    assert_eq!(blocked["reason"], "blocked_dependency", "{blocked}");
+    assert!(blocked["detail"].as_str().unwrap().contains("guardduty_detector account (ap-northeast-1)"), "{blocked}");
     assert_eq!(fleet.report(&["plan", "--detailed-exitcode"]).0, 0);
 }
 
@@ -233,14 +240,25 @@ fn detective_is_blocked_where_guardduty_is_opted_out_and_no_detector_exists() {
         assert!(graphs(&fleet, &id, region).is_empty(), "{region}");
     }
 
-    // Once GuardDuty is in place (the customer's own detectors), Detective goes ahead.
+    // The customer's own detectors do not count: nothing of ours is built on them.
     for region in TEST_REGIONS {
         call_in(&fleet, &id, "guardduty", "create_detector", json!({"Enable": true}), region);
     }
     let (code, plan) = fleet.report(&["plan", "--initial"]);
     assert_eq!(code, 0, "{plan}");
     let a = account(&plan, &id);
-    assert!(!skips(a).contains(&("F14".into(), "blocked_dependency".into())), "{a}");
+    assert!(skips(a).contains(&("F14".into(), "blocked_dependency".into())), "{a}");
+    assert!(!changes(a).iter().any(|(f, _, _)| f == "F14"), "{a}");
+
+    // Adopted (and opted in again), the detectors are ours, and Detective goes ahead.
+    let file = fleet.desired().join(format!("accounts/{id}.yaml"));
+    fleet.enrol(&id, "secure-co", "secure", &[]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}adopt:\n  F12: overwrite\n")).unwrap();
+    let (code, plan) = fleet.report(&["plan", "--initial"]);
+    assert_eq!(code, 0, "{plan}");
+    let a = account(&plan, &id);
+    let adopted = changes(a).iter().filter(|(f, _, x)| f == "F12" && x == "adopt").count();
     let creates = changes(a).iter().filter(|(f, t, x)| f == "F14" && t == "detective_graph" && x == "create").count();
-    assert_eq!(creates, TEST_REGIONS.len(), "{a}");
+    assert_eq!((adopted, creates), (TEST_REGIONS.len(), TEST_REGIONS.len()), "{a}");
 }

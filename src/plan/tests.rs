@@ -1142,3 +1142,62 @@ proptest! {
         prop_assert_eq!(&p, &plan(&b, &o, mode));
     }
 }
+
+/// The property above is only as good as what it draws: every ownership class, every
+/// refusal and every action must come up, or the property proves nothing about them.
+/// Prints the tally (`cargo test -- --nocapture`).
+#[test]
+fn the_random_accounts_cover_every_ownership_class_refusal_and_action() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = scenario();
+    let mut reasons: BTreeMap<SkipReason, usize> = BTreeMap::new();
+    let mut actions: BTreeMap<Action, usize> = BTreeMap::new();
+    let mut shapes: BTreeMap<String, usize> = BTreeMap::new();
+    let cases = 3000;
+    for _ in 0..cases {
+        let (b, o, mode) = strategy.new_tree(&mut runner).expect("a scenario").current();
+        for (k, v) in &o.resources {
+            let shape = match v {
+                Observation::Absent { .. } => "absent",
+                Observation::Occupied { .. } => "occupied",
+                Observation::AwsDefault { .. } => "aws_default",
+                Observation::Present { .. } if oracle_ours(&o, k) => "present, ours",
+                Observation::Present { .. } => "present, the customer's",
+            };
+            *shapes.entry(format!("{} {shape}", k.kind)).or_default() += 1;
+        }
+        let p = plan(&b, &o, mode);
+        for s in &p.skips {
+            *reasons.entry(s.reason).or_default() += 1;
+        }
+        for c in &p.changes {
+            *actions.entry(c.action).or_default() += 1;
+        }
+    }
+    println!("{cases} random accounts; observations by type and shape:");
+    for (shape, n) in &shapes {
+        println!("  {shape}: {n}");
+    }
+    println!("skips: {reasons:?}\nchanges: {actions:?}");
+    for r in [
+        SkipReason::NotOwned,
+        SkipReason::Conflict,
+        SkipReason::Adoption,
+        SkipReason::BlockedDependency,
+        SkipReason::OptedOut,
+        SkipReason::ControlTower,
+        SkipReason::Quota,
+    ] {
+        assert!(reasons.get(&r).copied().unwrap_or(0) > 0, "{r:?} never came up: {reasons:?}");
+    }
+    for a in [Action::Create, Action::Update, Action::Delete, Action::Tag, Action::Adopt] {
+        assert!(actions.get(&a).copied().unwrap_or(0) > 0, "{a:?} never came up: {actions:?}");
+    }
+    for kind in ["securityhub_standard", "config_recorder", "iam_group", "ebs_default_encryption", "iam_role"] {
+        for shape in ["present, ours", "present, the customer's", "occupied", "absent"] {
+            let key = format!("{kind} {shape}");
+            assert!(shapes.get(&key).copied().unwrap_or(0) > 0, "{key} never came up");
+        }
+    }
+}

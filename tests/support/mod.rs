@@ -220,8 +220,15 @@ impl Fleet {
             .env("AWS_REGION", HOME)
             .env_remove("AWS_PROFILE")
             .env("NO_COLOR", "1")
+            .env("CM_STATE_DIR", self.state())
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// The state directory every command of this fleet shares (journal and ownership
+    /// records), as an operator would set `CM_STATE_DIR`.
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 
     /// Runs with `--format json` and returns the exit code and the parsed report.
