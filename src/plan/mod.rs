@@ -318,7 +318,9 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
         baseline.features.iter().map(|f| (f.id.clone(), base_status(f, mode, ct, baseline))).collect();
 
     // A feature marked also_when_required comes back when an active feature needs it
-    // and some of its resources are gone (the KMS key of secure trail and Config buckets).
+    // and some of its resources are gone, or found only by a trace other than their name
+    // (the KMS key of the secure trail and Config buckets, its alias deleted: found by its
+    // tag, it gets its alias back).
     let needed: BTreeSet<FeatureId> = baseline
         .features
         .iter()
@@ -329,8 +331,13 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
         let pullable = f.also_when_required
             && needed.contains(&f.id)
             && matches!(status.get(&f.id), Some(Status::Skipped(SkipReason::InitialOnly, _)));
-        let gone =
-            f.resources.iter().any(|r| r.ensure == Ensure::Present && !is_present(observed.resources.get(&r.key)));
+        let gone = f.resources.iter().any(|r| {
+            r.ensure == Ensure::Present
+                && match observed.resources.get(&r.key) {
+                    Some(Observation::Present { state, .. }) => state.name() != r.key.name,
+                    other => !is_present(other),
+                }
+        });
         if pullable && gone {
             status.insert(f.id.clone(), Status::Active);
         }
