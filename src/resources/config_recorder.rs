@@ -1,7 +1,9 @@
 //! `config_recorder`: AWS Config in one region (F08): the configuration recorder, its
 //! delivery channel and whether it is recording, managed together. AWS allows one
 //! customer-managed recorder and one delivery channel per region, and neither carries tags:
-//! an untaggable regional account setting, changed while its feature is active.
+//! the recorder is ours through its anchors, the role it records with and the bucket it
+//! delivers to (or through the journal's record); a recorder under another name holds the
+//! region's one place ([`Observation::Occupied`]).
 
 use super::{untaggable, Cx, Observation, Ownership, ResourceType, Scope};
 use crate::aws::AwsError;

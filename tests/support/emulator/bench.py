@@ -237,7 +237,8 @@ def run_phase(name, command, emu, args, desired, workdir, faults):
             "--account-calls", str(args.account_calls), "--max-attempts", str(args.max_attempts)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ENDPOINT_URL=emu.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_REGION=HOME, NO_COLOR="1", CM_LOG=os.environ.get("CM_LOG", "warn"))
+               AWS_REGION=HOME, NO_COLOR="1", CM_LOG=os.environ.get("CM_LOG", "warn"),
+               CM_STATE_DIR=str(workdir / "state"))
     rss_file = workdir / f"{stem}.rss"
     timer = gnu_time() if args.rss != "proc" else None
     if timer:
