@@ -375,13 +375,35 @@ async fn reconcile(
         opts.accounts = approved.keys().cloned().collect();
         opts.approved = Some(std::sync::Arc::new(approved));
     }
-    match run(&fleet, &d, &inv, &opts).await {
+    // An apply changes the fleet: one process at a time per state directory.
+    let lease = match (&opts.journal, apply) {
+        (Some(j), true) => match journal::Lease::take(j.clone(), "apply").await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: cannot apply: {e}");
+                return EXIT_ERROR;
+            }
+        },
+        _ => None,
+    };
+    let code = match run(&fleet, &d, &inv, &opts).await {
         Ok(report) => emit(&report, &args),
         Err(e) => {
             eprintln!("error: cannot write the report: {e}");
             EXIT_ERROR
         }
+    };
+    let Some(lease) = lease else { return code };
+    let lost = lease.lost();
+    if let Err(e) = lease.release().await {
+        eprintln!("error: cannot give the fleet's lease up ({e}); it runs out by itself");
+        return EXIT_ERROR;
     }
+    if lost {
+        eprintln!("error: the fleet's lease was lost during the apply: another process may have worked on it");
+        return EXIT_ERROR;
+    }
+    code
 }
 
 /// Reads a plan saved by `plan --format json --out FILE`.
@@ -511,7 +533,6 @@ fn render_accounts(d: &DesiredState, inv: &Inventory, format: Format) -> String 
 }
 
 async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
-    use crate::journal::run_status;
     let j = match journal::open_existing(state_dir) {
         Ok(Some(j)) => j,
         Ok(None) => {
@@ -571,6 +592,14 @@ async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
                 run.finished_at.as_deref().unwrap_or("-"),
                 run.detail.map(|d| format!("; {d}")).unwrap_or_default()
             );
+            match j.approval(id).await {
+                Ok(Some((by, at))) => println!("  approved by {by} at {at}"),
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_ERROR;
+                }
+            }
             for r in rows.iter().filter(|r| r.report.is_none()) {
                 match &r.error {
                     Some(why) => println!("  {} {} (not done): {why}", r.account_id, r.status),
@@ -590,28 +619,33 @@ async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
             print!("{}", report.render(format, false));
             EXIT_OK
         }
-        RunsCommand::Approve { id } => match j.run(id).await {
-            Ok(Some(r)) if r.status == run_status::BRAKED => {
-                match j.set_run_status(id, run_status::APPROVED, None).await {
-                    Ok(()) => {
-                        println!("run {id} approved: the daemon goes ahead with it within seconds");
-                        EXIT_OK
+        RunsCommand::Approve { id } => {
+            let by = std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .map(|u| format!("{u} (command line)"))
+                .unwrap_or_else(|_| "an unnamed user (command line)".into());
+            match j.approve(id, &by).await {
+                Ok(true) => {
+                    println!(
+                        "run {id} approved by {by}: the daemon applies exactly its braked plan within seconds \
+                         (an account changed since is refused)"
+                    );
+                    EXIT_OK
+                }
+                Ok(false) => {
+                    match j.run(id).await {
+                        Ok(Some(r)) => eprintln!("error: run {id} is {}, not braked", r.status),
+                        Ok(None) => eprintln!("error: no run {id}"),
+                        Err(e) => eprintln!("error: {e}"),
                     }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        EXIT_ERROR
-                    }
+                    EXIT_ERROR
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    EXIT_ERROR
                 }
             }
-            Ok(Some(r)) => {
-                eprintln!("error: run {id} is {}, not braked", r.status);
-                EXIT_ERROR
-            }
-            _ => {
-                eprintln!("error: no run {id}");
-                EXIT_ERROR
-            }
-        },
+        }
     }
 }
 

@@ -31,8 +31,14 @@ pub struct RunOptions {
     pub journal: Option<std::sync::Arc<dyn Journal>>,
 }
 
-/// What identifies a planned change and what it was planned against.
-fn change_key(c: &Change) -> (String, String, String, String, Action, serde_json::Value) {
+/// What identifies a planned change, what it was planned against and what it writes: an
+/// approved change matches a fresh one only if it would write the same (desired state and
+/// tag) over the same (observed state). So a plan edited by hand, or desired state edited
+/// after the approval, is refused; and what runs is always a change the planner, with all
+/// its guards, made itself.
+type ChangeKey = (String, String, String, String, Action, serde_json::Value, serde_json::Value, String);
+
+fn change_key(c: &Change) -> ChangeKey {
     (
         c.feature.to_string(),
         c.region.clone(),
@@ -40,6 +46,8 @@ fn change_key(c: &Change) -> (String, String, String, String, Action, serde_json
         c.resource.clone(),
         c.action,
         c.observed.as_ref().map(|o| o.fields()).unwrap_or(serde_json::Value::Null),
+        c.desired.fields(),
+        c.tag.as_str().to_string(),
     )
 }
 
@@ -50,13 +58,11 @@ fn mismatch(approved: &[Change], fresh: &[Change]) -> Option<String> {
     if a == f {
         return None;
     }
-    let describe = |k: &(String, String, String, String, Action, serde_json::Value)| {
-        format!("{:?} {} {} {} {}", k.4, k.0, k.1, k.2, k.3)
-    };
+    let describe = |k: &ChangeKey| format!("{:?} {} {} {} {}", k.4, k.0, k.1, k.2, k.3);
     let gone: Vec<String> = a.iter().filter(|k| !f.contains(k)).map(describe).collect();
     let new: Vec<String> = f.iter().filter(|k| !a.contains(k)).map(describe).collect();
     Some(format!(
-        "refused: the account changed since the plan was approved (approved but no longer matching: [{}]; needed now but not approved: [{}]); plan again",
+        "refused: the account or desired state changed since the plan was approved (approved but no longer matching: [{}]; needed now but not approved: [{}]); nothing was changed here; plan again",
         gone.join(", "),
         new.join(", ")
     ))
@@ -107,15 +113,17 @@ pub async fn run_account(
         let baseline = resolve(desired, account, &regions, &inv.management_account_id)?;
         report.regions = baseline.regions.clone();
         let journal = opts.journal.as_deref();
-        let mut p = plan_account(desired, &session, &baseline, opts.mode, journal).await?;
+        let p = plan_account(desired, &session, &baseline, opts.mode, journal).await?;
         if let Some(approved) = &opts.approved {
             let mine = approved.get(&account.account_id).map(Vec::as_slice).unwrap_or_default();
             if let Some(why) = mismatch(mine, &p.changes) {
                 report.changes = change_views(&p);
                 return Err(why);
             }
-            // What runs is what was approved.
-            p.changes = mine.to_vec();
+            // What runs is what was approved: the fresh plan equals it in all it writes and
+            // all it was planned against. Its own changes are applied because they also
+            // carry what AWS names a resource by (a key's id, a rule's ARN), which a saved
+            // plan does not hold.
         }
         report.control_tower = p.control_tower;
         report.changes = change_views(&p);

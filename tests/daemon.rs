@@ -673,3 +673,83 @@ fn daemon_settings_are_checked_where_they_are_written() {
         "{e}"
     );
 }
+
+#[test]
+fn one_process_works_on_a_fleet_at_a_time() {
+    let fleet = Fleet::new(&[("one-co", "basic")]);
+    daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 1.0);
+    let state = fleet.state();
+    let p = port();
+    let mut first = fleet.daemon(&state, p, &[]);
+    // It listens once it holds the lease.
+    wait_until(30, "the first daemon", || http_get(p, "/healthz").is_some());
+    // A second daemon on the same state directory refuses to start, naming the first.
+    let second = fleet.daemon(&state, port(), &[]).wait_with_output().expect("the second daemon ends by itself");
+    assert_eq!(second.status.code(), Some(1));
+    let log = std::fs::read_to_string(state.join("daemon.log")).unwrap();
+    assert!(log.contains("cannot start: the fleet is in use by cm-baseline daemon (pid"), "{log}");
+    // So does a CLI apply, before it changes anything.
+    let out = fleet.run(&["apply", "--initial"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot apply: the fleet is in use by cm-baseline daemon"), "{err}");
+    assert!(!managed_role(&fleet, &fleet.accounts[0]), "the refused apply changed something");
+    // Once the daemon stops, its lease is given up and the apply goes ahead.
+    assert_eq!(terminate(&mut first), Some(0));
+    assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
+    assert!(managed_role(&fleet, &fleet.accounts[0]));
+}
+
+#[test]
+fn an_approved_run_applies_only_the_braked_plan_and_refuses_what_changed_since() {
+    let fleet = Fleet::new(&[("a-co", "basic"), ("b-co", "basic")]);
+    daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 0.2);
+    assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
+    let description = |a: &str| {
+        fleet.emu.call(a, "iam", "get_role", json!({"RoleName": "cm-helpdesk"}))["Role"]["Description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    for a in &fleet.accounts {
+        fleet.emu.call(a, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed by hand"}));
+    }
+    let state = fleet.state();
+    let mut d = fleet.daemon(&state, port(), &["--run-now"]);
+    wait_until(120, "the brake", || runs(&state).first().is_some_and(|r| r.status == "braked"));
+    let run = runs(&state)[0].clone();
+
+    // Between the brake and the approval an operator edits desired state: what would now
+    // be written is not what was approved.
+    let f01 = fleet.desired().join("features/F01-cm-roles.yaml");
+    let text = std::fs::read_to_string(&f01).unwrap();
+    std::fs::write(&f01, text.replacen("Operations team access (CM-managed)", "Edited after the brake", 1)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
+        .args(["runs", "--state-dir"])
+        .arg(&state)
+        .args(["approve", &run.id.to_string()])
+        .env("USER", "alice")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until(120, "the approved run", || runs(&state).first().is_some_and(|r| r.status == "done"));
+    for a in &fleet.accounts {
+        assert_eq!(description(a), "changed by hand", "{a}: a change that was not approved was applied");
+    }
+    for row in accounts(&state, run.id) {
+        assert_eq!(row.status, "failed", "{row:?}");
+        let why = row.error.unwrap_or_default();
+        assert!(why.starts_with("refused: the account or desired state changed since the plan was approved"), "{why}");
+    }
+    let shown = runs_show(&state, run.id, "text");
+    assert!(shown.contains("approved by alice (command line) at "), "{shown}");
+    // Approved once only.
+    let again = Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
+        .args(["runs", "--state-dir"])
+        .arg(&state)
+        .args(["approve", &run.id.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(terminate(&mut d), Some(0));
+}

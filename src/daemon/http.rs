@@ -21,7 +21,10 @@ async fn ready(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     if m.ready() {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: desired state invalid or AWS unreachable at the last check\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: desired state invalid, AWS unreachable at the last check, or the journal failing\n",
+        )
     }
 }
 

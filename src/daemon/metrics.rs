@@ -22,6 +22,9 @@ pub struct Metrics {
     announce_uploads: Mutex<BTreeMap<String, u64>>,
     pub desired_state_valid: AtomicBool,
     pub aws_ok: AtomicBool,
+    /// False from a journal error until the journal works again.
+    pub journal_ok: AtomicBool,
+    pub journal_errors: AtomicU64,
     pub brake_stops: AtomicU64,
     pub stats: Arc<CallStats>,
 }
@@ -56,7 +59,9 @@ impl Metrics {
         self.next_run.lock().unwrap_or_else(|p| p.into_inner()).insert(job.to_string(), unix);
     }
     pub fn ready(&self) -> bool {
-        self.desired_state_valid.load(Ordering::Relaxed) && self.aws_ok.load(Ordering::Relaxed)
+        self.desired_state_valid.load(Ordering::Relaxed)
+            && self.aws_ok.load(Ordering::Relaxed)
+            && self.journal_ok.load(Ordering::Relaxed)
     }
 
     pub fn render(&self) -> String {
@@ -132,6 +137,10 @@ impl Metrics {
         let _ = writeln!(o, "{n} {}", u8::from(self.desired_state_valid.load(Ordering::Relaxed)));
         let n = family(&mut o, "cm_aws_ok", "gauge", "1 when the last Organizations read succeeded.");
         let _ = writeln!(o, "{n} {}", u8::from(self.aws_ok.load(Ordering::Relaxed)));
+        let n = family(&mut o, "cm_journal_ok", "gauge", "0 from a journal error until the journal works again.");
+        let _ = writeln!(o, "{n} {}", u8::from(self.journal_ok.load(Ordering::Relaxed)));
+        let n = family(&mut o, "cm_journal_errors_total", "counter", "Journal reads and writes that failed.");
+        let _ = writeln!(o, "{n} {}", self.journal_errors.load(Ordering::Relaxed));
         o
     }
 }

@@ -69,6 +69,8 @@ struct Daemon {
     stopping: watch::Receiver<bool>,
     /// The settings of the last desired state that loaded without error.
     last_valid: Mutex<Option<Settings>>,
+    /// Set when this daemon's lease on the fleet could not be kept: nothing more is changed.
+    lease_lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the exit code.
@@ -80,8 +82,17 @@ pub async fn main(opts: DaemonOptions) -> i32 {
             return 1;
         }
     };
+    // One process changes the fleet of a state directory at a time.
+    let lease = match journal::Lease::take(journal.clone(), "daemon").await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return 1;
+        }
+    };
     let stats = Arc::new(CallStats::default());
     let metrics = Arc::new(Metrics::new(stats.clone()));
+    metrics.journal_ok.store(true, Ordering::Relaxed);
     let (stop_tx, stopping) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -107,10 +118,16 @@ pub async fn main(opts: DaemonOptions) -> i32 {
     });
     tracing::info!(listen = %opts.listen, state_dir = %opts.state_dir.display(), "daemon started");
 
-    let d = Arc::new(Daemon { opts, journal, metrics, stats, stopping, last_valid: Mutex::new(None) });
+    let lease_lost = lease.lost_flag();
+    let d = Arc::new(Daemon { opts, journal, metrics, stats, stopping, last_valid: Mutex::new(None), lease_lost });
     tokio::spawn(d.clone().watch_readiness());
     let code = d.clone().serve().await;
-    let _ = server.await;
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "the HTTP listener ended abnormally");
+    }
+    if let Err(e) = lease.release().await {
+        tracing::error!(error = %e, "cannot give the fleet's lease up: it runs out by itself");
+    }
     code
 }
 
@@ -193,7 +210,11 @@ impl Daemon {
                 self.maintenance(Some(r.id)).await;
             }
             Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "cannot read the journal"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the journal");
+                self.metrics.journal_errors.fetch_add(1, Ordering::Relaxed);
+                self.metrics.journal_ok.store(false, Ordering::Relaxed);
+            }
         }
         if self.opts.run_now && !self.stopping() {
             self.maintenance(None).await;
@@ -228,9 +249,13 @@ impl Daemon {
                 }
                 _ = approvals.tick() => {
                     // A braked run an operator approved meanwhile goes ahead now.
-                    if let Ok(Some(r)) = self.journal.unfinished_run().await {
-                        if r.status == run_status::APPROVED {
-                            self.maintenance(Some(r.id)).await;
+                    match self.journal.unfinished_run().await {
+                        Ok(Some(r)) if r.status == run_status::APPROVED => self.maintenance(Some(r.id)).await,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read the journal");
+                            self.metrics.journal_errors.fetch_add(1, Ordering::Relaxed);
+                            self.metrics.journal_ok.store(false, Ordering::Relaxed);
                         }
                     }
                 }
@@ -307,56 +332,63 @@ impl Daemon {
         }
     }
 
-    /// One maintenance run: a new one, or `resume` of an unfinished one.
+    /// One maintenance run: a new one, or `resume` of an unfinished one. A journal error
+    /// stops it where it is: nothing further is applied, the error is logged and counted,
+    /// and `/readyz` fails until the journal works again; what the journal holds is resumed
+    /// at the next start.
     async fn maintenance(&self, resume: Option<i64>) {
         let started = Instant::now();
+        match self.maintenance_run(resume, started).await {
+            Ok(()) => self.metrics.journal_ok.store(true, Ordering::Relaxed),
+            Err(e) => {
+                tracing::error!(error = %e, "the journal failed: the run stopped, nothing further is applied");
+                self.metrics.journal_errors.fetch_add(1, Ordering::Relaxed);
+                self.metrics.journal_ok.store(false, Ordering::Relaxed);
+                self.metrics.run_finished(MAINTENANCE, "journal_error", started.elapsed().as_secs_f64());
+            }
+        }
+    }
+
+    async fn maintenance_run(&self, resume: Option<i64>, started: Instant) -> journal::Result<()> {
         let d = match self.load() {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "desired state is invalid: maintenance refused, nothing changed");
-                noted(journal::refuse_run(&*self.journal, MAINTENANCE, &e).await, "refused run");
+                journal::refuse_run(&*self.journal, MAINTENANCE, &e).await?;
                 self.metrics.run_finished(MAINTENANCE, run_status::REFUSED, started.elapsed().as_secs_f64());
-                return;
+                return Ok(());
             }
         };
         let (fleet, inv) = match self.fleet(&d).await {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!(error = %e, "maintenance refused");
-                noted(journal::refuse_run(&*self.journal, MAINTENANCE, &e).await, "refused run");
+                journal::refuse_run(&*self.journal, MAINTENANCE, &e).await?;
                 self.metrics.run_finished(MAINTENANCE, run_status::REFUSED, started.elapsed().as_secs_f64());
-                return;
+                return Ok(());
             }
         };
         let enrolled: Vec<String> = inv.enrolled.iter().map(|a| a.account_id.to_string()).collect();
         let resumed = match resume {
-            Some(id) => noted(self.journal.run(id).await, "run").flatten(),
+            Some(id) => self.journal.run(id).await?,
             None => None,
         };
         let (run_id, status) = match resumed {
             Some(r) => (r.id, r.status),
-            None => match self.journal.start_run(MAINTENANCE, run_status::PLANNING, &enrolled).await {
-                Ok(id) => {
-                    // This run covers the fleet again: an older unfinished one must never be
-                    // resumed (or approved) after it.
-                    match self.journal.supersede_older(MAINTENANCE, id).await {
-                        Ok(old) if !old.is_empty() => {
-                            tracing::warn!(run = id, superseded = ?old, "older unfinished runs superseded")
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(run = id, error = %e, "cannot write the journal"),
-                    }
-                    (id, run_status::PLANNING.to_string())
+            None => {
+                let id = self.journal.start_run(MAINTENANCE, run_status::PLANNING, &enrolled).await?;
+                // This run covers the fleet again: an older unfinished one must never be
+                // resumed (or approved) after it.
+                let old = self.journal.supersede_older(MAINTENANCE, id).await?;
+                if !old.is_empty() {
+                    tracing::warn!(run = id, superseded = ?old, "older unfinished runs superseded");
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot write the journal: maintenance not started");
-                    return;
-                }
-            },
+                (id, run_status::PLANNING.to_string())
+            }
         };
         // Accounts a dead process left running did not finish: pending again.
-        noted(self.journal.requeue_running(run_id).await, "requeue running");
-        let rows = noted(self.journal.accounts(run_id).await, "accounts").unwrap_or_default();
+        self.journal.requeue_running(run_id).await?;
+        let rows = self.journal.accounts(run_id).await?;
         let mut todo: Vec<crate::desired::names::AccountId> = vec![];
         for r in rows.iter().filter(|r| journal::is_open(&r.status)) {
             match inv.enrolled.iter().find(|a| a.account_id.as_str() == r.account_id) {
@@ -366,7 +398,7 @@ impl Daemon {
                     let has_file = d.accounts.keys().any(|k| k.as_str() == r.account_id);
                     let why = not_enrolled_reason(&r.account_id, &inv, has_file);
                     tracing::warn!(run = run_id, account = %r.account_id, reason = why, "account skipped");
-                    noted(self.journal.account_skipped(run_id, &r.account_id, why).await, "account skipped");
+                    self.journal.account_skipped(run_id, &r.account_id, why).await?;
                     self.metrics.account_finished(journal::SKIPPED);
                 }
             }
@@ -377,38 +409,79 @@ impl Daemon {
             // to be planned again at the next start.
             let mut stopping = self.stopping.clone();
             let verdict = tokio::select! {
-                v = self.brake(&d, &fleet, &inv, &todo, run_id) => v,
+                v = self.brake(&d, &fleet, &inv, &todo, run_id) => v?,
                 _ = stopping.wait_for(|s| *s) => {
                     tracing::info!(run = run_id, "stop requested while planning: nothing was changed; the run is planned again at the next start");
                     self.metrics.run_finished(MAINTENANCE, run_status::PLANNING, started.elapsed().as_secs_f64());
-                    return;
+                    return Ok(());
                 }
             };
             if let Some(why) = verdict {
                 tracing::error!(run = run_id, reason = %why, "blast-radius brake: run stopped before any change; approve with `cm-baseline runs approve {run_id}`");
-                noted(self.journal.set_run_status(run_id, run_status::BRAKED, Some(&why)).await, "set run status");
+                self.journal.set_run_status(run_id, run_status::BRAKED, Some(&why)).await?;
                 self.metrics.brake_stops.fetch_add(1, Ordering::Relaxed);
                 self.metrics.run_finished(MAINTENANCE, run_status::BRAKED, started.elapsed().as_secs_f64());
-                return;
+                return Ok(());
             }
         }
-        noted(self.journal.set_run_status(run_id, run_status::RUNNING, None).await, "set run status");
+        // An approved run applies exactly what was approved: each account's braked plan,
+        // refused where the account's fresh plan no longer matches it.
+        let approved = if status == run_status::APPROVED {
+            let mut map = std::collections::BTreeMap::new();
+            for (account, plan) in self.journal.plans(run_id).await? {
+                let changes: Vec<crate::plan::Change> = serde_json::from_str(&plan)
+                    .map_err(|e| journal::JournalError(format!("the approved plan of {account}: {e}")))?;
+                if let Ok(id) = crate::desired::names::AccountId::parse(&account) {
+                    map.insert(id, changes);
+                }
+            }
+            if let Some((by, at)) = self.journal.approval(run_id).await? {
+                tracing::info!(run = run_id, approved_by = %by, approved_at = %at, accounts = map.len(), "applying the approved plan");
+            }
+            Some(Arc::new(map))
+        } else {
+            None
+        };
+        self.journal.set_run_status(run_id, run_status::RUNNING, None).await?;
 
         let files: Vec<_> = inv.enrolled.iter().filter(|a| todo.contains(&a.account_id)).cloned().collect();
-        let opts = self.options(vec![], true);
+        let mut opts = self.options(vec![], true);
+        opts.approved = approved;
+        // The first journal error stops the run: no account is started after it.
+        let failure: Mutex<Option<journal::JournalError>> = Mutex::new(None);
+        let halted = || failure.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        let fail = |e: journal::JournalError| {
+            let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+            if f.is_none() {
+                *f = Some(e);
+            }
+        };
         let work = stream::iter(files)
             .map(|account| {
                 let opts = &opts;
                 let (d, fleet, inv) = (&d, &fleet, &inv);
+                let (halted, fail) = (&halted, &fail);
                 async move {
-                    if self.stopping() {
+                    if self.stopping() || halted() || self.lease_lost.load(Ordering::SeqCst) {
                         return;
                     }
                     let id = account.account_id.to_string();
-                    noted(self.journal.account_started(run_id, &id).await, "account started");
+                    if let Err(e) = self.journal.account_started(run_id, &id).await {
+                        return fail(e);
+                    }
+                    // Not in the approved plan (new since the brake): nothing is applied there.
+                    if opts.approved.as_ref().is_some_and(|a| !a.contains_key(&account.account_id)) {
+                        tracing::warn!(run = run_id, account = %id, "not in the approved plan: skipped");
+                        if let Err(e) = self.journal.account_skipped(run_id, &id, "not in the approved plan").await {
+                            fail(e);
+                        }
+                        return;
+                    }
                     let report = run_account(fleet, d, inv, &account, opts).await;
                     log_skips(&report);
-                    self.record(run_id, &report).await;
+                    if let Err(e) = self.record(run_id, &report).await {
+                        fail(e);
+                    }
                 }
             })
             .buffer_unordered(self.opts.parallel_accounts.max(1))
@@ -427,24 +500,27 @@ impl Daemon {
                 } => false,
             }
         };
+        if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        if self.lease_lost.load(Ordering::SeqCst) {
+            return Err(journal::JournalError("the fleet's lease was lost: no account is started".into()));
+        }
         if !finished {
-            let cut = noted(self.journal.requeue_running(run_id).await, "requeue running").unwrap_or_default();
+            let cut = self.journal.requeue_running(run_id).await?;
             tracing::warn!(
                 run = run_id,
                 accounts = cut,
                 "stop deadline passed: accounts in flight are recorded not done (pending)"
             );
         }
-        let left = noted(self.journal.accounts(run_id).await, "accounts")
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| journal::is_open(&r.status))
-            .count();
+        let left = self.journal.accounts(run_id).await?.iter().filter(|r| journal::is_open(&r.status)).count();
         let status = if left == 0 { run_status::DONE } else { run_status::STOPPED };
         let detail = (left > 0).then(|| format!("{left} account(s) not done; resumed at the next start"));
-        noted(self.journal.finish_run(run_id, status, detail.as_deref()).await, "finish run");
+        self.journal.finish_run(run_id, status, detail.as_deref()).await?;
         self.metrics.run_finished(MAINTENANCE, status, started.elapsed().as_secs_f64());
         tracing::info!(run = run_id, status, left, "maintenance finished");
+        Ok(())
     }
 
     /// Uploads the announcement files to `daemon.announce_s3`, if set; each file's outcome
@@ -456,7 +532,7 @@ impl Daemon {
         }
     }
 
-    async fn record(&self, run_id: i64, report: &AccountReport) {
+    async fn record(&self, run_id: i64, report: &AccountReport) -> journal::Result<()> {
         let done = matches!(report.status, AccountStatus::Converged | AccountStatus::NoChanges);
         let outcome = if done { journal::DONE } else { journal::FAILED };
         let applied: Vec<_> =
@@ -466,7 +542,8 @@ impl Daemon {
             self.metrics.change_applied(&a.feature, &action);
         }
         self.metrics.account_finished(outcome);
-        let json = serde_json::to_string(report).unwrap_or_default();
+        let json =
+            serde_json::to_string(report).map_err(|e| journal::JournalError(format!("the account report: {e}")))?;
         let o = journal::Outcome {
             account: &report.account_id,
             status: outcome,
@@ -475,9 +552,7 @@ impl Daemon {
             error: report.error.as_deref(),
             report: &json,
         };
-        if let Err(e) = self.journal.account_finished(run_id, &o).await {
-            tracing::error!(run = run_id, account = %report.account_id, error = %e, "cannot write the journal");
-        }
+        self.journal.account_finished(run_id, &o).await
     }
 
     /// The blast-radius brake: plans `accounts` and says why the run must not go ahead, if
@@ -489,19 +564,34 @@ impl Daemon {
         inv: &Inventory,
         accounts: &[crate::desired::names::AccountId],
         run_id: i64,
-    ) -> Option<String> {
+    ) -> journal::Result<Option<String>> {
         if accounts.is_empty() {
-            return None;
+            return Ok(None);
         }
         let report = match run(fleet, d, inv, &self.options(accounts.to_vec(), false)).await {
             Ok(r) => r,
-            Err(e) => return Some(format!("the plan of the run could not be written: {e}")),
+            Err(e) => return Ok(Some(format!("the plan of the run could not be written: {e}"))),
         };
         self.write_report(&format!("run-{run_id}-plan"), &report);
         let lines = report.lines();
         let changed = lines.iter().filter(|a| a.changes > 0).count();
         let deletes: usize = lines.iter().map(|a| a.deletes).sum();
-        brake_verdict(&d.settings.daemon.brake, lines.len(), changed, deletes)
+        let verdict = brake_verdict(&d.settings.daemon.brake, lines.len(), changed, deletes);
+        if verdict.is_some() {
+            // What an approval will let run, account by account, and nothing else.
+            use crate::report::Accounts as _;
+            let mut plans = vec![];
+            let kept = report.each(&mut |a| {
+                let changes = serde_json::to_string(&a.changes).map_err(std::io::Error::other)?;
+                plans.push((a.account_id.clone(), changes));
+                Ok(())
+            });
+            if let Err(e) = kept {
+                return Ok(Some(format!("the plan of the run could not be read back: {e}")));
+            }
+            self.journal.save_plans(run_id, &plans).await?;
+        }
+        Ok(verdict)
     }
 
     /// R5: a fleet-wide dry run of what the next maintenance would change.
@@ -654,17 +744,6 @@ pub fn write_announcement(
         tracing::info!(path = %path.display(), "announcement written");
     }
     Ok(vec![md, json])
-}
-
-/// A journal result, with the error logged (and the value dropped) when it failed.
-fn noted<T>(r: journal::Result<T>, what: &str) -> Option<T> {
-    match r {
-        Ok(v) => Some(v),
-        Err(e) => {
-            tracing::error!(error = %e, what, "cannot read or write the journal");
-            None
-        }
-    }
 }
 
 #[cfg(test)]

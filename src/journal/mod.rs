@@ -156,6 +156,22 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     /// Records an account's outcome with its report.
     fn account_finished<'a>(&'a self, run_id: i64, o: &'a Outcome<'a>) -> Fut<'a, ()>;
 
+    /// Lets a braked run go ahead, atomically: only while it is still braked. Records who
+    /// approved it and when. Returns whether it was braked (and is now approved).
+    fn approve<'a>(&'a self, id: i64, by: &'a str) -> Fut<'a, bool>;
+    /// Who approved a run, and when (RFC 3339).
+    fn approval(&self, id: i64) -> Fut<'_, Option<(String, String)>>;
+    /// Keeps each account's planned changes (JSON) of a run as the brake saw them: what an
+    /// approval lets run, and nothing else.
+    fn save_plans<'a>(&'a self, run_id: i64, plans: &'a [(String, String)]) -> Fut<'a, ()>;
+    /// The plans [`save_plans`](Journal::save_plans) kept, by account.
+    fn plans(&self, run_id: i64) -> Fut<'_, Vec<(String, String)>>;
+    /// Takes or renews the lease on the fleet for `holder` until `ttl_secs` from now.
+    /// Returns who else holds it, and until when, if someone does.
+    fn acquire_lease<'a>(&'a self, holder: &'a str, ttl_secs: i64) -> Fut<'a, Option<(String, String)>>;
+    /// Gives the lease up, if `holder` has it.
+    fn release_lease<'a>(&'a self, holder: &'a str) -> Fut<'a, ()>;
+
     /// Every ownership record of `account`.
     fn records<'a>(&'a self, account: &'a str) -> Fut<'a, Vec<Record>>;
     /// Writes (or replaces) the record of one resource.
@@ -169,6 +185,98 @@ pub async fn refuse_run(j: &dyn Journal, kind: &str, why: &str) -> Result<i64> {
     let id = j.start_run(kind, run_status::REFUSED, &[]).await?;
     j.finish_run(id, run_status::REFUSED, Some(why)).await?;
     Ok(id)
+}
+
+/// The lease on a state directory's fleet, held while a daemon runs or a CLI `apply` works:
+/// one process at a time changes the fleet. Renewed in the background; when a renewal
+/// fails or someone else took the lease, [`Lease::lost`] says so and the holder stops.
+pub struct Lease {
+    journal: Arc<dyn Journal>,
+    holder: String,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+/// How long a lease lasts without renewal: a holder that died frees the fleet after this.
+pub const LEASE_SECONDS: i64 = 60;
+
+impl Lease {
+    /// Takes the lease for `what` (`daemon`, `apply`), or says who holds it.
+    pub async fn take(journal: Arc<dyn Journal>, what: &str) -> std::result::Result<Lease, String> {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+            .unwrap_or_else(|| "this host".into());
+        let holder = format!("cm-baseline {what} (pid {} on {host}, since {})", std::process::id(), now());
+        let mut taken = journal.acquire_lease(&holder, LEASE_SECONDS).await;
+        if let Ok(Some((other, _))) = &taken {
+            // A holder on this host whose process is gone (killed, crashed) frees the fleet
+            // at once; elsewhere its lease runs out after LEASE_SECONDS.
+            if holder_is_dead(other, &host) {
+                tracing::warn!(holder = %other, "the fleet's lease was held by a process that is gone: taken over");
+                if let Err(e) = journal.release_lease(other).await {
+                    return Err(e.to_string());
+                }
+                taken = journal.acquire_lease(&holder, LEASE_SECONDS).await;
+            }
+        }
+        match taken {
+            Ok(None) => {}
+            Ok(Some((other, until))) => {
+                return Err(format!(
+                    "the fleet is in use by {other} (its lease runs until {until}, renewed while it works);                      stop it first, or wait for its lease to run out if it died"
+                ))
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renewal = {
+            let (journal, holder, lost) = (journal.clone(), holder.clone(), lost.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(LEASE_SECONDS as u64 / 3)).await;
+                    match journal.acquire_lease(&holder, LEASE_SECONDS).await {
+                        Ok(None) => {}
+                        Ok(Some((other, _))) => {
+                            tracing::error!(holder = %other, "the fleet's lease was taken by another process");
+                            lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot renew the fleet's lease");
+                            lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                }
+            })
+        };
+        Ok(Lease { journal, holder, lost, renewal })
+    }
+
+    /// Whether the lease could not be kept: nothing more may be changed.
+    pub fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The flag behind [`lost`](Lease::lost), for whoever works under the lease.
+    pub fn lost_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.lost.clone()
+    }
+
+    /// Gives the lease up.
+    pub async fn release(self) -> Result<()> {
+        self.renewal.abort();
+        self.journal.release_lease(&self.holder).await
+    }
+}
+
+/// Whether a lease holder (as [`Lease::take`] names it) ran on `host` in a process that no
+/// longer exists.
+fn holder_is_dead(holder: &str, host: &str) -> bool {
+    let Some((_, rest)) = holder.split_once("(pid ") else { return false };
+    let Some((pid, rest)) = rest.split_once(" on ") else { return false };
+    let Some((their_host, _)) = rest.split_once(", since ") else { return false };
+    let Ok(pid) = pid.parse::<u32>() else { return false };
+    their_host == host && pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The journal file of a state directory.
@@ -195,4 +303,19 @@ pub fn open_existing(state_dir: &Path) -> Result<Option<Arc<dyn Journal>>> {
 
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_on_this_host_whose_process_is_gone_is_dead() {
+        let me = std::process::id();
+        assert!(!holder_is_dead(&format!("cm-baseline daemon (pid {me} on h1, since x)"), "h1"), "this process");
+        // pid_max is far below this on Linux: no such process.
+        assert!(holder_is_dead("cm-baseline daemon (pid 4194999 on h1, since x)", "h1"));
+        assert!(!holder_is_dead("cm-baseline daemon (pid 4194999 on h2, since x)", "h1"), "another host: expiry only");
+        assert!(!holder_is_dead("something else", "h1"));
+    }
 }

@@ -48,6 +48,22 @@ impl SqliteJournal {
                  updated_at TEXT NOT NULL,
                  PRIMARY KEY (run_id, account_id)
              );
+             CREATE TABLE IF NOT EXISTS approvals (
+                 run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+                 approved_by TEXT NOT NULL,
+                 approved_at TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS plans (
+                 run_id INTEGER NOT NULL REFERENCES runs(id),
+                 account_id TEXT NOT NULL,
+                 plan TEXT NOT NULL,
+                 PRIMARY KEY (run_id, account_id)
+             );
+             CREATE TABLE IF NOT EXISTS lease (
+                 name TEXT PRIMARY KEY,
+                 holder TEXT NOT NULL,
+                 expires_at INTEGER NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS records (
                  account_id TEXT NOT NULL,
                  kind TEXT NOT NULL,
@@ -276,6 +292,97 @@ impl Journal for SqliteJournal {
             })
         })
     }
+    fn approve<'a>(&'a self, id: i64, by: &'a str) -> Fut<'a, bool> {
+        Box::pin(async move {
+            self.with(|db| {
+                let tx = db.transaction()?;
+                let n = tx.execute(
+                    "UPDATE runs SET status = ?2 WHERE id = ?1 AND status = ?3",
+                    params![id, run_status::APPROVED, run_status::BRAKED],
+                )?;
+                if n == 1 {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO approvals (run_id, approved_by, approved_at) VALUES (?1, ?2, ?3)",
+                        params![id, by, now()],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(n == 1)
+            })
+        })
+    }
+
+    fn approval(&self, id: i64) -> Fut<'_, Option<(String, String)>> {
+        Box::pin(async move {
+            self.with(|db| {
+                db.query_row("SELECT approved_by, approved_at FROM approvals WHERE run_id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+            })
+        })
+    }
+
+    fn save_plans<'a>(&'a self, run_id: i64, plans: &'a [(String, String)]) -> Fut<'a, ()> {
+        Box::pin(async move {
+            self.with(|db| {
+                let tx = db.transaction()?;
+                tx.execute("DELETE FROM plans WHERE run_id = ?1", [run_id])?;
+                for (account, plan) in plans {
+                    tx.execute(
+                        "INSERT INTO plans (run_id, account_id, plan) VALUES (?1, ?2, ?3)",
+                        params![run_id, account, plan],
+                    )?;
+                }
+                tx.commit()
+            })
+        })
+    }
+
+    fn plans(&self, run_id: i64) -> Fut<'_, Vec<(String, String)>> {
+        Box::pin(async move {
+            self.with(|db| {
+                let mut st = db.prepare("SELECT account_id, plan FROM plans WHERE run_id = ?1 ORDER BY account_id")?;
+                let rows = st.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Sql<Vec<_>>>()?;
+                Ok(rows)
+            })
+        })
+    }
+
+    fn acquire_lease<'a>(&'a self, holder: &'a str, ttl_secs: i64) -> Fut<'a, Option<(String, String)>> {
+        Box::pin(async move {
+            self.with(|db| {
+                let now = chrono::Utc::now().timestamp();
+                let n = db.execute(
+                    "INSERT INTO lease (name, holder, expires_at) VALUES ('fleet', ?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                     WHERE lease.holder = excluded.holder OR lease.expires_at < ?3",
+                    params![holder, now + ttl_secs, now],
+                )?;
+                if n == 1 {
+                    return Ok(None);
+                }
+                let (other, until): (String, i64) =
+                    db.query_row("SELECT holder, expires_at FROM lease WHERE name = 'fleet'", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                let until = chrono::DateTime::from_timestamp(until, 0)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_else(|| until.to_string());
+                Ok(Some((other, until)))
+            })
+        })
+    }
+
+    fn release_lease<'a>(&'a self, holder: &'a str) -> Fut<'a, ()> {
+        Box::pin(async move {
+            self.with(|db| {
+                db.execute("DELETE FROM lease WHERE name = 'fleet' AND holder = ?1", [holder])?;
+                Ok(())
+            })
+        })
+    }
+
     fn records<'a>(&'a self, account: &'a str) -> Fut<'a, Vec<Record>> {
         Box::pin(async move {
             self.with(|db| {
@@ -468,5 +575,38 @@ mod tests {
         assert_eq!(j.records("111111111111").await.unwrap(), [r("iam_password_policy", "global", "made")]);
         assert_eq!(j.records("222222222222").await.unwrap(), [r("iam_password_policy", "global", "adopted")]);
         assert!(j.records("333333333333").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn approval_is_atomic_and_says_who_and_when() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SqliteJournal::open(&dir.path().join("journal.sqlite")).unwrap();
+        let id = j.start_run("maintenance", run_status::PLANNING, &["111111111111".into()]).await.unwrap();
+        assert!(!j.approve(id, "alice").await.unwrap(), "a run that is not braked cannot be approved");
+        j.set_run_status(id, run_status::BRAKED, Some("too many")).await.unwrap();
+        assert!(j.approve(id, "alice").await.unwrap());
+        assert!(!j.approve(id, "bob").await.unwrap(), "approved once only");
+        assert_eq!(j.run(id).await.unwrap().unwrap().status, run_status::APPROVED);
+        let (by, at) = j.approval(id).await.unwrap().unwrap();
+        assert_eq!(by, "alice");
+        assert!(at.ends_with('Z'), "{at}");
+        j.save_plans(id, &[("111111111111".into(), "[]".into())]).await.unwrap();
+        assert_eq!(j.plans(id).await.unwrap(), [("111111111111".to_string(), "[]".to_string())]);
+    }
+
+    #[tokio::test]
+    async fn the_lease_is_held_by_one_holder_until_released_or_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let a = SqliteJournal::open(&path).unwrap();
+        let b = SqliteJournal::open(&path).unwrap();
+        assert_eq!(a.acquire_lease("daemon a", 60).await.unwrap(), None);
+        assert_eq!(a.acquire_lease("daemon a", 60).await.unwrap(), None, "renewed by its holder");
+        let held = b.acquire_lease("apply b", 60).await.unwrap().unwrap();
+        assert_eq!(held.0, "daemon a");
+        a.release_lease("daemon a").await.unwrap();
+        assert_eq!(b.acquire_lease("apply b", -1).await.unwrap(), None);
+        // b's lease has run out (its holder died): the next one takes it.
+        assert_eq!(a.acquire_lease("daemon a", 60).await.unwrap(), None);
     }
 }

@@ -169,6 +169,7 @@ impl Accounts for RunReport {
         self.lines.len()
     }
 
+    /// Reads every account's report back, in account-id order.
     fn each(&self, f: &mut dyn FnMut(&AccountReport) -> io::Result<()>) -> io::Result<()> {
         let mut file = self.spool.get_ref();
         let mut buf = Vec::new();
