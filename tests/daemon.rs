@@ -44,12 +44,14 @@ fn daemon_settings(fleet: &Fleet, maintenance: &str, share: f64) {
     daemon_settings_with(fleet, maintenance, "\"0 0 0 1 1 *\"", share, "");
 }
 
-/// The daemon's settings: schedules (UTC), brake share, and `extra` lines under `daemon:`.
+/// The daemon's settings: schedules (UTC), brake share, and `extra` lines under `daemon:`;
+/// the maintenance window is the whole week unless `extra` sets one.
 fn daemon_settings_with(fleet: &Fleet, maintenance: &str, announce: &str, share: f64, extra: &str) {
+    let window = if extra.contains("window:") { "" } else { "  window: {from: \"Mon 00:00\", to: \"Sun 23:59\"}\n" };
     fleet.edit_settings(
         "variables: {}",
         &format!(
-            "variables: {{}}\ndaemon:\n  timezone: UTC\n  maintenance: {maintenance}\n  announce: {announce}\n  brake:\n    max_changed_share: {share}\n{extra}"
+            "variables: {{}}\ndaemon:\n  timezone: UTC\n  maintenance: {maintenance}\n  announce: {announce}\n  brake:\n    max_changed_share: {share}\n{window}{extra}"
         ),
     );
 }
@@ -751,5 +753,44 @@ fn an_approved_run_applies_only_the_braked_plan_and_refuses_what_changed_since()
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(1));
+    assert_eq!(terminate(&mut d), Some(0));
+}
+
+#[test]
+fn an_unfinished_run_waits_for_the_maintenance_window() {
+    use chrono::Datelike;
+    let fleet = Fleet::new(&[("weekday-co", "basic")]);
+    let a = fleet.accounts[0].clone();
+    // A window of one minute, two days ago: closed now.
+    let day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+        [(chrono::Utc::now() - chrono::Duration::days(2)).weekday().num_days_from_monday() as usize];
+    let closed = format!("  window: {{from: \"{day} 00:00\", to: \"{day} 00:01\"}}");
+    daemon_settings_with(&fleet, "\"0 0 0 1 1 *\"", "\"0 0 0 1 1 *\"", 1.0, &format!("{closed}\n"));
+    // A run a process stopped (a redeploy mid-week): its account still pending.
+    let state = fleet.state();
+    std::fs::create_dir_all(&state).unwrap();
+    let run = block(journal(&state).start_run("maintenance", "stopped", std::slice::from_ref(&a))).unwrap();
+
+    let p = port();
+    let mut d = fleet.daemon(&state, p, &[]);
+    wait_until(60, "the wait to be journaled", || {
+        runs(&state)
+            .first()
+            .and_then(|r| r.detail.clone())
+            .is_some_and(|t| t.contains("waiting for the maintenance window"))
+    });
+    let (_, metrics) = http_get(p, "/metrics").unwrap();
+    assert!(metrics.contains("cm_maintenance_waiting 1"), "{metrics}");
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert_eq!(runs(&state)[0].status, "stopped", "{:?}", runs(&state));
+    assert!(!managed_role(&fleet, &a), "a run went ahead outside the window");
+
+    // The window opens (here: the operators widen it): the run goes ahead within seconds.
+    fleet.edit_settings(&closed, "  window: {from: \"Mon 00:00\", to: \"Sun 23:59\"}");
+    wait_until(120, "the resumed run", || runs(&state).first().is_some_and(|r| r.status == "done"));
+    assert_eq!(runs(&state)[0].id, run, "the same run, resumed");
+    assert!(managed_role(&fleet, &a));
+    let (_, metrics) = http_get(p, "/metrics").unwrap();
+    assert!(metrics.contains("cm_maintenance_waiting 0"), "{metrics}");
     assert_eq!(terminate(&mut d), Some(0));
 }

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub aws_ok: AtomicBool,
     /// False from a journal error until the journal works again.
     pub journal_ok: AtomicBool,
+    /// An unfinished maintenance run waits for the maintenance window.
+    pub maintenance_waiting: AtomicBool,
     pub journal_errors: AtomicU64,
     pub brake_stops: AtomicU64,
     pub stats: Arc<CallStats>,
@@ -137,6 +139,13 @@ impl Metrics {
         let _ = writeln!(o, "{n} {}", u8::from(self.desired_state_valid.load(Ordering::Relaxed)));
         let n = family(&mut o, "cm_aws_ok", "gauge", "1 when the last Organizations read succeeded.");
         let _ = writeln!(o, "{n} {}", u8::from(self.aws_ok.load(Ordering::Relaxed)));
+        let n = family(
+            &mut o,
+            "cm_maintenance_waiting",
+            "gauge",
+            "1 while an unfinished maintenance run waits for the maintenance window.",
+        );
+        let _ = writeln!(o, "{n} {}", u8::from(self.maintenance_waiting.load(Ordering::Relaxed)));
         let n = family(&mut o, "cm_journal_ok", "gauge", "0 from a journal error until the journal works again.");
         let _ = writeln!(o, "{n} {}", u8::from(self.journal_ok.load(Ordering::Relaxed)));
         let n = family(&mut o, "cm_journal_errors_total", "counter", "Journal reads and writes that failed.");

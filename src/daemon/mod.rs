@@ -172,6 +172,54 @@ impl Daemon {
         self.last_valid.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Whether the maintenance window (of the last valid desired state) is open now.
+    fn window_open(&self) -> bool {
+        let d = self.last_valid().map(|s| s.daemon).unwrap_or_default();
+        d.window.contains(chrono::Utc::now(), d.timezone)
+    }
+
+    fn window_text(&self) -> String {
+        let d = self.last_valid().map(|s| s.daemon).unwrap_or_default();
+        format!("{} to {} {}", d.window.from, d.window.to, d.timezone.0.name())
+    }
+
+    /// Resumes the unfinished run, if there is one that may go on: approved, or left
+    /// unfinished by a stop, a crash or the window's end; only inside the window. Outside
+    /// it, the run waits: its detail and `cm_maintenance_waiting` say so.
+    async fn resume_if_due(&self) {
+        let _ = self.load();
+        let run = match self.journal.unfinished_run().await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                self.metrics.maintenance_waiting.store(false, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the journal");
+                self.metrics.journal_errors.fetch_add(1, Ordering::Relaxed);
+                self.metrics.journal_ok.store(false, Ordering::Relaxed);
+                return;
+            }
+        };
+        if self.window_open() {
+            self.metrics.maintenance_waiting.store(false, Ordering::Relaxed);
+            tracing::info!(run = run.id, status = %run.status, "resuming unfinished run");
+            self.maintenance(Some(run.id), false).await;
+            return;
+        }
+        let why = format!("waiting for the maintenance window ({})", self.window_text());
+        if !self.metrics.maintenance_waiting.swap(true, Ordering::Relaxed) {
+            tracing::warn!(run = run.id, status = %run.status, "{why}");
+        }
+        if run.detail.as_deref() != Some(why.as_str()) {
+            if let Err(e) = self.journal.set_run_status(run.id, &run.status, Some(&why)).await {
+                tracing::error!(error = %e, "cannot write the journal");
+                self.metrics.journal_errors.fetch_add(1, Ordering::Relaxed);
+                self.metrics.journal_ok.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Checks readiness at start and then every [`READINESS_INTERVAL`] until stopped, so
     /// that `/readyz` answers for the present, not for the last run (a week ago at worst).
     async fn watch_readiness(self: Arc<Self>) {
@@ -203,21 +251,12 @@ impl Daemon {
     }
 
     async fn serve(self: Arc<Self>) -> i32 {
-        // Resume what a previous process left unfinished, then the manual run if asked.
-        match self.journal.unfinished_run().await {
-            Ok(Some(r)) => {
-                tracing::info!(run = r.id, status = %r.status, "resuming unfinished run");
-                self.maintenance(Some(r.id)).await;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the journal");
-                self.metrics.journal_errors.fetch_add(1, Ordering::Relaxed);
-                self.metrics.journal_ok.store(false, Ordering::Relaxed);
-            }
-        }
+        // Resume what a previous process left unfinished (inside the maintenance window), then
+        // the manual run if asked: an operator's explicit run goes ahead at any time.
+        self.resume_if_due().await;
         if self.opts.run_now && !self.stopping() {
-            self.maintenance(None).await;
+            tracing::info!("maintenance run started by --run-now (the maintenance window does not apply)");
+            self.maintenance(None, true).await;
         }
 
         let scheduler = match JobScheduler::new().await {
@@ -242,22 +281,22 @@ impl Daemon {
                 _ = stopping.wait_for(|s| *s) => break,
                 Some(job) = fire.recv() => {
                     match job {
-                        MAINTENANCE => self.maintenance(None).await,
+                        MAINTENANCE if self.window_open() => self.maintenance(None, false).await,
+                        MAINTENANCE => tracing::warn!(
+                            window = %self.window_text(),
+                            "the maintenance schedule fired outside the maintenance window: no run started"
+                        ),
                         _ => self.announce().await,
                     }
                     self.arm(&scheduler, job, &fire_tx).await;
                 }
                 _ = approvals.tick() => {
-                    // A braked run an operator approved meanwhile goes ahead now.
-                    match self.journal.unfinished_run().await {
-                        Ok(Some(r)) if r.status == run_status::APPROVED => self.maintenance(Some(r.id)).await,
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot read the journal");
-                            self.metrics.journal_errors.fetch_add(1, Ordering::Relaxed);
-                            self.metrics.journal_ok.store(false, Ordering::Relaxed);
-                        }
+                    if self.lease_lost.load(Ordering::SeqCst) {
+                        tracing::error!("the fleet's lease was lost: this daemon stops");
+                        return 1;
                     }
+                    // A run approved meanwhile, or one waiting for the window, goes ahead now.
+                    self.resume_if_due().await;
                 }
             }
         }
@@ -336,9 +375,10 @@ impl Daemon {
     /// stops it where it is: nothing further is applied, the error is logged and counted,
     /// and `/readyz` fails until the journal works again; what the journal holds is resumed
     /// at the next start.
-    async fn maintenance(&self, resume: Option<i64>) {
+    /// `forced`: an operator's explicit run (`--run-now`), which the window does not hold back.
+    async fn maintenance(&self, resume: Option<i64>, forced: bool) {
         let started = Instant::now();
-        match self.maintenance_run(resume, started).await {
+        match self.maintenance_run(resume, forced, started).await {
             Ok(()) => self.metrics.journal_ok.store(true, Ordering::Relaxed),
             Err(e) => {
                 tracing::error!(error = %e, "the journal failed: the run stopped, nothing further is applied");
@@ -349,7 +389,7 @@ impl Daemon {
         }
     }
 
-    async fn maintenance_run(&self, resume: Option<i64>, started: Instant) -> journal::Result<()> {
+    async fn maintenance_run(&self, resume: Option<i64>, forced: bool, started: Instant) -> journal::Result<()> {
         let d = match self.load() {
             Ok(d) => d,
             Err(e) => {
@@ -465,6 +505,10 @@ impl Daemon {
                     if self.stopping() || halted() || self.lease_lost.load(Ordering::SeqCst) {
                         return;
                     }
+                    // No account is started once the maintenance window has closed.
+                    if !forced && !self.window_open() {
+                        return;
+                    }
                     let id = account.account_id.to_string();
                     if let Err(e) = self.journal.account_started(run_id, &id).await {
                         return fail(e);
@@ -516,7 +560,13 @@ impl Daemon {
         }
         let left = self.journal.accounts(run_id).await?.iter().filter(|r| journal::is_open(&r.status)).count();
         let status = if left == 0 { run_status::DONE } else { run_status::STOPPED };
-        let detail = (left > 0).then(|| format!("{left} account(s) not done; resumed at the next start"));
+        let detail = (left > 0).then(|| {
+            if !forced && !self.window_open() && !self.stopping() {
+                format!("the maintenance window closed: {left} account(s) not done; resumed when it opens again")
+            } else {
+                format!("{left} account(s) not done; resumed at the next start")
+            }
+        });
         self.journal.finish_run(run_id, status, detail.as_deref()).await?;
         self.metrics.run_finished(MAINTENANCE, status, started.elapsed().as_secs_f64());
         tracing::info!(run = run_id, status, left, "maintenance finished");

@@ -80,6 +80,70 @@ macro_rules! checked_string {
 checked_string!(CronExpr, "a cron expression with seconds, such as \"0 0 2 * * Sat\"", |c| c.text.clone());
 checked_string!(Zone, "a time zone name such as Asia/Tokyo", |z| z.0.name().to_string());
 
+/// A moment of the week in the daemon's zone: `Sat 02:00`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeekTime {
+    /// Minutes since Monday 00:00.
+    minute: u32,
+}
+
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+impl WeekTime {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("invalid moment of the week `{text}`; hint: a day and a time, such as \"Sat 02:00\"");
+        let (day, time) = text.trim().split_once(' ').ok_or_else(bad)?;
+        let d = DAYS.iter().position(|x| x.eq_ignore_ascii_case(day)).ok_or_else(bad)? as u32;
+        let (h, m) = time.trim().split_once(':').ok_or_else(bad)?;
+        let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if h > 23 || m > 59 {
+            return Err(bad());
+        }
+        Ok(WeekTime { minute: d * 1440 + h * 60 + m })
+    }
+
+    fn of<T: chrono::TimeZone>(t: &DateTime<T>) -> u32 {
+        use chrono::{Datelike, Timelike};
+        t.weekday().num_days_from_monday() * 1440 + t.hour() * 60 + t.minute()
+    }
+}
+
+impl fmt::Display for WeekTime {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let (d, rest) = (self.minute / 1440, self.minute % 1440);
+        write!(f, "{} {:02}:{:02}", DAYS[d as usize], rest / 60, rest % 60)
+    }
+}
+
+checked_string!(WeekTime, "a day and a time, such as \"Sat 02:00\"", |w| w.to_string());
+
+/// When maintenance may change accounts: from `from` to `to` (inclusive, to the end of that
+/// minute), in the daemon's zone; it may wrap around the end of the week.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub from: WeekTime,
+    pub to: WeekTime,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window { from: WeekTime { minute: 5 * 1440 + 120 }, to: WeekTime { minute: 6 * 1440 + 23 * 60 + 59 } }
+    }
+}
+
+impl Window {
+    pub fn contains(&self, t: DateTime<Utc>, zone: Zone) -> bool {
+        let m = WeekTime::of(&t.with_timezone(&zone.0));
+        let (a, b) = (self.from.minute, self.to.minute);
+        if a <= b {
+            a <= m && m <= b
+        } else {
+            m >= a || m <= b
+        }
+    }
+}
+
 /// A cron expression in a time zone.
 #[derive(Clone, Debug)]
 pub struct Schedule {
@@ -133,6 +197,27 @@ mod tests {
         let summer = s.next_after(Utc.with_ymd_and_hms(2027, 7, 5, 0, 0, 0).unwrap()).unwrap();
         assert_eq!(winter.hour(), 1, "{winter}");
         assert_eq!(summer.hour(), 0, "{summer}");
+    }
+
+    #[test]
+    fn the_default_window_is_the_weekend_in_tokyo() {
+        let w = Window::default();
+        let tokyo = Zone::parse("Asia/Tokyo").unwrap();
+        assert_eq!((w.from.to_string(), w.to.to_string()), ("Sat 02:00".into(), "Sun 23:59".into()));
+        // 2026-12-05 is a Saturday: 02:00 JST is Friday 17:00 UTC.
+        let at = |d, h, m| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
+        assert!(!w.contains(at(4, 16, 59), tokyo), "Saturday 01:59 JST");
+        assert!(w.contains(at(4, 17, 0), tokyo), "Saturday 02:00 JST");
+        assert!(w.contains(at(6, 14, 59), tokyo), "Sunday 23:59 JST");
+        assert!(!w.contains(at(6, 15, 0), tokyo), "Monday 00:00 JST");
+        assert!(!w.contains(at(2, 3, 0), tokyo), "a Wednesday");
+        // A window across the end of the week.
+        let late = Window { from: WeekTime::parse("Sun 22:00").unwrap(), to: WeekTime::parse("mon 01:30").unwrap() };
+        let utc = Zone::parse("UTC").unwrap();
+        assert!(late.contains(at(6, 23, 0), utc) && late.contains(at(7, 1, 30), utc));
+        assert!(!late.contains(at(7, 1, 31), utc));
+        assert!(WeekTime::parse("Saturday 2am").unwrap_err().contains("Sat 02:00"));
+        assert!(WeekTime::parse("Sat 24:00").is_err());
     }
 
     #[test]

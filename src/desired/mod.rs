@@ -77,6 +77,10 @@ pub struct DaemonSettings {
     pub announce: crate::daemon::schedule::CronExpr,
     #[serde(default)]
     pub brake: Brake,
+    /// When maintenance may change accounts (default Saturday 02:00 to Sunday 23:59 in
+    /// `timezone`): a run is started, resumed and continued only inside it.
+    #[serde(default)]
+    pub window: crate::daemon::schedule::Window,
     /// Also publish every announcement under this S3 location (`s3://bucket/prefix`), with
     /// the management account's credentials; the local files are written either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,6 +132,7 @@ impl Default for DaemonSettings {
             maintenance: default_maintenance(),
             announce: default_announce(),
             brake: Brake::default(),
+            window: Default::default(),
             announce_s3: None,
         }
     }
