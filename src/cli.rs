@@ -278,7 +278,7 @@ pub async fn main(cli: Cli) -> i32 {
                 }
             };
             let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
-            match crate::daemon::write_announcement(&out_dir, &d.settings.daemon, &report, next) {
+            match crate::daemon::write_announcement(&out_dir, &d.settings.daemon, &report, next, None) {
                 Ok(paths) => {
                     for p in &paths {
                         println!("{}", p.display());
@@ -592,6 +592,14 @@ async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
                 run.finished_at.as_deref().unwrap_or("-"),
                 run.detail.map(|d| format!("; {d}")).unwrap_or_default()
             );
+            match j.run_desired(id).await {
+                Ok(Some((digest, how))) => println!("  desired state {digest}: {how}"),
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_ERROR;
+                }
+            }
             match j.approval(id).await {
                 Ok(Some((by, at))) => println!("  approved by {by} at {at}"),
                 Ok(None) => {}

@@ -48,6 +48,11 @@ fn daemon_settings(fleet: &Fleet, maintenance: &str, share: f64) {
 /// the maintenance window is the whole week unless `extra` sets one.
 fn daemon_settings_with(fleet: &Fleet, maintenance: &str, announce: &str, share: f64, extra: &str) {
     let window = if extra.contains("window:") { "" } else { "  window: {from: \"Mon 00:00\", to: \"Sun 23:59\"}\n" };
+    let window = if extra.contains("require_announcement:") {
+        window.to_string()
+    } else {
+        format!("{window}  require_announcement: false\n")
+    };
     fleet.edit_settings(
         "variables: {}",
         &format!(
@@ -721,11 +726,14 @@ fn an_approved_run_applies_only_the_braked_plan_and_refuses_what_changed_since()
     wait_until(120, "the brake", || runs(&state).first().is_some_and(|r| r.status == "braked"));
     let run = runs(&state)[0].clone();
 
-    // Between the brake and the approval an operator edits desired state: what would now
-    // be written is not what was approved.
+    // Between the brake and the approval an operator edits desired state (the run keeps
+    // the desired state it was planned with: the edit waits), and someone changes b-co
+    // again (what b-co's plan was made against is gone: refused there).
     let f01 = fleet.desired().join("features/F01-cm-roles.yaml");
     let text = std::fs::read_to_string(&f01).unwrap();
     std::fs::write(&f01, text.replacen("Operations team access (CM-managed)", "Edited after the brake", 1)).unwrap();
+    let (a_co, b_co) = (&fleet.accounts[0], &fleet.accounts[1]);
+    fleet.emu.call(b_co, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed again"}));
     let out = Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
         .args(["runs", "--state-dir"])
         .arg(&state)
@@ -735,14 +743,14 @@ fn an_approved_run_applies_only_the_braked_plan_and_refuses_what_changed_since()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_until(120, "the approved run", || runs(&state).first().is_some_and(|r| r.status == "done"));
-    for a in &fleet.accounts {
-        assert_eq!(description(a), "changed by hand", "{a}: a change that was not approved was applied");
-    }
-    for row in accounts(&state, run.id) {
-        assert_eq!(row.status, "failed", "{row:?}");
-        let why = row.error.unwrap_or_default();
-        assert!(why.starts_with("refused: the account or desired state changed since the plan was approved"), "{why}");
-    }
+    assert_eq!(description(a_co), "Operations team access (CM-managed)", "the approved change, not the edit");
+    assert_eq!(description(b_co), "changed again", "an account changed since the approval was touched");
+    let rows = accounts(&state, run.id);
+    let row = |id: &str| rows.iter().find(|r| r.account_id == id).unwrap().clone();
+    assert_eq!(row(a_co).status, "done", "{rows:?}");
+    assert_eq!(row(b_co).status, "failed", "{rows:?}");
+    let why = row(b_co).error.unwrap_or_default();
+    assert!(why.starts_with("refused: the account or desired state changed since the plan was approved"), "{why}");
     let shown = runs_show(&state, run.id, "text");
     assert!(shown.contains("approved by alice (command line) at "), "{shown}");
     // Approved once only.
@@ -792,5 +800,61 @@ fn an_unfinished_run_waits_for_the_maintenance_window() {
     assert!(managed_role(&fleet, &a));
     let (_, metrics) = http_get(p, "/metrics").unwrap();
     assert!(metrics.contains("cm_maintenance_waiting 0"), "{metrics}");
+    assert_eq!(terminate(&mut d), Some(0));
+}
+
+#[test]
+fn the_maintenance_applies_what_was_announced_and_defers_later_edits() {
+    let fleet = Fleet::new(&[("announced-co", "basic")]);
+    let a = fleet.accounts[0].clone();
+    assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
+    let description = || {
+        fleet.emu.call(&a, "iam", "get_role", json!({"RoleName": "cm-helpdesk"}))["Role"]["Description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    fleet.emu.call(&a, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed by hand"}));
+    // The announcement in a few seconds, the maintenance it announces after it.
+    let maintenance = in_seconds(40);
+    daemon_settings_with(&fleet, &maintenance, &in_seconds(8), 1.0, "  require_announcement: true\n");
+    let state = fleet.state();
+    let mut d = fleet.daemon(&state, port(), &[]);
+    let announced = || {
+        std::fs::read_dir(state.join("announcements"))
+            .map(|r| r.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".md")))
+            .unwrap_or(false)
+    };
+    wait_until(60, "the announcement", announced);
+    let md = std::fs::read_dir(state.join("announcements"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".md"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .unwrap();
+    assert!(md.contains("pinned: that maintenance applies exactly this"), "{md}");
+    // After the announcement, an operator edits desired state.
+    let f01 = fleet.desired().join("features/F01-cm-roles.yaml");
+    let text = std::fs::read_to_string(&f01).unwrap();
+    std::fs::write(&f01, text.replacen("Operations team access (CM-managed)", "Edited after the announcement", 1))
+        .unwrap();
+
+    wait_until(120, "the maintenance", || runs(&state).first().is_some_and(|r| r.status == "done"));
+    assert_eq!(description(), "Operations team access (CM-managed)", "what runs is what was announced");
+    let run = runs(&state)[0].id;
+    let shown = runs_show(&state, run, "text");
+    assert!(
+        shown.contains("as announced for") && shown.contains("deferred to the next cycle: features/F01-cm-roles.yaml"),
+        "{shown}"
+    );
+    assert_eq!(terminate(&mut d), Some(0));
+
+    // With no announcement for it, a scheduled maintenance is refused: nothing unannounced runs.
+    let fresh = fleet.dir.path().join("state-without-announcement");
+    fleet.edit_settings(&format!("maintenance: {maintenance}"), &format!("maintenance: {}", in_seconds(8)));
+    let mut d = fleet.daemon(&fresh, port(), &[]);
+    wait_until(60, "the refused run", || runs(&fresh).first().is_some_and(|r| r.status == "refused"));
+    assert!(runs(&fresh)[0].detail.as_deref().unwrap_or("").contains("no announcement pins this maintenance"));
+    assert_eq!(description(), "Operations team access (CM-managed)");
     assert_eq!(terminate(&mut d), Some(0));
 }

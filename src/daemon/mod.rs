@@ -172,6 +172,93 @@ impl Daemon {
         self.last_valid.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Where the desired state of `digest` is kept.
+    fn pinned_dir(&self, digest: &str) -> PathBuf {
+        self.opts.state_dir.join("pinned").join(digest)
+    }
+
+    /// Keeps `snap` in the state directory (once per digest); returns its digest.
+    fn keep(&self, snap: &desired::snapshot::Snapshot) -> journal::Result<String> {
+        let digest = snap.digest();
+        let dir = self.pinned_dir(&digest);
+        if !dir.exists() {
+            let tmp = self.opts.state_dir.join("pinned").join(format!(".{digest}.tmp"));
+            let _ = std::fs::remove_dir_all(&tmp);
+            snap.write(&tmp)
+                .and_then(|()| std::fs::rename(&tmp, &dir))
+                .map_err(|e| journal::JournalError(format!("cannot keep desired state in {}: {e}", dir.display())))?;
+        }
+        Ok(digest)
+    }
+
+    /// The desired state a maintenance run applies, its digest and how it was chosen: a
+    /// resumed run's own; an operator's explicit run, what is on disk; a scheduled run, what
+    /// its announcement pinned (edits made since wait for the next cycle and are named), or
+    /// without an announcement, refused unless `daemon.require_announcement` is false.
+    /// The inner `Err` refuses the run, saying why.
+    async fn desired_for_run(
+        &self,
+        resume: Option<i64>,
+        forced: bool,
+    ) -> journal::Result<Result<(DesiredState, String, String), String>> {
+        let on_disk = self.load();
+        let snap = desired::snapshot::Snapshot::read(&self.opts.desired_dir)
+            .map_err(|e| journal::JournalError(format!("cannot read desired state: {e}")));
+        let load_pinned = |digest: &str| {
+            desired::load(&self.pinned_dir(digest)).map_err(|e| format!("the desired state pinned as {digest}: {e}"))
+        };
+        if let Some(id) = resume {
+            if let Some((digest, how)) = self.journal.run_desired(id).await? {
+                return Ok(load_pinned(&digest).map(|d| (d, digest, how)));
+            }
+        }
+        let d = match on_disk {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(format!("desired state is invalid: {e}"))),
+        };
+        let snap = snap?;
+        if forced || resume.is_some() {
+            let how = if forced {
+                "unannounced: started by an operator with --run-now, with desired state as on disk"
+            } else {
+                "desired state as on disk (a run started before desired state was pinned)"
+            };
+            return Ok(Ok((d, self.keep(&snap)?, how.to_string())));
+        }
+        let now = chrono::Utc::now();
+        let window_start = (now - chrono::Duration::days(7)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let until = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match self.journal.pin_between(&window_start, &until).await? {
+            Some((at, digest)) => {
+                let pinned = match load_pinned(&digest) {
+                    Ok(p) => p,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let kept = desired::snapshot::Snapshot::read(&self.pinned_dir(&digest))
+                    .map_err(|e| journal::JournalError(format!("cannot read the pinned desired state: {e}")))?;
+                let deferred = kept.changed_in(&snap);
+                let how = if deferred.is_empty() {
+                    format!("as announced for {at}")
+                } else {
+                    tracing::warn!(files = ?deferred, "desired state edited after the announcement: those edits wait for the next cycle");
+                    format!("as announced for {at}; edited since, deferred to the next cycle: {}", deferred.join(", "))
+                };
+                Ok(Ok((pinned, digest, how)))
+            }
+            None if d.settings.daemon.require_announcement => Ok(Err(
+                "no announcement pins this maintenance: nothing unannounced is applied (the announcement job runs \
+                 a week ahead; an operator can run it explicitly with --run-now, or set \
+                 daemon.require_announcement: false)"
+                    .into(),
+            )),
+            None => Ok(Ok((
+                d,
+                self.keep(&snap)?,
+                "unannounced: daemon.require_announcement is false, desired state as on disk".into(),
+            ))),
+        }
+    }
+
     /// Whether the maintenance window (of the last valid desired state) is open now.
     fn window_open(&self) -> bool {
         let d = self.last_valid().map(|s| s.daemon).unwrap_or_default();
@@ -390,10 +477,10 @@ impl Daemon {
     }
 
     async fn maintenance_run(&self, resume: Option<i64>, forced: bool, started: Instant) -> journal::Result<()> {
-        let d = match self.load() {
-            Ok(d) => d,
+        let (d, digest, how) = match self.desired_for_run(resume, forced).await? {
+            Ok(x) => x,
             Err(e) => {
-                tracing::error!(error = %e, "desired state is invalid: maintenance refused, nothing changed");
+                tracing::error!(error = %e, "maintenance refused, nothing changed");
                 journal::refuse_run(&*self.journal, MAINTENANCE, &e).await?;
                 self.metrics.run_finished(MAINTENANCE, run_status::REFUSED, started.elapsed().as_secs_f64());
                 return Ok(());
@@ -417,6 +504,8 @@ impl Daemon {
             Some(r) => (r.id, r.status),
             None => {
                 let id = self.journal.start_run(MAINTENANCE, run_status::PLANNING, &enrolled).await?;
+                self.journal.set_run_desired(id, &digest, &how).await?;
+                tracing::info!(run = id, desired_state = %digest, how = %how, "maintenance run started");
                 // This run covers the fleet again: an older unfinished one must never be
                 // resumed (or approved) after it.
                 let old = self.journal.supersede_older(MAINTENANCE, id).await?;
@@ -685,7 +774,38 @@ impl Daemon {
         // By default this runs Saturday 12:00, after the weekend's maintenance has started:
         // the next maintenance is the one a week ahead (R5).
         let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
-        let status = match write_announcement(&self.opts.announce_dir, &d.settings.daemon, &report, next) {
+        // What is announced is pinned: that maintenance applies exactly this desired state.
+        let pinned = match (desired::snapshot::Snapshot::read(&d.dir), next) {
+            (Ok(snap), Some(at)) => match self.keep(&snap) {
+                Ok(digest) => {
+                    let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                    match self.journal.pin(&at, &digest).await {
+                        Ok(()) => Some(digest),
+                        Err(e) => {
+                            tracing::error!(error = %e, "announcement not pinned: cannot write the journal");
+                            self.metrics.journal_errors.fetch_add(1, Ordering::Relaxed);
+                            self.metrics.journal_ok.store(false, Ordering::Relaxed);
+                            None
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "announcement not pinned");
+                    None
+                }
+            },
+            (Err(e), _) => {
+                tracing::error!(error = %e, "announcement not pinned: cannot read desired state");
+                None
+            }
+            (_, None) => None,
+        };
+        let Some(digest) = pinned else {
+            self.metrics.run_finished(ANNOUNCE, run_status::REFUSED, started.elapsed().as_secs_f64());
+            return;
+        };
+        let status = match write_announcement(&self.opts.announce_dir, &d.settings.daemon, &report, next, Some(&digest))
+        {
             Ok(paths) => {
                 self.publish(&fleet, &d, &paths).await;
                 run_status::DONE
@@ -762,6 +882,7 @@ pub fn write_announcement(
     settings: &crate::desired::DaemonSettings,
     report: &RunReport,
     next: Option<chrono::DateTime<chrono::Utc>>,
+    pinned: Option<&str>,
 ) -> Result<Vec<PathBuf>, String> {
     use std::io::Write;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -777,6 +898,13 @@ pub fn write_announcement(
             settings.timezone.0.name(),
             n.format("%Y-%m-%d %H:%M")
         ));
+    }
+    match pinned {
+        Some(digest) => head.push_str(&format!(
+            "Desired state: `{digest}`, pinned: that maintenance applies exactly this; edits made after \
+             this announcement wait for the next cycle.\n\n"
+        )),
+        None => head.push_str("Desired state: not pinned (a dry run by hand; the daemon's announcement pins).\n\n"),
     }
     head.push_str(&report.summary_markdown());
     head.push('\n');

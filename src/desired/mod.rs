@@ -9,6 +9,7 @@ pub mod load;
 pub mod names;
 pub mod policy;
 pub mod resolve;
+pub mod snapshot;
 
 use names::{AccountId, FeatureId, OwnerTag, Region, TierName, UniqueAccountId, UniqueFeatureId};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -81,6 +82,11 @@ pub struct DaemonSettings {
     /// `timezone`): a run is started, resumed and continued only inside it.
     #[serde(default)]
     pub window: crate::daemon::schedule::Window,
+    /// A scheduled maintenance applies the desired state its announcement pinned; with no
+    /// announcement for it, it is refused (`true`, the default), or applies desired state as
+    /// it is on disk, said so in its journal (`false`).
+    #[serde(default = "yes")]
+    pub require_announcement: bool,
     /// Also publish every announcement under this S3 location (`s3://bucket/prefix`), with
     /// the management account's credentials; the local files are written either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,6 +108,10 @@ impl Default for Brake {
     fn default() -> Self {
         Self { max_changed_share: default_share(), allow_deletes: false }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_share() -> f64 {
@@ -133,6 +143,7 @@ impl Default for DaemonSettings {
             announce: default_announce(),
             brake: Brake::default(),
             window: Default::default(),
+            require_announcement: true,
             announce_s3: None,
         }
     }

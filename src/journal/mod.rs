@@ -172,6 +172,17 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     /// Gives the lease up, if `holder` has it.
     fn release_lease<'a>(&'a self, holder: &'a str) -> Fut<'a, ()>;
 
+    /// Pins desired state (by its digest) for the maintenance at `maintenance_at` (RFC 3339):
+    /// what the announcement of that maintenance showed.
+    fn pin<'a>(&'a self, maintenance_at: &'a str, digest: &'a str) -> Fut<'a, ()>;
+    /// The latest pin of a maintenance due from `from` to `to` (RFC 3339, UTC): its
+    /// maintenance time and digest.
+    fn pin_between<'a>(&'a self, from: &'a str, to: &'a str) -> Fut<'a, Option<(String, String)>>;
+    /// Records which desired state a run applies (its digest) and how it was chosen.
+    fn set_run_desired<'a>(&'a self, run_id: i64, digest: &'a str, how: &'a str) -> Fut<'a, ()>;
+    /// The desired state a run applies: digest and how it was chosen.
+    fn run_desired(&self, run_id: i64) -> Fut<'_, Option<(String, String)>>;
+
     /// Every ownership record of `account`.
     fn records<'a>(&'a self, account: &'a str) -> Fut<'a, Vec<Record>>;
     /// Writes (or replaces) the record of one resource.

@@ -64,6 +64,16 @@ impl SqliteJournal {
                  holder TEXT NOT NULL,
                  expires_at INTEGER NOT NULL
              );
+             CREATE TABLE IF NOT EXISTS pins (
+                 maintenance_at TEXT PRIMARY KEY,
+                 digest TEXT NOT NULL,
+                 pinned_at TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS run_desired (
+                 run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+                 digest TEXT NOT NULL,
+                 how TEXT NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS records (
                  account_id TEXT NOT NULL,
                  kind TEXT NOT NULL,
@@ -379,6 +389,55 @@ impl Journal for SqliteJournal {
             self.with(|db| {
                 db.execute("DELETE FROM lease WHERE name = 'fleet' AND holder = ?1", [holder])?;
                 Ok(())
+            })
+        })
+    }
+
+    fn pin<'a>(&'a self, maintenance_at: &'a str, digest: &'a str) -> Fut<'a, ()> {
+        Box::pin(async move {
+            self.with(|db| {
+                db.execute(
+                    "INSERT OR REPLACE INTO pins (maintenance_at, digest, pinned_at) VALUES (?1, ?2, ?3)",
+                    params![maintenance_at, digest, now()],
+                )?;
+                Ok(())
+            })
+        })
+    }
+
+    fn pin_between<'a>(&'a self, from: &'a str, to: &'a str) -> Fut<'a, Option<(String, String)>> {
+        Box::pin(async move {
+            self.with(|db| {
+                db.query_row(
+                    "SELECT maintenance_at, digest FROM pins WHERE maintenance_at >= ?1 AND maintenance_at <= ?2
+                     ORDER BY maintenance_at DESC LIMIT 1",
+                    params![from, to],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+            })
+        })
+    }
+
+    fn set_run_desired<'a>(&'a self, run_id: i64, digest: &'a str, how: &'a str) -> Fut<'a, ()> {
+        Box::pin(async move {
+            self.with(|db| {
+                db.execute(
+                    "INSERT OR REPLACE INTO run_desired (run_id, digest, how) VALUES (?1, ?2, ?3)",
+                    params![run_id, digest, how],
+                )?;
+                Ok(())
+            })
+        })
+    }
+
+    fn run_desired(&self, run_id: i64) -> Fut<'_, Option<(String, String)>> {
+        Box::pin(async move {
+            self.with(|db| {
+                db.query_row("SELECT digest, how FROM run_desired WHERE run_id = ?1", [run_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
             })
         })
     }

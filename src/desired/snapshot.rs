@@ -1,0 +1,105 @@
+//! A snapshot of desired state as files, with a digest: what an announcement pins, so that
+//! the maintenance it announces applies that desired state, not whatever is on disk when it
+//! runs. Only desired state's own files count (`settings.yaml`, `tiers.yaml`, `features/`,
+//! `accounts/`, `policies/`), so anything else kept beside them changes nothing.
+
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The files and folders of desired state.
+const PARTS: [&str; 5] = ["settings.yaml", "tiers.yaml", "features", "accounts", "policies"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Path relative to the desired-state directory → content.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Snapshot {
+    /// Reads desired state's files under `dir`.
+    pub fn read(dir: &Path) -> std::io::Result<Snapshot> {
+        fn walk(root: &Path, rel: &str, files: &mut BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
+            let path = root.join(rel);
+            if path.is_dir() {
+                for e in std::fs::read_dir(&path)? {
+                    let name = e?.file_name().to_string_lossy().to_string();
+                    walk(root, &format!("{rel}/{name}"), files)?;
+                }
+            } else if path.is_file() {
+                files.insert(rel.to_string(), std::fs::read(&path)?);
+            }
+            Ok(())
+        }
+        let mut files = BTreeMap::new();
+        for part in PARTS {
+            walk(dir, part, &mut files)?;
+        }
+        Ok(Snapshot { files })
+    }
+
+    /// SHA-256 over every file's path and content, in path order (hex).
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for (path, content) in &self.files {
+            h.update((path.len() as u64).to_be_bytes());
+            h.update(path.as_bytes());
+            h.update((content.len() as u64).to_be_bytes());
+            h.update(content);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Writes the files under `dir` (made when missing).
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        for (rel, content) in &self.files {
+            let path = dir.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(path, content)?;
+        }
+        Ok(())
+    }
+
+    /// The files that differ between `self` and `newer`: added, changed or removed.
+    pub fn changed_in(&self, newer: &Snapshot) -> Vec<String> {
+        let mut out: Vec<String> = newer
+            .files
+            .iter()
+            .filter(|(p, c)| self.files.get(*p) != Some(*c))
+            .map(|(p, _)| p.clone())
+            .chain(self.files.keys().filter(|p| !newer.files.contains_key(*p)).cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_follows_desired_states_files_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("features")).unwrap();
+        std::fs::create_dir_all(d.join("state")).unwrap();
+        std::fs::write(d.join("settings.yaml"), "home_region: ap-northeast-1\n").unwrap();
+        std::fs::write(d.join("features/F01.yaml"), "id: F01\n").unwrap();
+        let a = Snapshot::read(d).unwrap();
+        std::fs::write(d.join("state/journal.sqlite"), "anything").unwrap();
+        assert_eq!(Snapshot::read(d).unwrap().digest(), a.digest(), "files beside desired state count");
+        std::fs::write(d.join("features/F01.yaml"), "id: F01 # edited\n").unwrap();
+        std::fs::write(d.join("accounts.yaml"), "not desired state").unwrap();
+        let b = Snapshot::read(d).unwrap();
+        assert_ne!(b.digest(), a.digest());
+        assert_eq!(a.changed_in(&b), ["features/F01.yaml"]);
+        let copy = tempfile::tempdir().unwrap();
+        a.write(copy.path()).unwrap();
+        assert_eq!(Snapshot::read(copy.path()).unwrap(), a);
+        assert_eq!(a.digest().len(), 64);
+    }
+}
