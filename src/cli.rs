@@ -84,6 +84,10 @@ pub struct DaemonArgs {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, default_value = "127.0.0.1:9464", env = "CM_LISTEN")]
     pub listen: std::net::SocketAddr,
+    /// A file of named bearer tokens (`NAME TOKEN` per line) allowed to approve braked runs
+    /// with `POST /runs/ID/approve`; without it that endpoint does not exist.
+    #[arg(long, env = "CM_APPROVAL_TOKENS")]
+    pub approval_tokens: Option<PathBuf>,
     /// Also start a maintenance run now.
     #[arg(long)]
     pub run_now: bool,
@@ -253,6 +257,7 @@ pub async fn main(cli: Cli) -> i32 {
                 parallel_accounts: args.parallel_accounts,
                 stop_deadline: std::time::Duration::from_secs(args.stop_deadline),
                 shard,
+                approval_tokens: args.approval_tokens,
             };
             crate::daemon::main(opts).await
         }

@@ -858,3 +858,40 @@ fn the_maintenance_applies_what_was_announced_and_defers_later_edits() {
     assert_eq!(description(), "Operations team access (CM-managed)");
     assert_eq!(terminate(&mut d), Some(0));
 }
+
+#[test]
+fn a_braked_run_is_approved_over_http_only_with_a_named_token() {
+    let fleet = Fleet::new(&[("a-co", "basic"), ("b-co", "basic")]);
+    daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 0.2);
+    assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
+    let a = fleet.accounts[0].clone();
+    fleet.emu.call(&a, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed by hand"}));
+    let state = fleet.state();
+    std::fs::create_dir_all(&state).unwrap();
+    let tokens = fleet.dir.path().join("approvers");
+    std::fs::write(&tokens, "# who may approve\nops-oncall s3cr3t-0123456789abcdef\n").unwrap();
+    let p = port();
+    let mut d = fleet.daemon(&state, p, &["--run-now", "--approval-tokens", tokens.to_str().unwrap()]);
+    wait_until(120, "the brake", || runs(&state).first().is_some_and(|r| r.status == "braked"));
+    let run = runs(&state)[0].id;
+    let path = format!("/runs/{run}/approve");
+    let post = |headers: &str| support::http(p, "POST", &path, headers).map(|(s, _)| s);
+    assert_eq!(post(""), Some(401));
+    assert_eq!(post("Authorization: Bearer wrong-token-0123456789\r\n"), Some(401));
+    assert_eq!(runs(&state)[0].status, "braked", "approved without a valid token");
+    assert_eq!(post("Authorization: Bearer s3cr3t-0123456789abcdef\r\n"), Some(200));
+    wait_until(120, "the approved run", || runs(&state).first().is_some_and(|r| r.status == "done"));
+    assert!(runs_show(&state, run, "text").contains("approved by ops-oncall (HTTP) at "));
+    assert_eq!(post("Authorization: Bearer s3cr3t-0123456789abcdef\r\n"), Some(409), "approved twice");
+    assert_eq!(terminate(&mut d), Some(0));
+
+    // Without tokens, the endpoint does not exist.
+    let p = port();
+    let mut d = fleet.daemon(&state, p, &[]);
+    wait_until(30, "the daemon", || http_get(p, "/healthz").is_some());
+    assert_eq!(
+        support::http(p, "POST", &path, "Authorization: Bearer s3cr3t-0123456789abcdef\r\n").map(|r| r.0),
+        Some(404)
+    );
+    assert_eq!(terminate(&mut d), Some(0));
+}

@@ -1,20 +1,80 @@
-//! `/healthz` (the process is alive), `/readyz` (desired state valid and AWS reachable at
-//! the last check) and `/metrics` (Prometheus).
+//! `/healthz` (the process is alive), `/readyz` (desired state valid, AWS reachable at the
+//! last check, journal working), `/metrics` (Prometheus), and, when approval tokens are
+//! configured, `POST /runs/{id}/approve`: approval of a braked run without a shell on the
+//! host (ECS), allowed only with `Authorization: Bearer <token>` of a named token. With no
+//! tokens configured the endpoint does not exist.
 
 use super::metrics::Metrics;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use crate::journal::Journal;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 
-pub fn router(metrics: Arc<Metrics>) -> Router {
-    Router::new()
+/// Who may approve over HTTP: token name → token, read from a file (one `NAME TOKEN` per
+/// line; `#` comments and blank lines ignored).
+#[derive(Clone)]
+pub struct Approvers {
+    tokens: Vec<(String, String)>,
+}
+
+impl Approvers {
+    pub fn read(path: &std::path::Path) -> Result<Approvers, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut tokens = vec![];
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match line.split_once(char::is_whitespace) {
+                Some((name, token)) if token.trim().len() >= 16 => {
+                    tokens.push((name.to_string(), token.trim().to_string()));
+                }
+                _ => {
+                    return Err(format!(
+                        "{}:{}:1: expected `NAME TOKEN`, the token at least 16 characters",
+                        path.display(),
+                        i + 1
+                    ))
+                }
+            }
+        }
+        if tokens.is_empty() {
+            return Err(format!("{}: no token", path.display()));
+        }
+        Ok(Approvers { tokens })
+    }
+
+    /// The name of the token `presented` is, compared in constant time per token.
+    fn who(&self, presented: &str) -> Option<&str> {
+        let same = |a: &str, b: &str| {
+            a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        };
+        self.tokens.iter().find(|(_, t)| same(t, presented)).map(|(n, _)| n.as_str())
+    }
+}
+
+#[derive(Clone)]
+struct Approval {
+    journal: Arc<dyn Journal>,
+    approvers: Approvers,
+}
+
+pub fn router(metrics: Arc<Metrics>, journal: Arc<dyn Journal>, approvers: Option<Approvers>) -> Router {
+    let base = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))
-        .with_state(metrics)
+        .with_state(metrics);
+    match approvers {
+        Some(approvers) => base.merge(
+            Router::new().route("/runs/{id}/approve", post(approve)).with_state(Approval { journal, approvers }),
+        ),
+        None => base,
+    }
 }
 
 async fn ready(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
@@ -30,4 +90,29 @@ async fn ready(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 
 async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render())
+}
+
+async fn approve(State(a): State<Approval>, Path(id): Path<i64>, headers: HeaderMap) -> (StatusCode, String) {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(name) = presented.and_then(|t| a.approvers.who(t)) else {
+        tracing::warn!(run = id, "approval refused: no valid bearer token");
+        return (StatusCode::UNAUTHORIZED, "approval needs a valid bearer token\n".into());
+    };
+    let by = format!("{name} (HTTP)");
+    match a.journal.approve(id, &by).await {
+        Ok(true) => {
+            tracing::info!(run = id, approved_by = %by, "run approved");
+            (StatusCode::OK, format!("run {id} approved by {by}\n"))
+        }
+        Ok(false) => match a.journal.run(id).await {
+            Ok(Some(r)) => (StatusCode::CONFLICT, format!("run {id} is {}, not braked\n", r.status)),
+            Ok(None) => (StatusCode::NOT_FOUND, format!("no run {id}\n")),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+        },
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+    }
 }

@@ -54,6 +54,8 @@ pub struct DaemonOptions {
     pub stop_deadline: Duration,
     /// The share of the fleet this daemon works on.
     pub shard: crate::inventory::Shard,
+    /// Named bearer tokens that may approve braked runs over HTTP (none: no endpoint).
+    pub approval_tokens: Option<PathBuf>,
 }
 
 const MAINTENANCE: &str = "maintenance";
@@ -108,7 +110,17 @@ pub async fn main(opts: DaemonOptions) -> i32 {
         }
     };
     let mut http_stop = stopping.clone();
-    let app = http::router(metrics.clone());
+    let approvers = match &opts.approval_tokens {
+        Some(path) => match http::Approvers::read(path) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("error: approval tokens: {e}");
+                return 1;
+            }
+        },
+        None => None,
+    };
+    let app = http::router(metrics.clone(), journal.clone(), approvers);
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {

@@ -161,36 +161,41 @@ impl ResourceType for IamRole {
                 )
                 .await?;
         }
+        // Everything the role gains is given before anything it loses is taken away, so that
+        // no moment leaves it (the member role above all) with less than either version.
         let no_arns = BTreeSet::new();
         let seen_managed = observed.managed_policies.as_ref().unwrap_or(&no_arns);
+        let no_docs = BTreeMap::new();
+        let seen_inline = observed.inline_policies.as_ref().unwrap_or(&no_docs);
         if let Some(want) = &self.managed_policies {
             for arn in want.difference(seen_managed) {
                 cx.session.call(iam.attach_role_policy().role_name(&self.name).policy_arn(arn).send()).await?;
             }
+        }
+        if let Some(want_inline) = &self.inline_policies {
+            for (n, d) in want_inline {
+                if seen_inline.get(n) != Some(d) {
+                    cx.session
+                        .call(
+                            iam.put_role_policy()
+                                .role_name(&self.name)
+                                .policy_name(n)
+                                .policy_document(d.to_json_string())
+                                .send(),
+                        )
+                        .await?;
+                }
+            }
+        }
+        if let Some(want) = &self.managed_policies {
             for arn in seen_managed.difference(want) {
                 cx.session.call(iam.detach_role_policy().role_name(&self.name).policy_arn(arn).send()).await?;
             }
         }
-        let Some(want_inline) = &self.inline_policies else {
-            return Ok(());
-        };
-        let no_docs = BTreeMap::new();
-        let seen_inline = observed.inline_policies.as_ref().unwrap_or(&no_docs);
-        for (n, d) in want_inline {
-            if seen_inline.get(n) != Some(d) {
-                cx.session
-                    .call(
-                        iam.put_role_policy()
-                            .role_name(&self.name)
-                            .policy_name(n)
-                            .policy_document(d.to_json_string())
-                            .send(),
-                    )
-                    .await?;
+        if let Some(want_inline) = &self.inline_policies {
+            for n in seen_inline.keys().filter(|n| !want_inline.contains_key(*n)) {
+                cx.session.call(iam.delete_role_policy().role_name(&self.name).policy_name(n).send()).await?;
             }
-        }
-        for n in seen_inline.keys().filter(|n| !want_inline.contains_key(*n)) {
-            cx.session.call(iam.delete_role_policy().role_name(&self.name).policy_name(n).send()).await?;
         }
         Ok(())
     }
