@@ -431,7 +431,21 @@ fn read_saved_plan(path: &std::path::Path) -> Result<FleetReport, String> {
             crate::report::FORMAT_VERSION
         ));
     }
-    Ok(saved)
+    // The file must hold exactly the changes the plan wrote: an edit by hand is refused
+    // before anything is compared with AWS.
+    let digest = crate::report::plan_digest(&saved.accounts).map_err(|e| e.to_string())?;
+    match &saved.plan_digest {
+        Some(d) if *d == digest => Ok(saved),
+        Some(_) => Err(format!(
+            "{}: its changes are not the ones the plan wrote (plan_digest does not match): nothing was applied; \
+             hint: plan again and approve the new file",
+            path.display()
+        )),
+        None => Err(format!(
+            "{}: no plan_digest; hint: write the plan with `plan --format json --out FILE`",
+            path.display()
+        )),
+    }
 }
 
 fn emit(report: &RunReport, args: &RunArgs) -> i32 {
@@ -628,6 +642,7 @@ async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
                 accounts,
                 inventory: Default::default(),
                 api_calls,
+                plan_digest: None,
             };
             print!("{}", report.render(format, false));
             EXIT_OK

@@ -476,6 +476,22 @@ fn an_approved_plan_is_applied_as_is_and_refused_where_the_account_drifted_since
     let out = fleet.run(&["plan", "--format", "json", "--out", saved.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
+    // A copy edited by hand (a change made to write something else) is refused whole.
+    let text = std::fs::read_to_string(&saved).unwrap();
+    assert!(text.contains("\"plan_digest\""), "{text}");
+    let edited = fleet.dir.path().join("edited-plan.json");
+    std::fs::write(&edited, text.replacen("\"minimum_password_length\": 8", "\"minimum_password_length\": 4", 1))
+        .unwrap();
+    let out = fleet.run(&["apply", "--plan", edited.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("plan_digest does not match") && err.contains("nothing was applied"), "{err}");
+    let six = |a: &str| {
+        fleet.emu.call(a, "iam", "get_account_password_policy", json!({}))["PasswordPolicy"]["MinimumPasswordLength"]
+            == 6
+    };
+    assert!(six(calm) && six(busy), "an edited plan changed something");
+
     // After approval, someone changes busy-co again.
     fleet.emu.call(busy, "cloudtrail", "stop_logging", json!({"Name": "Members"}));
 

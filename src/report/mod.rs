@@ -173,6 +173,26 @@ pub struct FleetReport {
     pub accounts: Vec<AccountReport>,
     pub inventory: Inventory,
     pub api_calls: ApiCalls,
+    /// A plan's digest of its accounts' changes ([`plan_digest`]); apply of a saved plan
+    /// refuses a file whose changes no longer match it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_digest: Option<String>,
+}
+
+/// SHA-256 (hex) over each account's id and its changes as JSON, in account order: what a
+/// saved plan's `plan_digest` holds.
+pub fn plan_digest(accounts: &dyn Accounts) -> io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    accounts.each(&mut |a| {
+        let changes = serde_json::to_vec(&a.changes).map_err(io::Error::other)?;
+        h.update((a.account_id.len() as u64).to_be_bytes());
+        h.update(a.account_id.as_bytes());
+        h.update((changes.len() as u64).to_be_bytes());
+        h.update(&changes);
+        Ok(())
+    })?;
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl FleetReport {
@@ -217,7 +237,7 @@ pub(crate) struct Head<'a> {
 }
 
 /// The accounts of a report, in account-id order: from memory, or read back from a spool.
-pub(crate) trait Accounts {
+pub trait Accounts {
     fn count(&self) -> usize;
     /// Calls `f` with each account in turn; stops at the first error.
     fn each(&self, f: &mut dyn FnMut(&AccountReport) -> io::Result<()>) -> io::Result<()>;
@@ -253,7 +273,10 @@ pub(crate) fn write(
                 accounts: Streamed<'a>,
                 inventory: &'a Inventory,
                 api_calls: &'a ApiCalls,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                plan_digest: Option<String>,
             }
+            let plan_digest = if head.command == "plan" { Some(plan_digest(accounts)?) } else { None };
             let doc = Doc {
                 format_version: head.format_version,
                 command: head.command,
@@ -261,6 +284,7 @@ pub(crate) fn write(
                 accounts: Streamed(accounts),
                 inventory: head.inventory,
                 api_calls: head.api_calls,
+                plan_digest,
             };
             serde_json::to_writer_pretty(&mut *w, &doc).map_err(io::Error::other)?;
             w.write_all(b"\n")

@@ -209,6 +209,7 @@ mod tests {
         spooled.finish(calls.clone()).expect("finish");
         let mut sorted = accounts.clone();
         sorted.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        let digest = super::super::plan_digest(&sorted).expect("digest");
         let held = FleetReport {
             format_version: super::super::FORMAT_VERSION,
             command: "plan".into(),
@@ -216,6 +217,7 @@ mod tests {
             accounts: sorted,
             inventory: Inventory::default(),
             api_calls: calls,
+            plan_digest: Some(digest),
         };
         for format in [Format::Json, Format::Text, Format::Markdown] {
             let a = spooled.render(format, false).expect("render");

@@ -193,6 +193,7 @@ mod tests {
             accounts: vec![changed, failed],
             inventory: Default::default(),
             api_calls: ApiCalls::default(),
+            plan_digest: None,
         }
     }
 
