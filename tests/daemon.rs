@@ -143,6 +143,14 @@ fn runs_show(state: &Path, id: i64, format: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// The description of `account`'s cm-helpdesk role (the tests' drift and repair).
+fn helpdesk_description(fleet: &Fleet, account: &str) -> String {
+    fleet.emu.call(account, "iam", "get_role", json!({"RoleName": "cm-helpdesk"}))["Role"]["Description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn managed_role(fleet: &Fleet, account: &str) -> bool {
     fleet.emu.aws(account, "iam", "get_role", json!({"RoleName": "cm-policymaintainer"})).is_ok()
 }
@@ -404,12 +412,7 @@ fn the_brake_stops_a_run_that_would_change_half_the_fleet_until_approved() {
     daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 0.2);
     assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
     let drifted: Vec<&String> = fleet.accounts.iter().take(5).collect();
-    let description = |a: &str| {
-        fleet.emu.call(a, "iam", "get_role", json!({"RoleName": "cm-helpdesk"}))["Role"]["Description"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
+    let description = |a: &str| helpdesk_description(&fleet, a);
     for a in &drifted {
         fleet.emu.call(a, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed by hand"}));
     }
@@ -478,12 +481,7 @@ fn an_invalid_desired_state_edit_refuses_the_run_and_changes_nothing() {
     std::fs::write(&f, valid.replacen("opt_in_default: false", "opt_in_default: nope", 1)).unwrap();
     wait_until(30, "a refused run", || runs(&state).first().is_some_and(|r| r.status == "refused"));
     // Drift the account now; the next run, refused too, must leave it alone.
-    let description = || {
-        fleet.emu.call(&a, "iam", "get_role", json!({"RoleName": "cm-helpdesk"}))["Role"]["Description"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
+    let description = || helpdesk_description(&fleet, &a);
     fleet.emu.call(&a, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed by hand"}));
     let drifted_at = runs(&state)[0].id;
     wait_until(30, "another refused run", || runs(&state).first().is_some_and(|r| r.id > drifted_at));
@@ -712,12 +710,7 @@ fn an_approved_run_applies_only_the_braked_plan_and_refuses_what_changed_since()
     let fleet = Fleet::new(&[("a-co", "basic"), ("b-co", "basic")]);
     daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 0.2);
     assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
-    let description = |a: &str| {
-        fleet.emu.call(a, "iam", "get_role", json!({"RoleName": "cm-helpdesk"}))["Role"]["Description"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
+    let description = |a: &str| helpdesk_description(&fleet, a);
     for a in &fleet.accounts {
         fleet.emu.call(a, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed by hand"}));
     }
@@ -808,12 +801,7 @@ fn the_maintenance_applies_what_was_announced_and_defers_later_edits() {
     let fleet = Fleet::new(&[("announced-co", "basic")]);
     let a = fleet.accounts[0].clone();
     assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
-    let description = || {
-        fleet.emu.call(&a, "iam", "get_role", json!({"RoleName": "cm-helpdesk"}))["Role"]["Description"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
+    let description = || helpdesk_description(&fleet, &a);
     fleet.emu.call(&a, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed by hand"}));
     // The announcement in a few seconds, the maintenance it announces after it.
     let maintenance = in_seconds(40);
