@@ -648,10 +648,7 @@ async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
             EXIT_OK
         }
         RunsCommand::Approve { id } => {
-            let by = std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .map(|u| format!("{u} (command line)"))
-                .unwrap_or_else(|_| "an unnamed user (command line)".into());
+            let by = format!("{} (command line)", os_user());
             match j.approve(id, &by).await {
                 Ok(true) => {
                     println!(
@@ -675,6 +672,25 @@ async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
             }
         }
     }
+}
+
+/// Who runs this command: `USER` or `LOGNAME`, else the name of this process's user id in
+/// /etc/passwd, else `uid N`.
+fn os_user() -> String {
+    if let Some(u) = ["USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())) {
+        return u;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "an unknown user".into();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == uid.to_string())
+        .map(|f| f[0].to_string())
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 fn healthcheck(addr: std::net::SocketAddr) -> i32 {

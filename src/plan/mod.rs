@@ -388,7 +388,13 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
             let mut all: Vec<String> = blocks.into_iter().chain(whole).flatten().collect();
             all.sort();
             all.dedup();
-            plan.skips.push(feature_skip(f, SkipReason::BlockedDependency, all.join("; ")));
+            // Blocked in every region: the first few reasons, and how many more.
+            let shown = 3;
+            let mut detail = all.iter().take(shown).cloned().collect::<Vec<_>>().join("; ");
+            if all.len() > shown {
+                detail.push_str(&format!("; and {} more like these", all.len() - shown));
+            }
+            plan.skips.push(feature_skip(f, SkipReason::BlockedDependency, detail));
             placed.insert(f.id.clone(), now());
             continue;
         }
