@@ -566,8 +566,21 @@ async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
     match args.command.unwrap_or(RunsCommand::List) {
         RunsCommand::List => {
             println!("{:>5}  {:<12} {:<9} {:<21} {:<21} DETAIL", "ID", "KIND", "STATUS", "STARTED", "FINISHED");
-            for r in j.runs(50).await.unwrap_or_default() {
-                let accounts = j.accounts(r.id).await.unwrap_or_default();
+            let listed = match j.runs(50).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_ERROR;
+                }
+            };
+            for r in listed {
+                let accounts = match j.accounts(r.id).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        eprintln!("error: run {}: {e}", r.id);
+                        return EXIT_ERROR;
+                    }
+                };
                 let done = accounts.iter().filter(|a| a.status == "done").count();
                 println!(
                     "{:>5}  {:<12} {:<9} {:<21} {:<21} {done}/{} accounts done{}",
@@ -587,7 +600,13 @@ async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
                 eprintln!("error: no run {id}");
                 return EXIT_ERROR;
             };
-            let rows = j.accounts(id).await.unwrap_or_default();
+            let rows = match j.accounts(id).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_ERROR;
+                }
+            };
             let accounts: Vec<crate::report::AccountReport> = rows
                 .iter()
                 .filter_map(|r| r.report.as_deref())

@@ -195,7 +195,12 @@ impl Daemon {
         let dir = self.pinned_dir(&digest);
         if !dir.exists() {
             let tmp = self.opts.state_dir.join("pinned").join(format!(".{digest}.tmp"));
-            let _ = std::fs::remove_dir_all(&tmp);
+            match std::fs::remove_dir_all(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(journal::JournalError(format!("cannot clear {}: {e}", tmp.display())))
+                }
+                _ => {}
+            }
             snap.write(&tmp)
                 .and_then(|()| std::fs::rename(&tmp, &dir))
                 .map_err(|e| journal::JournalError(format!("cannot keep desired state in {}: {e}", dir.display())))?;
@@ -286,7 +291,6 @@ impl Daemon {
     /// unfinished by a stop, a crash or the window's end; only inside the window. Outside
     /// it, the run waits: its detail and `cm_maintenance_waiting` say so.
     async fn resume_if_due(&self) {
-        let _ = self.load();
         let run = match self.journal.unfinished_run().await {
             Ok(Some(r)) => r,
             Ok(None) => {
@@ -300,6 +304,11 @@ impl Daemon {
                 return;
             }
         };
+        // The window comes from desired state as it is now (read only when a run waits); an
+        // invalid edit is reported by `load` and the last valid window applies.
+        if let Err(e) = self.load() {
+            tracing::warn!(error = %e, "desired state is invalid: the last valid maintenance window applies");
+        }
         if self.window_open() {
             self.metrics.maintenance_waiting.store(false, Ordering::Relaxed);
             tracing::info!(run = run.id, status = %run.status, "resuming unfinished run");
