@@ -19,6 +19,9 @@ pub struct OrgAccount {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Inventory {
     pub management_account_id: String,
+    /// The identity cm-baseline runs as (`GetCallerIdentity`'s ARN).
+    #[serde(default)]
+    pub caller_arn: String,
     /// Account files whose account is ACTIVE in the Organization.
     #[serde(skip, default)]
     pub enrolled: Vec<AccountFile>,
@@ -34,7 +37,10 @@ pub struct Inventory {
 pub async fn inventory(fleet: &Fleet, desired: &DesiredState) -> Result<Inventory, AwsError> {
     let mgmt = fleet.management();
     let who = mgmt.call(mgmt.sts().get_caller_identity().send()).await?;
-    let management_account_id = who.account().unwrap_or_default().to_string();
+    let (Some(management_account_id), Some(caller_arn)) = (who.account(), who.arn()) else {
+        return Err(AwsError::new("response", "sts:GetCallerIdentity answered without an account or an ARN"));
+    };
+    let (management_account_id, caller_arn) = (management_account_id.to_string(), caller_arn.to_string());
     let org = mgmt.organizations();
     let mut listed: BTreeMap<String, OrgAccount> = BTreeMap::new();
     let mut token = None;
@@ -50,7 +56,9 @@ pub async fn inventory(fleet: &Fleet, desired: &DesiredState) -> Result<Inventor
             break;
         }
     }
-    Ok(join(management_account_id, &listed, desired))
+    let mut inv = join(management_account_id, &listed, desired);
+    inv.caller_arn = caller_arn;
+    Ok(inv)
 }
 
 /// Whether the management account can read the Organization: the cheapest read its

@@ -110,7 +110,7 @@ pub async fn run_account(
             .await
             .map_err(|e| e.to_string())?;
         let regions = active_regions(&session).await.map_err(|e| format!("listing regions: {e}"))?;
-        let baseline = resolve(desired, account, &regions, &inv.management_account_id)?;
+        let baseline = resolve(desired, account, &regions, &inv.management_account_id, &inv.caller_arn)?;
         report.regions = baseline.regions.clone();
         let journal = opts.journal.as_deref();
         let p = plan_account(desired, &session, &baseline, opts.mode, journal).await?;

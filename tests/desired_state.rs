@@ -385,7 +385,7 @@ fn resolve_fills_placeholders_and_expands_regions() {
     let acct = d.accounts.values().next().unwrap();
     let regions: Vec<String> =
         ["us-east-1", "ap-northeast-1", "eu-west-1", "cn-north-1"].iter().map(|s| s.to_string()).collect();
-    let b = resolve(&d, acct, &regions, "999999999999").unwrap();
+    let b = resolve(&d, acct, &regions, "999999999999", "arn:aws:sts::999999999999:assumed-role/cm-daemon/s").unwrap();
     // Other partitions are never mixed in; the home region comes first in nothing but sort order.
     assert_eq!(b.regions, ["ap-northeast-1", "eu-west-1", "us-east-1"]);
     let order: Vec<&str> = b.features.iter().map(|f| f.id.as_str()).collect();

@@ -853,8 +853,8 @@ fn member_policy_allows_every_member_account_call_and_nothing_else() {
         listing(&scan.calls)
     );
 
-    // The lockout guard's actions are needed as well (they are also what iam_role reads
-    // and writes); anything else granted is more than the code uses.
+    // Actions settings add to the lockout guard's are needed as well; anything else granted
+    // is more than the code uses.
     let settings = std::fs::read_to_string(root().join("desired-state/settings.yaml")).expect("settings.yaml");
     let settings: cm_baseline::desired::Settings =
         serde_yaml::from_str(&settings).unwrap_or_else(|e| panic!("desired-state/settings.yaml: {e}"));
@@ -870,6 +870,34 @@ fn member_policy_allows_every_member_account_call_and_nothing_else() {
         granted(&policy).iter().all(|p| !p.contains('*')),
         "{MEMBER_POLICY} names every action in full, without wildcards"
     );
+}
+
+const GUARD_ACTIONS: &str = "src/plan/guard-actions.txt";
+
+#[test]
+fn the_lockout_guard_requires_every_action_the_code_calls_in_member_accounts() {
+    // The guard refuses a change to the member role that would drop any of these, so the
+    // list is the code's, not a hand list: it must name each action of a member-account
+    // call, and nothing else.
+    let scan = plausible_scan();
+    let need: BTreeSet<String> = needed(&scan.calls, false).into_keys().collect();
+    let listed: BTreeSet<String> = cm_baseline::plan::guard_actions().map(str::to_string).collect();
+    let expected: String = std::iter::once(
+        "# Every IAM action of the calls cm-baseline makes in a member account, derived from the code\n\
+         # by tests/iam_policy.rs (which fails, printing this file, when the code's calls change).\n\
+         # The lockout guard refuses a change to the member role that would drop any of them.\n"
+            .to_string(),
+    )
+    .chain(need.iter().map(|a| format!("{a}\n")))
+    .collect();
+    assert!(
+        listed == need,
+        "{GUARD_ACTIONS} is not the list of actions the code's member-account calls need; \
+         missing: {:?}; not needed: {:?}\nwrite it as:\n{expected}",
+        need.difference(&listed).collect::<Vec<_>>(),
+        listed.difference(&need).collect::<Vec<_>>()
+    );
+    assert!(need.contains("ec2:DescribeRegions") && need.contains("iam:UpdateAssumeRolePolicy"), "{need:?}");
 }
 
 #[test]

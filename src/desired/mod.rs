@@ -201,30 +201,13 @@ impl Default for Quotas {
     }
 }
 
-/// The actions the member role's own policies must still allow after any change the
-/// daemon makes to that role; a change that would drop one is refused.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// Actions the member role's own policies must still allow after any change the daemon
+/// makes to that role, besides every action of the tool's own calls in member accounts
+/// (which the guard always requires); a change that would drop one is refused.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockoutGuard {
     pub required_actions: Vec<String>,
-}
-
-impl Default for LockoutGuard {
-    fn default() -> Self {
-        Self {
-            required_actions: [
-                "iam:GetRole",
-                "iam:GetRolePolicy",
-                "iam:PutRolePolicy",
-                "iam:UpdateAssumeRolePolicy",
-                "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        }
-    }
 }
 
 /// One entry of `tiers.yaml`.

@@ -39,6 +39,16 @@ impl PolicyDoc {
 }
 
 /// A string or a list of strings, as IAM allows for Action, Resource and principals.
+/// The strings of a policy field that holds one string or a list, without copying them.
+pub fn str_items(v: Option<&serde_json::Value>) -> impl Iterator<Item = &str> {
+    let (one, many) = match v {
+        Some(serde_json::Value::String(s)) => (Some(s.as_str()), None),
+        Some(serde_json::Value::Array(a)) => (None, Some(a.iter().filter_map(|x| x.as_str()))),
+        _ => (None, None),
+    };
+    one.into_iter().chain(many.into_iter().flatten())
+}
+
 pub fn string_or_list(v: Option<&serde_json::Value>) -> Vec<String> {
     match v {
         Some(serde_json::Value::String(s)) => vec![s.clone()],
@@ -49,11 +59,14 @@ pub fn string_or_list(v: Option<&serde_json::Value>) -> Vec<String> {
 
 /// IAM's wildcard match (`*` any run, `?` one character), case-insensitive as for actions.
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
-    let t: Vec<char> = text.to_ascii_lowercase().chars().collect();
+    if !pattern.contains(['*', '?']) {
+        return pattern.eq_ignore_ascii_case(text);
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == '?' || p[pi].eq_ignore_ascii_case(&t[ti])) {
             pi += 1;
             ti += 1;
         } else if pi < p.len() && p[pi] == '*' {

@@ -65,6 +65,9 @@ pub struct AccountBaseline {
     /// Active regions, excluded regions removed, sorted.
     pub regions: Vec<String>,
     pub management_account_id: String,
+    /// The identity cm-baseline runs as in the management account (`GetCallerIdentity`'s
+    /// ARN): the principal the member role's trust policy must keep trusting.
+    pub caller_arn: String,
     pub member_role_name: String,
     pub external_id: Option<String>,
     pub control_tower: ControlTower,
@@ -131,6 +134,7 @@ pub fn resolve(
     account: &AccountFile,
     active_regions: &[String],
     management_account_id: &str,
+    caller_arn: &str,
 ) -> Result<AccountBaseline, String> {
     let s = &desired.settings;
     let home = s.home_region.as_str().to_string();
@@ -233,6 +237,7 @@ pub fn resolve(
         home_region: home,
         regions,
         management_account_id: management_account_id.to_string(),
+        caller_arn: caller_arn.to_string(),
         member_role_name: s.member_role_name.clone(),
         external_id: s.external_id.clone(),
         control_tower: s.control_tower.clone(),

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use diff::{differing_fields, render_diff};
+pub use guard::needed_actions as guard_actions;
 
 /// Initial setup applies the whole tier; maintenance only what is maintained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

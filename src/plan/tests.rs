@@ -44,7 +44,8 @@ fn maintainer_policy(actions: &[&str]) -> PolicyDoc {
 
 fn role(name: &str, description: &str) -> ResourceSpec {
     let mut inline = BTreeMap::new();
-    inline.insert("CMMaintenancePolicy".to_string(), maintainer_policy(&["iam:*", "s3:*"]));
+    let everything: Vec<&str> = crate::plan::guard_actions().collect();
+    inline.insert("CMMaintenancePolicy".to_string(), maintainer_policy(&everything));
     ResourceSpec::IamRole(IamRole {
         name: name.into(),
         description: Some(description.into()),
@@ -132,6 +133,7 @@ fn baseline() -> AccountBaseline {
         home_region: HOME.into(),
         regions: vec![HOME.into()],
         management_account_id: MGMT.into(),
+        caller_arn: format!("arn:aws:sts::{MGMT}:assumed-role/cm-baseline-daemon/cm-baseline"),
         member_role_name: "cm-policymaintainer".into(),
         external_id: None,
         control_tower: ControlTower::default(),
@@ -470,6 +472,119 @@ fn member_role_changes_that_would_lock_the_tool_out_are_refused() {
     let p = plan(&b, &o, Mode::Maintenance);
     assert!(!p.changes.iter().any(|c| c.action == Action::Delete));
     assert_eq!(skip_reason(&p, "F01"), [SkipReason::SelfLockout]);
+}
+
+/// The plan of an update of the member role to `spec`, from a converged account.
+fn member_role_update(edit: impl FnOnce(&mut IamRole)) -> AccountPlan {
+    let mut b = baseline();
+    let mut o = converged(&b);
+    set(
+        &mut o,
+        &role("cm-policymaintainer", "x"),
+        GLOBAL,
+        Observation::Present { state: role("cm-policymaintainer", "old"), owner: Some("Managed".into()) },
+    );
+    let ResourceSpec::IamRole(r) = &mut feature_mut(&mut b, "F01").resources[0].spec else { panic!() };
+    edit(r);
+    plan(&b, &o, Mode::Maintenance)
+}
+
+fn lockout_detail(p: &AccountPlan) -> Option<String> {
+    p.skips.iter().find(|s| s.reason == SkipReason::SelfLockout).map(|s| s.detail.clone())
+}
+
+#[test]
+fn the_guard_requires_every_action_the_tool_calls_not_only_its_own_iam_ones() {
+    let sound = member_role_update(|_| {});
+    assert_eq!((sound.changes.len(), lockout_detail(&sound)), (1, None));
+    // A policy that drops ec2:DescribeRegions (every run lists the regions first).
+    let p = member_role_update(|r| {
+        let all: Vec<&str> = crate::plan::guard_actions().filter(|a| *a != "ec2:DescribeRegions").collect();
+        r.inline_policies = Some([("CMMaintenancePolicy".to_string(), maintainer_policy(&all))].into());
+    });
+    assert!(p.changes.is_empty());
+    assert!(lockout_detail(&p).unwrap().ends_with("would no longer allow ec2:DescribeRegions"), "{:?}", p.skips);
+    // A Deny with a condition still counts: the guard cannot prove the condition false.
+    let p = member_role_update(|r| {
+        let deny = json!({"Effect": "Deny", "Action": "securityhub:*", "Resource": "*",
+            "Condition": {"StringNotEquals": {"aws:RequestedRegion": "ap-northeast-1"}}});
+        r.inline_policies = Some([("Deny".to_string(), PolicyDoc(json!({"Statement": [deny]})))].into());
+        let all: Vec<&str> = crate::plan::guard_actions().collect();
+        r.inline_policies.as_mut().unwrap().insert("CMMaintenancePolicy".into(), maintainer_policy(&all));
+    });
+    assert!(lockout_detail(&p).unwrap().contains("securityhub:BatchEnableStandards"), "{:?}", p.skips);
+    // An Allow only under a condition the tool's calls need not meet proves nothing.
+    let p = member_role_update(|r| {
+        let all: Vec<&str> = crate::plan::guard_actions().collect();
+        let allow = json!({"Effect": "Allow", "Action": all, "Resource": "*",
+            "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}});
+        r.inline_policies =
+            Some([("CMMaintenancePolicy".to_string(), PolicyDoc(json!({"Statement": [allow]})))].into());
+    });
+    assert!(lockout_detail(&p).is_some(), "{:?}", p.changes);
+    // AdministratorAccess allows everything, but an inline Deny still takes away.
+    let p = member_role_update(|r| {
+        r.managed_policies = Some(["arn:aws:iam::aws:policy/AdministratorAccess".to_string()].into());
+        let deny = json!({"Effect": "Deny", "Action": "iam:PutRolePolicy", "Resource": "*"});
+        r.inline_policies = Some([("Deny".to_string(), PolicyDoc(json!({"Statement": [deny]})))].into());
+    });
+    assert!(lockout_detail(&p).unwrap().ends_with("would no longer allow iam:PutRolePolicy"), "{:?}", p.skips);
+    let p = member_role_update(|r| {
+        r.managed_policies = Some(["arn:aws:iam::aws:policy/AdministratorAccess".to_string()].into());
+        r.inline_policies = Some(BTreeMap::new());
+    });
+    assert_eq!((p.changes.len(), lockout_detail(&p)), (1, None));
+}
+
+#[test]
+fn the_guard_requires_the_role_to_be_able_to_repair_itself() {
+    // The actions that repair the role must reach the role's own ARN.
+    let p = member_role_update(|r| {
+        let all: Vec<&str> = crate::plan::guard_actions().collect();
+        let allow = json!({"Effect": "Allow", "Action": all, "Resource": "arn:aws:iam::*:role/cm-alert-*"});
+        r.inline_policies =
+            Some([("CMMaintenancePolicy".to_string(), PolicyDoc(json!({"Statement": [allow]})))].into());
+    });
+    let why = lockout_detail(&p).unwrap();
+    assert!(why.contains("iam:PutRolePolicy") && why.contains("iam:UpdateAssumeRolePolicy"), "{why}");
+    assert!(!why.contains("ec2:DescribeRegions"), "other actions need not name the role: {why}");
+}
+
+#[test]
+fn the_trust_must_name_the_identity_the_tool_runs_as() {
+    let with_trust = |doc: serde_json::Value| member_role_update(|r| r.trust_policy = PolicyDoc(doc));
+    let allow = |principal: &str| json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}]});
+    // The tool runs as the role cm-baseline-daemon of the management account (tests' caller).
+    for ok in [
+        format!("arn:aws:iam::{MGMT}:root"),
+        MGMT.to_string(),
+        format!("arn:aws:iam::{MGMT}:role/cm-baseline-daemon"),
+        format!("arn:aws:iam::{MGMT}:role/ops/cm-baseline-daemon"),
+    ] {
+        let p = with_trust(allow(&ok));
+        assert_eq!((p.changes.len(), lockout_detail(&p)), (1, None), "{ok}");
+    }
+    // Another principal of the management account is not the tool.
+    for other in [format!("arn:aws:iam::{MGMT}:role/Admin"), format!("arn:aws:iam::{MGMT}:user/cm-baseline-daemon")] {
+        let p = with_trust(allow(&other));
+        let why = lockout_detail(&p).unwrap_or_else(|| panic!("{other} passed"));
+        assert!(why.contains("assumed-role/cm-baseline-daemon"), "names the identity: {why}");
+    }
+    // A condition the tool cannot prove it meets refuses the change, and is named.
+    let p =
+        with_trust(json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": MGMT}, "Action": "sts:AssumeRole",
+        "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}}]}));
+    assert!(lockout_detail(&p).unwrap().contains("IpAddress aws:SourceIp"), "{:?}", p.skips);
+    // A Deny that reaches the tool, even under a condition, refuses it.
+    let p = with_trust(json!({"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": MGMT}, "Action": "sts:AssumeRole"},
+        {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sts:*",
+         "Condition": {"StringNotEquals": {"aws:PrincipalTag/team": "ops"}}}]}));
+    assert!(lockout_detail(&p).unwrap().contains("denies sts:AssumeRole"), "{:?}", p.skips);
+    let p = with_trust(json!({"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": MGMT}, "Action": "sts:AssumeRole"},
+        {"Effect": "Deny", "NotPrincipal": {"AWS": format!("arn:aws:iam::{MGMT}:role/Admin")}, "Action": "sts:AssumeRole"}]}));
+    assert!(lockout_detail(&p).is_some(), "a NotPrincipal that leaves the tool out denies it");
 }
 
 #[test]
