@@ -88,6 +88,15 @@ pub struct DaemonArgs {
     /// with `POST /runs/ID/approve`; without it that endpoint does not exist.
     #[arg(long, env = "CM_APPROVAL_TOKENS")]
     pub approval_tokens: Option<PathBuf>,
+    /// A Slack-compatible webhook URL told when a run is braked, fails or is refused,
+    /// finishes with failures, or when the announcement finds changes (keep it secret: give
+    /// it through the environment).
+    #[arg(long, env = "CM_NOTIFY_WEBHOOK", hide_env_values = true)]
+    pub notify_webhook: Option<String>,
+    /// The URL at which the people notified reach this daemon's listener; notifications link
+    /// the reports under it (without it they name the report's path on this host).
+    #[arg(long, env = "CM_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Also start a maintenance run now.
     #[arg(long)]
     pub run_now: bool,
@@ -258,6 +267,8 @@ pub async fn main(cli: Cli) -> i32 {
                 stop_deadline: std::time::Duration::from_secs(args.stop_deadline),
                 shard,
                 approval_tokens: args.approval_tokens,
+                notify_webhook: args.notify_webhook,
+                public_url: args.public_url,
             };
             crate::daemon::main(opts).await
         }
@@ -607,11 +618,6 @@ async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
                     return EXIT_ERROR;
                 }
             };
-            let accounts: Vec<crate::report::AccountReport> = rows
-                .iter()
-                .filter_map(|r| r.report.as_deref())
-                .filter_map(|t| serde_json::from_str::<crate::report::AccountReport>(t).ok())
-                .collect();
             if format == Format::Json {
                 let v = serde_json::json!({ "run": run, "accounts": rows.iter().map(|r| serde_json::json!({
                     "account_id": r.account_id, "status": r.status, "attempts": r.attempts, "done_count": r.done_count,
@@ -652,17 +658,7 @@ async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
                     None => println!("  {} {} (not done)", r.account_id, r.status),
                 }
             }
-            // The journal keeps each account's calls; the management account's are not kept.
-            let api_calls = crate::report::ApiCalls::sum(accounts.iter().map(|a| &a.api_calls));
-            let report = crate::report::FleetReport {
-                format_version: crate::report::FORMAT_VERSION,
-                command: format!("run {}", run.id),
-                mode: crate::plan::Mode::Maintenance,
-                accounts,
-                inventory: Default::default(),
-                api_calls,
-                plan_digest: None,
-            };
+            let report = crate::report::FleetReport::of_run(run.id, &rows);
             print!("{}", report.render(format, false));
             EXIT_OK
         }

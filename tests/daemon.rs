@@ -883,3 +883,149 @@ fn a_braked_run_is_approved_over_http_only_with_a_named_token() {
     );
     assert_eq!(terminate(&mut d), Some(0));
 }
+
+/// A webhook receiver on 127.0.0.1: every JSON body POSTed to it, in order of arrival.
+struct Hook {
+    port: u16,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Hook {
+    fn start() -> Hook {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the webhook receiver");
+        let port = listener.local_addr().expect("address").port();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let g = g.clone();
+                std::thread::spawn(move || Hook::serve(stream, g));
+            }
+        });
+        Hook { port, got }
+    }
+
+    /// Answers each request of one connection (the client keeps it alive) with 200.
+    fn serve(stream: std::net::TcpStream, got: std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+        use std::io::{BufRead, Read, Write};
+        let Ok(mut out) = stream.try_clone() else { return };
+        let mut r = std::io::BufReader::new(stream);
+        loop {
+            let (mut line, mut len) = (String::new(), 0usize);
+            loop {
+                line.clear();
+                match r.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) if line == "\r\n" => break,
+                    Ok(_) => {
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+            }
+            let mut body = vec![0; len];
+            if r.read_exact(&mut body).is_err() {
+                return;
+            }
+            got.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+            if out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The messages of `event` received so far.
+    fn of(&self, event: &str) -> Vec<Value> {
+        self.got.lock().unwrap().iter().filter(|m| m["event"] == event).cloned().collect()
+    }
+}
+
+/// The path of a link under `http://127.0.0.1:<port>` in a message's text.
+fn linked_path(message: &Value, port: u16) -> String {
+    let text = message["text"].as_str().unwrap_or_default();
+    let base = format!("Report: http://127.0.0.1:{port}");
+    let at = text.find(&base).unwrap_or_else(|| panic!("no link under {base}: {text}"));
+    text[at + base.len()..].split_whitespace().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_webhook_is_told_of_refusals_brakes_failures_and_announced_changes_with_links() {
+    let fleet = Fleet::new(&[("a-co", "basic"), ("b-co", "basic")]);
+    assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
+    for a in &fleet.accounts {
+        fleet.emu.call(a, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed by hand"}));
+    }
+    let hook = Hook::start();
+    let webhook = format!("http://127.0.0.1:{}/services/T000/B000/XXXX", hook.port);
+    let state = fleet.state();
+
+    // A scheduled maintenance with no announcement pinning it is refused: "failed".
+    daemon_settings_with(&fleet, &in_seconds(4), "\"0 0 0 1 1 *\"", 0.2, "  require_announcement: true\n");
+    let p = port();
+    let public = format!("http://127.0.0.1:{p}");
+    let args = ["--notify-webhook", &webhook, "--public-url", &public];
+    let mut d = fleet.daemon(&state, p, &args);
+    wait_until(60, "the refusal's notification", || !hook.of("failed").is_empty());
+    assert_eq!(runs(&state)[0].status, "refused");
+    let text = hook.of("failed")[0]["text"].as_str().unwrap_or_default().to_string();
+    assert!(text.contains("maintenance refused, nothing changed: no announcement pins this maintenance"), "{text}");
+    assert_eq!(terminate(&mut d), Some(0));
+
+    // An operator's run stops at the brake (2 of 2 accounts): "braked", linking the plan,
+    // which the daemon serves.
+    let mut d = fleet.daemon(&state, p, &[&args[..], &["--run-now"]].concat());
+    wait_until(120, "the brake's notification", || !hook.of("braked").is_empty());
+    let run = runs(&state)[0].clone();
+    assert_eq!(run.status, "braked");
+    let braked = &hook.of("braked")[0];
+    let text = braked["text"].as_str().unwrap_or_default();
+    assert!(text.contains(&format!("maintenance run {} stopped at the blast-radius brake", run.id)), "{text}");
+    assert!(text.contains(&format!("cm-baseline runs approve {}", run.id)), "{text}");
+    let link = linked_path(braked, p);
+    assert_eq!(link, format!("/reports/run-{}-plan.md", run.id));
+    let (status, plan) = http_get(p, &link).unwrap();
+    assert_eq!(status, 200);
+    assert!(plan.contains("cm-helpdesk") && plan.contains(&fleet.accounts[1]), "{plan}");
+    assert_eq!(http_get(p, "/reports/..%2Fjournal.sqlite").map(|r| r.0), Some(404));
+
+    // b-co changes again before the approval: refused there, so the run finishes with a
+    // failure: "finished_with_failures", linking the run's report.
+    let b_co = fleet.accounts[1].clone();
+    fleet.emu.call(&b_co, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed again"}));
+    let out = Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
+        .args(["runs", "--state-dir"])
+        .arg(&state)
+        .args(["approve", &run.id.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until(120, "the failure's notification", || !hook.of("finished_with_failures").is_empty());
+    let failed = &hook.of("finished_with_failures")[0];
+    let text = failed["text"].as_str().unwrap_or_default();
+    assert!(text.contains(&format!("maintenance run {} done with 1 of 2 account(s) failed: {b_co}", run.id)), "{text}");
+    let (status, report) = http_get(p, &linked_path(failed, p)).unwrap();
+    assert_eq!(status, 200);
+    assert!(report.contains("changed since the plan was approved"), "{report}");
+    assert_eq!(terminate(&mut d), Some(0));
+
+    // The announcement finds b-co's drift: "announced", linking the announcement.
+    fleet.edit_settings("announce: \"0 0 0 1 1 *\"", &format!("announce: {}", in_seconds(5)));
+    let mut d = fleet.daemon(&state, p, &args);
+    wait_until(120, "the announcement's notification", || !hook.of("announced").is_empty());
+    let announced = &hook.of("announced")[0];
+    let text = announced["text"].as_str().unwrap_or_default();
+    assert!(text.contains("would make 1 change(s) (0 delete(s)) in 1 of 2 account(s)"), "{text}");
+    let link = linked_path(announced, p);
+    assert!(link.starts_with("/announcements/announce-") && link.ends_with(".md"), "{link}");
+    let (status, md) = http_get(p, &link).unwrap();
+    assert_eq!(status, 200);
+    assert!(md.contains(&format!("| {b_co} | b-co | basic | 1 |")), "{md}");
+    let (_, metrics) = http_get(p, "/metrics").unwrap();
+    assert!(metrics.contains("cm_notifications_total{event=\"announced\",outcome=\"ok\"} 1"), "{metrics}");
+    assert_eq!(terminate(&mut d), Some(0));
+    // Each event was told once, and nothing else.
+    let events: Vec<String> =
+        hook.got.lock().unwrap().iter().map(|m| m["event"].as_str().unwrap_or("?").to_string()).collect();
+    assert_eq!(events, ["failed", "braked", "finished_with_failures", "announced"], "{events:?}");
+}

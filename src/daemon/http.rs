@@ -2,7 +2,9 @@
 //! last check, journal working), `/metrics` (Prometheus), and, when approval tokens are
 //! configured, `POST /runs/{id}/approve`: approval of a braked run without a shell on the
 //! host (ECS), allowed only with `Authorization: Bearer <token>` of a named token. With no
-//! tokens configured the endpoint does not exist.
+//! tokens configured the endpoint does not exist. `GET /reports/NAME` and
+//! `GET /announcements/NAME` serve the run reports and announcements the daemon wrote (the
+//! links of its notifications).
 
 use super::metrics::Metrics;
 use crate::journal::Journal;
@@ -63,12 +65,28 @@ struct Approval {
     approvers: Approvers,
 }
 
-pub fn router(metrics: Arc<Metrics>, journal: Arc<dyn Journal>, approvers: Option<Approvers>) -> Router {
+/// The directories whose reports the listener serves.
+#[derive(Clone)]
+pub struct Files {
+    pub reports: std::path::PathBuf,
+    pub announcements: std::path::PathBuf,
+}
+
+pub fn router(metrics: Arc<Metrics>, journal: Arc<dyn Journal>, approvers: Option<Approvers>, files: Files) -> Router {
     let base = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))
-        .with_state(metrics);
+        .with_state(metrics)
+        .merge(
+            Router::new()
+                .route("/reports/{name}", get(|State(f): State<Files>, Path(n): Path<String>| serve(f.reports, n)))
+                .route(
+                    "/announcements/{name}",
+                    get(|State(f): State<Files>, Path(n): Path<String>| serve(f.announcements, n)),
+                )
+                .with_state(files),
+        );
     match approvers {
         Some(approvers) => base.merge(
             Router::new().route("/runs/{id}/approve", post(approve)).with_state(Approval { journal, approvers }),
@@ -90,6 +108,33 @@ async fn ready(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 
 async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render())
+}
+
+/// One report file of `dir`: a plain name ending in `.md` or `.json`, nothing else.
+async fn serve(dir: std::path::PathBuf, name: String) -> axum::response::Response {
+    let plain = !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        && !name.contains("..");
+    let kind = if name.ends_with(".md") {
+        "text/markdown; charset=utf-8"
+    } else if name.ends_with(".json") {
+        "application/json"
+    } else {
+        ""
+    };
+    if !plain || kind.is_empty() {
+        return (StatusCode::NOT_FOUND, "no such report\n").into_response();
+    }
+    match tokio::fs::read(dir.join(&name)).await {
+        Ok(body) => ([(header::CONTENT_TYPE, kind)], body).into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            (StatusCode::NOT_FOUND, "no such report\n").into_response()
+        }
+        Err(e) => {
+            tracing::error!(file = %dir.join(&name).display(), error = %e, "cannot read a report");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the report\n").into_response()
+        }
+    }
 }
 
 async fn approve(State(a): State<Approval>, Path(id): Path<i64>, headers: HeaderMap) -> (StatusCode, String) {

@@ -20,6 +20,8 @@ pub struct Metrics {
     next_run: Mutex<BTreeMap<String, i64>>,
     /// outcome (`ok`, `failed`) → announcement files uploaded to S3.
     announce_uploads: Mutex<BTreeMap<String, u64>>,
+    /// (event, outcome) → webhook notifications.
+    notifications: Mutex<BTreeMap<(String, String), u64>>,
     pub desired_state_valid: AtomicBool,
     pub aws_ok: AtomicBool,
     /// False from a journal error until the journal works again.
@@ -56,6 +58,9 @@ impl Metrics {
     }
     pub fn announcement_uploaded(&self, ok: bool) {
         bump(&self.announce_uploads, if ok { "ok" } else { "failed" }.to_string(), 1);
+    }
+    pub fn notified(&self, event: &str, ok: bool) {
+        bump(&self.notifications, (event.to_string(), if ok { "ok" } else { "failed" }.to_string()), 1);
     }
     pub fn set_next_run(&self, job: &str, unix: i64) {
         self.next_run.lock().unwrap_or_else(|p| p.into_inner()).insert(job.to_string(), unix);
@@ -103,6 +108,16 @@ impl Metrics {
         );
         for (k, v) in self.announce_uploads.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             lines.push(format!("{n}{{outcome=\"{}\"}} {v}", label(k)));
+        }
+        flush(&mut o, &mut lines);
+        let n = family(
+            &mut o,
+            "cm_notifications_total",
+            "counter",
+            "Webhook notifications, by event and outcome (failed: not delivered after every attempt).",
+        );
+        for ((e, k), v) in self.notifications.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            lines.push(format!("{n}{{event=\"{}\",outcome=\"{}\"}} {v}", label(e), label(k)));
         }
         flush(&mut o, &mut lines);
 

@@ -18,6 +18,7 @@
 
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod publish;
 pub mod schedule;
 
@@ -56,6 +57,10 @@ pub struct DaemonOptions {
     pub shard: crate::inventory::Shard,
     /// Named bearer tokens that may approve braked runs over HTTP (none: no endpoint).
     pub approval_tokens: Option<PathBuf>,
+    /// A Slack-compatible webhook told of brakes, failures and announcements with changes.
+    pub notify_webhook: Option<String>,
+    /// The daemon's listener as the people notified reach it (links to reports).
+    pub public_url: Option<String>,
 }
 
 const MAINTENANCE: &str = "maintenance";
@@ -73,6 +78,7 @@ struct Daemon {
     last_valid: Mutex<Option<Settings>>,
     /// Set when this daemon's lease on the fleet could not be kept: nothing more is changed.
     lease_lost: Arc<std::sync::atomic::AtomicBool>,
+    notifier: Option<notify::Notifier>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the exit code.
@@ -91,6 +97,18 @@ pub async fn main(opts: DaemonOptions) -> i32 {
             eprintln!("error: cannot start: {e}");
             return 1;
         }
+    };
+    let notifier = match &opts.notify_webhook {
+        Some(url) => {
+            match notify::Notifier::new(url, opts.public_url.as_deref(), &opts.state_dir, &opts.announce_dir) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    eprintln!("error: --notify-webhook: {e}");
+                    return 1;
+                }
+            }
+        }
+        None => None,
     };
     let stats = Arc::new(CallStats::default());
     let metrics = Arc::new(Metrics::new(stats.clone()));
@@ -120,18 +138,32 @@ pub async fn main(opts: DaemonOptions) -> i32 {
         },
         None => None,
     };
-    let app = http::router(metrics.clone(), journal.clone(), approvers);
+    let files = http::Files { reports: opts.state_dir.join("reports"), announcements: opts.announce_dir.clone() };
+    let app = http::router(metrics.clone(), journal.clone(), approvers, files);
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
+                // The sender lives as long as the signal task; its end is a stop as well.
                 let _ = http_stop.wait_for(|s| *s).await;
             })
             .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the HTTP listener failed");
+        }
     });
     tracing::info!(listen = %opts.listen, state_dir = %opts.state_dir.display(), "daemon started");
 
     let lease_lost = lease.lost_flag();
-    let d = Arc::new(Daemon { opts, journal, metrics, stats, stopping, last_valid: Mutex::new(None), lease_lost });
+    let d = Arc::new(Daemon {
+        opts,
+        journal,
+        metrics,
+        stats,
+        stopping,
+        last_valid: Mutex::new(None),
+        lease_lost,
+        notifier,
+    });
     tokio::spawn(d.clone().watch_readiness());
     let code = d.clone().serve().await;
     if let Err(e) = server.await {
@@ -470,11 +502,43 @@ impl Daemon {
 
     fn write_report(&self, name: &str, report: &RunReport) {
         let dir = self.opts.state_dir.join("reports");
-        let _ = std::fs::create_dir_all(&dir);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::error!(path = %dir.display(), error = %e, "cannot write reports");
+            return;
+        }
         for (fmt, ext) in [(Format::Markdown, "md"), (Format::Json, "json")] {
             let path = dir.join(format!("{name}.{ext}"));
             if let Err(e) = report.write_file(&path, fmt) {
                 tracing::error!(path = %path.display(), error = %e, "cannot write report");
+            }
+        }
+    }
+
+    /// Writes `reports/run-<id>.md` and `.json`: the run as the journal holds it.
+    async fn write_run_report(&self, run_id: i64) -> journal::Result<()> {
+        let rows = self.journal.accounts(run_id).await?;
+        let report = crate::report::FleetReport::of_run(run_id, &rows);
+        let dir = self.opts.state_dir.join("reports");
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            for (fmt, ext) in [(Format::Markdown, "md"), (Format::Json, "json")] {
+                std::fs::write(dir.join(format!("run-{run_id}.{ext}")), report.render(fmt, false))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
+            tracing::error!(path = %dir.display(), error = %e, "cannot write the run's report");
+        }
+        Ok(())
+    }
+
+    /// Tells the webhook, if one is configured; a message not delivered is logged and counted.
+    async fn notify(&self, event: notify::Event, headline: &str, link: Option<notify::Link>) {
+        let Some(n) = &self.notifier else { return };
+        match n.send(event, headline, link.as_ref()).await {
+            Ok(()) => self.metrics.notified(event.as_str(), true),
+            Err(e) => {
+                tracing::error!(event = event.as_str(), error = %e, "notification not delivered");
+                self.metrics.notified(event.as_str(), false);
             }
         }
     }
@@ -493,6 +557,8 @@ impl Daemon {
                 self.metrics.journal_errors.fetch_add(1, Ordering::Relaxed);
                 self.metrics.journal_ok.store(false, Ordering::Relaxed);
                 self.metrics.run_finished(MAINTENANCE, "journal_error", started.elapsed().as_secs_f64());
+                let headline = format!("the maintenance run stopped: {e}. Nothing further is applied until it is resolved (/readyz fails meanwhile)");
+                self.notify(notify::Event::Failed, &headline, None).await;
             }
         }
     }
@@ -504,6 +570,7 @@ impl Daemon {
                 tracing::error!(error = %e, "maintenance refused, nothing changed");
                 journal::refuse_run(&*self.journal, MAINTENANCE, &e).await?;
                 self.metrics.run_finished(MAINTENANCE, run_status::REFUSED, started.elapsed().as_secs_f64());
+                self.notify(notify::Event::Failed, &format!("maintenance refused, nothing changed: {e}"), None).await;
                 return Ok(());
             }
         };
@@ -513,6 +580,7 @@ impl Daemon {
                 tracing::error!(error = %e, "maintenance refused");
                 journal::refuse_run(&*self.journal, MAINTENANCE, &e).await?;
                 self.metrics.run_finished(MAINTENANCE, run_status::REFUSED, started.elapsed().as_secs_f64());
+                self.notify(notify::Event::Failed, &format!("maintenance refused, nothing changed: {e}"), None).await;
                 return Ok(());
             }
         };
@@ -571,6 +639,17 @@ impl Daemon {
                 self.journal.set_run_status(run_id, run_status::BRAKED, Some(&why)).await?;
                 self.metrics.brake_stops.fetch_add(1, Ordering::Relaxed);
                 self.metrics.run_finished(MAINTENANCE, run_status::BRAKED, started.elapsed().as_secs_f64());
+                let how = if self.opts.approval_tokens.is_some() {
+                    format!("`cm-baseline runs approve {run_id}` or POST /runs/{run_id}/approve")
+                } else {
+                    format!("`cm-baseline runs approve {run_id}`")
+                };
+                let headline = format!(
+                    "maintenance run {run_id} stopped at the blast-radius brake before any change: {why}. \
+                     Read the plan, then approve with {how}"
+                );
+                let link = notify::Link::Report(format!("run-{run_id}-plan.md"));
+                self.notify(notify::Event::Braked, &headline, Some(link)).await;
                 return Ok(());
             }
         }
@@ -680,6 +759,20 @@ impl Daemon {
         self.journal.finish_run(run_id, status, detail.as_deref()).await?;
         self.metrics.run_finished(MAINTENANCE, status, started.elapsed().as_secs_f64());
         tracing::info!(run = run_id, status, left, "maintenance finished");
+        self.write_run_report(run_id).await?;
+        let rows = self.journal.accounts(run_id).await?;
+        let failed: Vec<&str> =
+            rows.iter().filter(|r| r.status == journal::FAILED).map(|r| r.account_id.as_str()).collect();
+        if !failed.is_empty() {
+            let headline = format!(
+                "maintenance run {run_id} {status} with {} of {} account(s) failed: {}",
+                failed.len(),
+                rows.len(),
+                failed.join(", ")
+            );
+            let link = notify::Link::Report(format!("run-{run_id}.md"));
+            self.notify(notify::Event::FinishedWithFailures, &headline, Some(link)).await;
+        }
         Ok(())
     }
 
@@ -829,6 +922,24 @@ impl Daemon {
         {
             Ok(paths) => {
                 self.publish(&fleet, &d, &paths).await;
+                let lines = report.lines();
+                let changed = lines.iter().filter(|a| a.changes > 0).count();
+                if changed > 0 {
+                    let changes: usize = lines.iter().map(|a| a.changes).sum();
+                    let deletes: usize = lines.iter().map(|a| a.deletes).sum();
+                    let when =
+                        next.map(|n| n.with_timezone(&d.settings.daemon.timezone.0).to_rfc2822()).unwrap_or_default();
+                    let headline = format!(
+                        "the maintenance of {when} would make {changes} change(s) ({deletes} delete(s)) in {changed} of {} account(s)",
+                        lines.len()
+                    );
+                    let link = paths
+                        .iter()
+                        .find(|p| p.extension().is_some_and(|e| e == "md"))
+                        .and_then(|p| p.file_name())
+                        .map(|n| notify::Link::Announcement(n.to_string_lossy().into_owned()));
+                    self.notify(notify::Event::Announced, &headline, link).await;
+                }
                 run_status::DONE
             }
             Err(e) => {

@@ -179,6 +179,28 @@ pub struct FleetReport {
     pub plan_digest: Option<String>,
 }
 
+impl FleetReport {
+    /// The report of a journaled run: each account's report as the journal keeps it (the
+    /// journal keeps each account's calls; the management account's are not kept).
+    pub fn of_run(run_id: i64, rows: &[crate::journal::AccountRow]) -> FleetReport {
+        let accounts: Vec<AccountReport> = rows
+            .iter()
+            .filter_map(|r| r.report.as_deref())
+            .filter_map(|t| serde_json::from_str::<AccountReport>(t).ok())
+            .collect();
+        let api_calls = ApiCalls::sum(accounts.iter().map(|a| &a.api_calls));
+        FleetReport {
+            format_version: FORMAT_VERSION,
+            command: format!("run {run_id}"),
+            mode: Mode::Maintenance,
+            accounts,
+            inventory: Default::default(),
+            api_calls,
+            plan_digest: None,
+        }
+    }
+}
+
 /// SHA-256 (hex) over each account's id and its changes as JSON, in account order: what a
 /// saved plan's `plan_digest` holds.
 pub fn plan_digest(accounts: &dyn Accounts) -> io::Result<String> {
