@@ -1029,3 +1029,56 @@ fn the_webhook_is_told_of_refusals_brakes_failures_and_announced_changes_with_li
         hook.got.lock().unwrap().iter().map(|m| m["event"].as_str().unwrap_or("?").to_string()).collect();
     assert_eq!(events, ["failed", "braked", "finished_with_failures", "announced"], "{events:?}");
 }
+
+#[test]
+fn a_journal_that_cannot_be_written_mid_run_stops_the_run_and_loses_nothing() {
+    let members: Vec<(String, &str)> = (0..6).map(|i| (format!("co-{i}"), "basic")).collect();
+    let members: Vec<(&str, &str)> = members.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let fleet = Fleet::new(&members);
+    daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 1.0);
+    faults(&fleet, Some(json!({"latency_ms": 100})));
+    let state = fleet.state();
+    let p = port();
+    let mut d = fleet.daemon(&state, p, &["--run-now", "--parallel-accounts", "1"]);
+    wait_until(120, "two accounts done", || {
+        runs(&state).first().is_some_and(|r| count(&accounts(&state, r.id), "done") >= 2)
+    });
+
+    // Another process holds the journal's write lock (a backup, an operator's sqlite3
+    // shell): every write of the daemon fails after SQLite's busy timeout.
+    let lock = rusqlite::Connection::open(state.join("journal.sqlite")).unwrap();
+    lock.busy_timeout(std::time::Duration::from_secs(30)).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    wait_until(60, "/readyz to fail", || http_get(p, "/readyz").is_some_and(|(s, _)| s == 503));
+    let (_, metrics) = http_get(p, "/metrics").unwrap();
+    assert!(!metrics.contains("cm_journal_errors_total 0"), "{metrics}");
+    assert!(metrics.contains("cm_journal_ok 0"), "{metrics}");
+    let run = runs(&state)[0].clone();
+    let before = accounts(&state, run.id);
+    assert!(count(&before, "done") < 6, "the run finished before the journal failed: {before:?}");
+    // Stopped: while the journal cannot be written, no member account sees a request (the
+    // daemon tries to resume every few seconds, and stops at the first write).
+    faults(&fleet, Some(json!({"latency_ms": 100, "tally": true})));
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let held = faults(&fleet, None);
+    for a in &fleet.accounts {
+        assert_eq!(tallied(&held, a, None), 0, "{a} was worked on while the journal could not record it");
+    }
+    assert_eq!(accounts(&state, run.id), before, "the journal changed while locked");
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+
+    // Resolved: the daemon (still the same process) resumes the same run by itself, and
+    // every account is done exactly once; the one in flight when the journal failed is
+    // done again (its changes were made; the second pass finds nothing to change).
+    faults(&fleet, Some(json!({})));
+    wait_until(120, "the run to finish", || runs(&state).first().is_some_and(|r| r.status == "done"));
+    assert_eq!(runs(&state).len(), 1, "a new run instead of the resumed one");
+    let after = accounts(&state, run.id);
+    assert!(after.iter().all(|r| r.status == "done" && r.done_count == 1), "{after:?}");
+    for a in &fleet.accounts {
+        assert!(managed_role(&fleet, a), "{a} was forgotten");
+    }
+    wait_until(30, "/readyz to pass", || http_get(p, "/readyz").is_some_and(|(s, _)| s == 200));
+    assert_eq!(terminate(&mut d), Some(0), "the daemon kept its lease through the busy journal");
+}

@@ -210,6 +210,8 @@ pub struct Lease {
 
 /// How long a lease lasts without renewal: a holder that died frees the fleet after this.
 pub const LEASE_SECONDS: i64 = 60;
+/// How soon a renewal that failed is tried again.
+const LEASE_RETRY_SECONDS: u64 = 5;
 
 impl Lease {
     /// Takes the lease for `what` (`daemon`, `apply`), or says who holds it.
@@ -235,7 +237,8 @@ impl Lease {
             Ok(None) => {}
             Ok(Some((other, until))) => {
                 return Err(format!(
-                    "the fleet is in use by {other} (its lease runs until {until}, renewed while it works);                      stop it first, or wait for its lease to run out if it died"
+                    "the fleet is in use by {other} (its lease runs until {until}, renewed while it works); \
+                     stop it first, or wait for its lease to run out if it died"
                 ))
             }
             Err(e) => return Err(e.to_string()),
@@ -244,16 +247,28 @@ impl Lease {
         let renewal = {
             let (journal, holder, lost) = (journal.clone(), holder.clone(), lost.clone());
             tokio::spawn(async move {
+                // A renewal that fails is tried again every few seconds while the lease still
+                // runs (a journal busy for a moment does not cost it); once it could have run
+                // out, another process may hold the fleet: lost.
+                let mut renewed = std::time::Instant::now();
+                let mut wait = LEASE_SECONDS as u64 / 3;
                 loop {
-                    tokio::time::sleep(std::time::Duration::from_secs(LEASE_SECONDS as u64 / 3)).await;
+                    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
                     match journal.acquire_lease(&holder, LEASE_SECONDS).await {
-                        Ok(None) => {}
+                        Ok(None) => {
+                            renewed = std::time::Instant::now();
+                            wait = LEASE_SECONDS as u64 / 3;
+                        }
                         Ok(Some((other, _))) => {
                             tracing::error!(holder = %other, "the fleet's lease was taken by another process");
                             lost.store(true, std::sync::atomic::Ordering::SeqCst);
                         }
+                        Err(e) if renewed.elapsed().as_secs() + LEASE_RETRY_SECONDS < LEASE_SECONDS as u64 => {
+                            tracing::warn!(error = %e, "cannot renew the fleet's lease yet: trying again");
+                            wait = LEASE_RETRY_SECONDS;
+                        }
                         Err(e) => {
-                            tracing::error!(error = %e, "cannot renew the fleet's lease");
+                            tracing::error!(error = %e, "cannot renew the fleet's lease before it runs out");
                             lost.store(true, std::sync::atomic::Ordering::SeqCst);
                         }
                     }
