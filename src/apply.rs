@@ -1,6 +1,8 @@
 //! Carries out a plan, change by change, in the plan's order (dependencies first). It
-//! decides nothing: what to change was decided by the planner. The first failure stops
-//! the account; the changes after it are reported as not attempted.
+//! decides nothing: what to change was decided by the planner, and what a failure blocks
+//! too ([`crate::plan::dependencies`], R3): a failed change stops only the changes that
+//! build on it, which are reported not attempted with the failure that blocked them; every
+//! independent change is still made. A journal error stops the account.
 //!
 //! It keeps the journal's ownership records, which are the planner's proof for what
 //! cannot carry the `cm:Members` tag: a create is recorded before it starts (so that a
@@ -36,6 +38,17 @@ pub struct AppliedChange {
     pub outcome: ChangeOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a change not attempted: the failed change that blocked it ([`describe`](Self::describe)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
+}
+
+impl AppliedChange {
+    /// `F08 create config_recorder default (us-east-1)`: how a change is named in reports.
+    pub fn describe(&self) -> String {
+        let action = format!("{:?}", self.action).to_lowercase();
+        format!("{} {action} {} {} ({})", self.feature, self.resource_type, self.resource, self.region)
+    }
 }
 
 /// Error codes with which AWS refuses a create because the resource, or the one of its
@@ -127,9 +140,12 @@ pub async fn apply(
     quotas: &Quotas,
     journal: &dyn Journal,
 ) -> Vec<AppliedChange> {
-    let mut out = Vec::with_capacity(plan.changes.len());
-    let mut failed = false;
-    for c in &plan.changes {
+    let deps = crate::plan::dependencies(baseline, &plan.changes);
+    let mut out: Vec<AppliedChange> = Vec::with_capacity(plan.changes.len());
+    // The failed change at the root of each change that was not done.
+    let mut root: Vec<Option<String>> = Vec::with_capacity(plan.changes.len());
+    let mut journal_failed: Option<String> = None;
+    for (k, c) in plan.changes.iter().enumerate() {
         let mut record = AppliedChange {
             feature: c.feature.to_string(),
             region: c.region.clone(),
@@ -138,31 +154,41 @@ pub async fn apply(
             action: c.action,
             outcome: ChangeOutcome::NotAttempted,
             error: None,
+            blocked_by: None,
         };
-        if !failed {
-            let cx = Cx {
-                session,
-                account_id: baseline.account_id.as_str(),
-                region: call_region(baseline, &c.region),
-                quotas,
-            };
-            let result = apply_change(&cx, c, journal).await;
-            // A change may make any memoised list stale (a new alias, a new bucket).
-            session.forget();
-            match result {
-                Ok(()) => {
-                    tracing::info!(account = %baseline.account_id, feature = %c.feature, region = %c.region,
-                        resource_type = %c.resource_type, resource = %c.resource, action = ?c.action, "applied");
-                    record.outcome = ChangeOutcome::Done;
+        let blocker = journal_failed.clone().or_else(|| deps[k].iter().find_map(|&i| root[i].clone()));
+        if let Some(why) = blocker {
+            tracing::warn!(account = %baseline.account_id, feature = %c.feature, region = %c.region,
+                resource_type = %c.resource_type, resource = %c.resource, action = ?c.action, blocked_by = %why,
+                "change not attempted");
+            record.blocked_by = Some(why.clone());
+            root.push(Some(why));
+            out.push(record);
+            continue;
+        }
+        let cx =
+            Cx { session, account_id: baseline.account_id.as_str(), region: call_region(baseline, &c.region), quotas };
+        let result = apply_change(&cx, c, journal).await;
+        // A change may make any memoised list stale (a new alias, a new bucket).
+        session.forget();
+        match result {
+            Ok(()) => {
+                tracing::info!(account = %baseline.account_id, feature = %c.feature, region = %c.region,
+                    resource_type = %c.resource_type, resource = %c.resource, action = ?c.action, "applied");
+                record.outcome = ChangeOutcome::Done;
+                root.push(None);
+            }
+            Err(e) => {
+                tracing::warn!(account = %baseline.account_id, feature = %c.feature, region = %c.region,
+                    resource_type = %c.resource_type, resource = %c.resource, action = ?c.action, error = %e,
+                    "change failed");
+                let what = record.describe();
+                if e.code == "JournalError" {
+                    journal_failed = Some(what.clone());
                 }
-                Err(e) => {
-                    tracing::warn!(account = %baseline.account_id, feature = %c.feature, region = %c.region,
-                        resource_type = %c.resource_type, resource = %c.resource, action = ?c.action, error = %e,
-                        "change failed");
-                    record.outcome = ChangeOutcome::Failed;
-                    record.error = Some(e.to_string());
-                    failed = true;
-                }
+                record.outcome = ChangeOutcome::Failed;
+                record.error = Some(e.to_string());
+                root.push(Some(what));
             }
         }
         out.push(record);

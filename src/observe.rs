@@ -50,17 +50,33 @@ pub async fn observe(
         .flat_map(|f| f.resources.iter().map(move |r| (&f.id, r)))
         .map(|(feature, r)| async move {
             let cx = Cx { session, account_id, region: call_region(baseline, &r.key.region), quotas };
-            let seen = r.spec.observe(&cx).await.map_err(|e| {
-                tracing::warn!(account = account_id, region = %r.key.region, %feature, resource_type = %r.key.kind,
-                    resource = %r.key.name, error = %e, "read failed");
-                AwsError::new(e.code, format!("reading {}: {}", r.key, e.message))
-            })?;
-            Ok::<_, AwsError>((r.key.clone(), seen))
+            match r.spec.observe(&cx).await {
+                Ok(seen) => Ok::<_, AwsError>((r.key.clone(), Ok(seen))),
+                // A region (or a service in it) out of reach is the planner's to skip;
+                // anything else fails the observation.
+                Err(e) if r.key.region != GLOBAL && e.region_unavailable() => {
+                    tracing::warn!(account = account_id, region = %r.key.region, %feature, resource_type = %r.key.kind,
+                        resource = %r.key.name, error = %e, "region unavailable");
+                    Ok((r.key.clone(), Err(e.to_string())))
+                }
+                Err(e) => {
+                    tracing::warn!(account = account_id, region = %r.key.region, %feature, resource_type = %r.key.kind,
+                        resource = %r.key.name, error = %e, "read failed");
+                    Err(AwsError::new(e.code, format!("reading {}: {}", r.key, e.message)))
+                }
+            }
         });
     let mut observed = Observed { control_tower, ..Default::default() };
     let mut results = stream::iter(reads).buffer_unordered(2 * session.account_concurrency());
     while let Some((k, v)) = results.try_next().await? {
-        observed.resources.insert(k, v);
+        match v {
+            Ok(seen) => {
+                observed.resources.insert(k, seen);
+            }
+            Err(why) => {
+                observed.unavailable.insert(k, why);
+            }
+        }
     }
     Ok(observed)
 }

@@ -3,7 +3,7 @@
 //! Accounts run concurrently up to a limit; one account's failure never stops the others.
 
 use crate::apply::{apply, ChangeOutcome};
-use crate::aws::Fleet;
+use crate::aws::{fault_of, AwsError, Fault, Fleet};
 use crate::desired::names::AccountId;
 use crate::desired::resolve::{resolve, AccountBaseline};
 use crate::desired::{AccountFile, DesiredState};
@@ -68,18 +68,41 @@ fn mismatch(approved: &[Change], fresh: &[Change]) -> Option<String> {
     ))
 }
 
+/// Why an account failed, and how that is handled.
+struct Failure {
+    why: String,
+    fault: Fault,
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Self {
+        Failure { why, fault: Fault::Account }
+    }
+}
+
+impl From<AwsError> for Failure {
+    fn from(e: AwsError) -> Self {
+        Failure { fault: e.fault(), why: e.to_string() }
+    }
+}
+
+impl Failure {
+    fn context(self, what: &str) -> Self {
+        Failure { why: format!("{what}: {}", self.why), fault: self.fault }
+    }
+}
+
 async fn plan_account(
     desired: &DesiredState,
     session: &crate::aws::AccountSession,
     baseline: &AccountBaseline,
     mode: Mode,
     journal: Option<&dyn Journal>,
-) -> Result<AccountPlan, String> {
+) -> Result<AccountPlan, Failure> {
     session.forget();
-    let ct = control_tower(session, baseline).await.map_err(|e| e.to_string())?;
+    let ct = control_tower(session, baseline).await?;
     let features = features_to_observe(baseline, mode, ct);
-    let mut observed =
-        observe(session, baseline, &features, ct, &desired.settings.quotas).await.map_err(|e| e.to_string())?;
+    let mut observed = observe(session, baseline, &features, ct, &desired.settings.quotas).await?;
     if let Some(j) = journal {
         let records = j.records(baseline.account_id.as_str()).await.map_err(|e| e.to_string())?;
         observed.records = records
@@ -104,12 +127,16 @@ pub async fn run_account(
         AccountStatus::Failed,
     );
     let s = &desired.settings;
-    let result: Result<(), String> = async {
+    let result: Result<(), Failure> = async {
         let session = fleet
             .enter(account.account_id.as_str(), &s.member_role_name, s.external_id.as_deref(), &s.session_name)
             .await
-            .map_err(|e| e.to_string())?;
-        let regions = active_regions(&session).await.map_err(|e| format!("listing regions: {e}"))?;
+            .map_err(|e| {
+                // The management account's own call: no answer at all is the fleet's fault too.
+                let fault = if matches!(e.code.as_str(), "dispatch" | "timeout") { Fault::Fleet } else { e.fault() };
+                Failure { fault, why: e.to_string() }
+            })?;
+        let regions = active_regions(&session).await.map_err(|e| Failure::from(e).context("listing regions"))?;
         let baseline = resolve(desired, account, &regions, &inv.management_account_id, &inv.caller_arn)?;
         report.regions = baseline.regions.clone();
         let journal = opts.journal.as_deref();
@@ -118,7 +145,7 @@ pub async fn run_account(
             let mine = approved.get(&account.account_id).map(Vec::as_slice).unwrap_or_default();
             if let Some(why) = mismatch(mine, &p.changes) {
                 report.changes = change_views(&p);
-                return Err(why);
+                return Err(why.into());
             }
             // What runs is what was approved: the fresh plan equals it in all it writes and
             // all it was planned against. Its own changes are applied because they also
@@ -129,7 +156,7 @@ pub async fn run_account(
         report.changes = change_views(&p);
         report.skips = p.skips.clone();
         if !p.errors.is_empty() {
-            return Err(p.errors.join("; "));
+            return Err(p.errors.join("; ").into());
         }
         if !opts.apply {
             report.status = if p.has_changes() { AccountStatus::Changes } else { AccountStatus::NoChanges };
@@ -143,15 +170,44 @@ pub async fn run_account(
             return Ok(());
         }
         let Some(journal) = journal else {
-            return Err("apply needs the journal (its ownership records); none was opened".into());
+            return Err(String::from("apply needs the journal (its ownership records); none was opened").into());
         };
         session.forget();
         let applied = apply(&session, &baseline, &p, &s.quotas, journal).await;
-        let failed = applied.iter().find(|a| a.outcome == ChangeOutcome::Failed).and_then(|a| a.error.clone());
+        // Every failure, and how many changes each blocked (R3); independent ones were made.
+        let failures: Vec<String> = applied
+            .iter()
+            .filter(|a| a.outcome == ChangeOutcome::Failed)
+            .map(|a| {
+                let what = a.describe();
+                let blocked = applied.iter().filter(|b| b.blocked_by.as_deref() == Some(what.as_str())).count();
+                let blocked =
+                    if blocked > 0 { format!(" [{blocked} dependent change(s) not attempted]") } else { String::new() };
+                format!("{what}: {}{blocked}", a.error.as_deref().unwrap_or("failed"))
+            })
+            .collect();
+        // Passing only if every failure passes; one credential failure is the fleet's.
+        let faults: Vec<Fault> = applied
+            .iter()
+            .filter(|a| a.outcome == ChangeOutcome::Failed)
+            .map(|a| fault_of(a.error.as_deref().and_then(|e| e.split(':').next()).unwrap_or("")))
+            .collect();
+        let fault = if faults.contains(&Fault::Fleet) {
+            Fault::Fleet
+        } else if !faults.is_empty() && faults.iter().all(|f| *f == Fault::Transient) {
+            Fault::Transient
+        } else {
+            Fault::Account
+        };
+        let failed = (!failures.is_empty()).then(|| {
+            let done = applied.iter().filter(|a| a.outcome == ChangeOutcome::Done).count();
+            let why = format!("{} change(s) failed ({done} made): {}", failures.len(), failures.join("; "));
+            Failure { why, fault }
+        });
         report.applied = Some(applied);
         let after = plan_account(desired, &session, &baseline, opts.mode, Some(journal))
             .await
-            .map_err(|e| format!("verifying: {e}"))?;
+            .map_err(|e| e.context("verifying"))?;
         report.remaining = Some(change_views(&after));
         if let Some(e) = failed {
             return Err(e);
@@ -161,13 +217,128 @@ pub async fn run_account(
     }
     .instrument(tracing::info_span!("account", account = %account.account_id))
     .await;
-    if let Err(e) = result {
-        tracing::error!(account = %account.account_id, error = %e, "account failed");
+    if let Err(f) = result {
+        tracing::error!(account = %account.account_id, error = %f.why, fault = ?f.fault, "account failed");
         report.status = AccountStatus::Failed;
-        report.error = Some(e);
+        report.error = Some(f.why);
+        report.fault = f.fault;
     }
     report.api_calls = ApiCalls::of_account(&fleet.stats.take_account(account.account_id.as_str()));
     report
+}
+
+/// Waits between probes of the management account after a fault of the whole fleet
+/// (about 8 minutes in all), before the run gives up on the accounts not yet done.
+const FLEET_PROBES: [u64; 7] = [2, 4, 8, 16, 32, 64, 128];
+/// Waits before an account whose failure passes (throttling, AWS errors, no answer) is
+/// tried again within the run; after the last, its failure is reported.
+const ACCOUNT_RETRIES: [u64; 2] = [5, 20];
+
+/// Shared by the accounts of one run: a fault of the whole fleet (the management account's
+/// credentials refused, AWS unreachable) closes it, so that no further account is started;
+/// the first account to meet the fault probes the management account with backoff and
+/// opens it again, or gives up, and the fault is reported once.
+#[derive(Default)]
+pub struct FleetGate {
+    probing: tokio::sync::Mutex<()>,
+    /// Bumped each time the gate opens again after a fault.
+    generation: std::sync::atomic::AtomicU64,
+    gave_up: std::sync::Mutex<Option<String>>,
+}
+
+impl FleetGate {
+    fn given_up(&self) -> Option<String> {
+        self.gave_up.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits while the fleet is being probed; the generation to report a fault against, or
+    /// why the run gave up.
+    async fn pass(&self) -> Result<u64, String> {
+        drop(self.probing.lock().await);
+        match self.given_up() {
+            Some(why) => Err(why),
+            None => Ok(self.generation.load(std::sync::atomic::Ordering::SeqCst)),
+        }
+    }
+
+    /// A fault of the whole fleet, met by an account that started at `generation`: probes
+    /// the management account until it answers (`Ok`: try again) or the probes run out.
+    async fn fault(&self, fleet: &Fleet, why: &str, generation: u64) -> Result<(), String> {
+        let _probing = self.probing.lock().await;
+        if let Some(why) = self.given_up() {
+            return Err(why);
+        }
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+            return Ok(()); // another account met it, and the fleet answered again since
+        }
+        tracing::error!(error = %why, "a fault of the whole fleet, not of one account: no further account is started until the management account answers again");
+        for wait in FLEET_PROBES {
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            match crate::inventory::reachable(fleet).await {
+                Ok(()) => {
+                    tracing::warn!("the management account answers again: accounts are started again");
+                    self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, next_probe_in_seconds = wait * 2, "the management account still does not answer")
+                }
+            }
+        }
+        let gave_up = format!(
+            "not started: the whole fleet is out of reach ({why}); still so after {} s",
+            FLEET_PROBES.iter().sum::<u64>()
+        );
+        tracing::error!(error = %gave_up, "the run gives up on the accounts not yet done");
+        *self.gave_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(gave_up.clone());
+        Err(gave_up)
+    }
+}
+
+/// One account, as [`run_account`], through `gate`: tried again when its failure passes
+/// (twice, with backoff) or was the fleet's (once the management account answers again).
+/// `Err`: not done, because the whole fleet stayed out of reach (the daemon leaves such an
+/// account pending; a CLI run reports it failed with [`not_started`]).
+pub async fn run_account_gated(
+    fleet: &Fleet,
+    desired: &DesiredState,
+    inv: &Inventory,
+    account: &AccountFile,
+    opts: &RunOptions,
+    gate: &FleetGate,
+) -> Result<AccountReport, String> {
+    let mut retries = ACCOUNT_RETRIES.iter();
+    loop {
+        let generation = gate.pass().await?;
+        let report = run_account(fleet, desired, inv, account, opts).await;
+        match (report.status, report.fault) {
+            (AccountStatus::Failed, Fault::Fleet) => {
+                gate.fault(fleet, report.error.as_deref().unwrap_or("fleet fault"), generation).await?;
+            }
+            (AccountStatus::Failed, Fault::Transient) => match retries.next() {
+                Some(wait) => {
+                    tracing::warn!(account = %account.account_id, error = report.error.as_deref().unwrap_or(""),
+                        retry_in_seconds = wait, "the account's failure may pass: tried again within the run");
+                    tokio::time::sleep(std::time::Duration::from_secs(*wait)).await;
+                }
+                None => return Ok(report),
+            },
+            _ => return Ok(report),
+        }
+    }
+}
+
+/// The report of an account a run gave up on before doing it.
+pub fn not_started(account: &AccountFile, why: String) -> AccountReport {
+    let mut r = AccountReport::empty(
+        account.account_id.to_string(),
+        account.name.clone(),
+        account.tier.to_string(),
+        AccountStatus::Failed,
+    );
+    r.error = Some(why);
+    r.fault = Fault::Fleet;
+    r
 }
 
 /// Runs the pass. Each account's report is spooled as the account finishes (see
@@ -183,8 +354,12 @@ pub async fn run(
     let command = if opts.apply { "apply" } else { "plan" };
     let mut report = RunReport::new(command, opts.mode, inv.clone())?;
     let selected = inv.enrolled.iter().filter(|a| opts.accounts.is_empty() || opts.accounts.contains(&a.account_id));
+    let gate = FleetGate::default();
+    let gate = &gate;
     let mut finished = stream::iter(selected)
-        .map(|a| run_account(fleet, desired, inv, a, opts))
+        .map(|a| async move {
+            run_account_gated(fleet, desired, inv, a, opts, gate).await.unwrap_or_else(|why| not_started(a, why))
+        })
         .buffer_unordered(opts.parallel_accounts.max(1));
     // Accounts in flight are always let finish, even when the spool fails: an apply is
     // never cut off half-way. The error is returned once they have.

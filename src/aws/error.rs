@@ -19,6 +19,82 @@ impl AwsError {
     }
 }
 
+/// How a failure is handled: it is the account's (reported), passing (the account is tried
+/// again within the run, a bounded number of times), or not the account's at all but the
+/// whole fleet's (the management account's credentials, the network): no further account is
+/// started until the management account answers again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    Account,
+    Transient,
+    Fleet,
+}
+
+/// Codes with which AWS refuses credentials themselves: every account fails alike.
+const CREDENTIAL_CODES: [&str; 7] = [
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "RequestExpired",
+    "InvalidAccessKeyId",
+];
+
+/// Codes of failures that pass: AWS busy or failing for a moment, or no answer.
+const TRANSIENT_CODES: [&str; 17] = [
+    "dispatch",
+    "timeout",
+    "response",
+    "InternalFailure",
+    "InternalError",
+    "InternalServerError",
+    "InternalServerException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "PriorRequestNotComplete",
+];
+
+/// The fault of an error code (`Code` of a `Code: message` error).
+pub fn fault_of(code: &str) -> Fault {
+    if CREDENTIAL_CODES.contains(&code) {
+        Fault::Fleet
+    } else if TRANSIENT_CODES.contains(&code) {
+        Fault::Transient
+    } else {
+        Fault::Account
+    }
+}
+
+impl AwsError {
+    /// How a failure of this call is handled.
+    pub fn fault(&self) -> Fault {
+        fault_of(&self.code)
+    }
+
+    /// Whether the call failed because its region, or its service there, cannot be reached
+    /// from the account, rather than because of anything in the account: a service control
+    /// policy denies the region (each service's access-denied answer naming a service control
+    /// policy), or the service's regional endpoint does not resolve (not offered there).
+    pub fn region_unavailable(&self) -> bool {
+        let denied = matches!(self.code.as_str(), "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation")
+            && self.message.contains("service control policy");
+        let no_endpoint = self.code == "dispatch"
+            && ["dns error", "failed to lookup address", "Name or service not known", "no record found"]
+                .iter()
+                .any(|m| self.message.contains(m));
+        denied || no_endpoint
+    }
+}
+
 /// The AWS error code of a failed call, if AWS gave one.
 pub fn code_of<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
     match e {
@@ -60,5 +136,37 @@ pub trait HttpStatus {
 impl HttpStatus for aws_smithy_runtime_api::http::Response {
     fn status_code(&self) -> u16 {
         self.status().as_u16()
+    }
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_the_accounts_passing_or_the_fleets() {
+        assert_eq!(fault_of("ExpiredToken"), Fault::Fleet);
+        assert_eq!(fault_of("ExpiredTokenException"), Fault::Fleet);
+        assert_eq!(fault_of("InvalidClientTokenId"), Fault::Fleet);
+        for passing in ["ThrottlingException", "ServiceUnavailable", "InternalFailure", "dispatch", "timeout"] {
+            assert_eq!(fault_of(passing), Fault::Transient, "{passing}");
+        }
+        for own in ["AccessDenied", "NoSuchEntity", "InvalidInputException", "MalformedPolicyDocument", ""] {
+            assert_eq!(fault_of(own), Fault::Account, "{own}");
+        }
+    }
+
+    #[test]
+    fn a_region_denied_by_a_service_control_policy_or_without_the_service_is_unavailable() {
+        let scp = "User: arn:aws:sts::111111111111:assumed-role/cm-policymaintainer/cm is not authorized to perform: \
+                   securityhub:DescribeHub with an explicit deny in a service control policy";
+        assert!(AwsError::new("AccessDeniedException", scp).region_unavailable());
+        assert!(AwsError::new("UnauthorizedOperation", scp).region_unavailable());
+        assert!(!AwsError::new("AccessDeniedException", "not authorized to perform: securityhub:DescribeHub")
+            .region_unavailable());
+        let dns =
+            "dispatch failure: io error: error trying to connect: dns error: failed to lookup address information";
+        assert!(AwsError::new("dispatch", dns).region_unavailable());
+        assert!(!AwsError::new("dispatch", "connection refused").region_unavailable());
     }
 }

@@ -17,7 +17,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_types::region::Region as SdkRegion;
 pub use counter::{CallKey, CallStats};
-pub use error::{code_of, AwsError};
+pub use error::{code_of, fault_of, AwsError, Fault};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};

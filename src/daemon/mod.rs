@@ -28,7 +28,7 @@ use crate::inventory::{self, Inventory};
 use crate::journal::{self, run_status, Journal};
 use crate::plan::{Mode, SkipReason};
 use crate::report::{AccountReport, AccountStatus, Format, RunReport};
-use crate::run::{run, run_account, RunOptions};
+use crate::run::{run, run_account_gated, FleetGate, RunOptions};
 use futures::stream::{self, StreamExt};
 use metrics::Metrics;
 use schedule::Schedule;
@@ -685,10 +685,12 @@ impl Daemon {
                 *f = Some(e);
             }
         };
+        let gate = FleetGate::default();
+        let gave_up: Mutex<Option<String>> = Mutex::new(None);
         let work = stream::iter(files)
             .map(|account| {
                 let opts = &opts;
-                let (d, fleet, inv) = (&d, &fleet, &inv);
+                let (d, fleet, inv, gate, gave_up) = (&d, &fleet, &inv, &gate, &gave_up);
                 let (halted, fail) = (&halted, &fail);
                 async move {
                     if self.stopping() || halted() || self.lease_lost.load(Ordering::SeqCst) {
@@ -710,7 +712,14 @@ impl Daemon {
                         }
                         return;
                     }
-                    let report = run_account(fleet, d, inv, &account, opts).await;
+                    let report = match run_account_gated(fleet, d, inv, &account, opts, gate).await {
+                        Ok(r) => r,
+                        Err(why) => {
+                            // The whole fleet is out of reach: the account stays to be done.
+                            gave_up.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(why);
+                            return;
+                        }
+                    };
                     log_skips(&report);
                     if let Err(e) = self.record(run_id, &report).await {
                         fail(e);
@@ -739,6 +748,10 @@ impl Daemon {
         if self.lease_lost.load(Ordering::SeqCst) {
             return Err(journal::JournalError("the fleet's lease was lost: no account is started".into()));
         }
+        let gave_up = gave_up.into_inner().unwrap_or_else(|p| p.into_inner());
+        if gave_up.is_some() {
+            self.journal.requeue_running(run_id).await?;
+        }
         if !finished {
             let cut = self.journal.requeue_running(run_id).await?;
             tracing::warn!(
@@ -750,7 +763,9 @@ impl Daemon {
         let left = self.journal.accounts(run_id).await?.iter().filter(|r| journal::is_open(&r.status)).count();
         let status = if left == 0 { run_status::DONE } else { run_status::STOPPED };
         let detail = (left > 0).then(|| {
-            if !forced && !self.window_open() && !self.stopping() {
+            if let Some(why) = &gave_up {
+                format!("{left} account(s) not done: {why}; resumed at the next start")
+            } else if !forced && !self.window_open() && !self.stopping() {
                 format!("the maintenance window closed: {left} account(s) not done; resumed when it opens again")
             } else {
                 format!("{left} account(s) not done; resumed at the next start")
@@ -760,6 +775,10 @@ impl Daemon {
         self.metrics.run_finished(MAINTENANCE, status, started.elapsed().as_secs_f64());
         tracing::info!(run = run_id, status, left, "maintenance finished");
         self.write_run_report(run_id).await?;
+        if let Some(why) = &gave_up {
+            let headline = format!("maintenance run {run_id} stopped with {left} account(s) not done: {why}");
+            self.notify(notify::Event::Failed, &headline, Some(notify::Link::Report(format!("run-{run_id}.md")))).await;
+        }
         let rows = self.journal.accounts(run_id).await?;
         let failed: Vec<&str> =
             rows.iter().filter(|r| r.status == journal::FAILED).map(|r| r.account_id.as_str()).collect();

@@ -33,8 +33,8 @@ pub const FEATURES: [(&str, &str); 15] = [
     ("F15", "security alert routing"),
 ];
 
-/// Commercial AWS regions this release knows. A name outside this list is a typo until
-/// proven otherwise; add new regions here.
+/// Commercial AWS regions this release knows. Any other name of the form AWS gives its
+/// regions (a region launched after this release) is accepted with a warning.
 pub const REGIONS: &[&str] = &[
     "af-south-1",
     "ap-east-1",
@@ -212,16 +212,49 @@ impl AccountId {
     }
 }
 
+/// The directions of AWS's region names (`ap-southeast-6`, `us-gov-west-1`, `il-central-1`).
+const DIRECTIONS: [&str; 9] =
+    ["north", "south", "east", "west", "central", "northeast", "northwest", "southeast", "southwest"];
+
+/// Whether `s` has the form of an AWS region name: a two-letter area, an optional
+/// `gov`/`iso*` part, a direction and a number (`ap-southeast-6`, `us-gov-west-1`).
+pub fn region_shaped(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let (area, middle, number) = match parts.as_slice() {
+        [area, direction, n] => (*area, vec![*direction], *n),
+        [area, qualifier, direction, n] if *qualifier == "gov" || qualifier.starts_with("iso") => {
+            (*area, vec![*direction], *n)
+        }
+        _ => return false,
+    };
+    area.len() == 2
+        && area.bytes().all(|b| b.is_ascii_lowercase())
+        && middle.iter().all(|d| DIRECTIONS.contains(d))
+        && !number.is_empty()
+        && number.len() <= 2
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
 impl Region {
+    /// A region of desired state: any name of AWS's form; one this release does not know
+    /// (a region launched since) is accepted with a warning, a malformed one refused.
     pub fn parse(s: &str) -> Result<Self, String> {
         if REGIONS.contains(&s) {
-            Ok(Self(s.to_string()))
-        } else {
-            let hint = did_you_mean(s, REGIONS.iter().copied())
-                .map(|m| format!("did you mean {m}?"))
-                .unwrap_or_else(|| "use an AWS region name such as ap-northeast-1".into());
-            Err(format!("unknown region `{s}`; hint: {hint}"))
+            return Ok(Self(s.to_string()));
         }
+        let near = did_you_mean(s, REGIONS.iter().copied());
+        if region_shaped(s) {
+            let hint = near.map(|m| format!("; if you meant {m}, correct it")).unwrap_or_default();
+            tracing::warn!(
+                region = s,
+                "region `{s}` is not known to this release: taken as a region AWS launched since{hint}"
+            );
+            return Ok(Self(s.to_string()));
+        }
+        let hint = near
+            .map(|m| format!("did you mean {m}?"))
+            .unwrap_or_else(|| "use an AWS region name such as ap-northeast-1".into());
+        Err(format!("unknown region `{s}`: not an AWS region name; hint: {hint}"))
     }
     /// A region reported by AWS itself (DescribeRegions); trusted as is.
     pub fn from_aws(s: &str) -> Self {
@@ -431,6 +464,18 @@ mod tests {
         assert_eq!(did_you_mean("ap-northeast-9", REGIONS.iter().copied()), Some("ap-northeast-1"));
         assert_eq!(did_you_mean("us-east1", REGIONS.iter().copied()), Some("us-east-1"));
         assert_eq!(did_you_mean("mars-1", REGIONS.iter().copied()), None);
+    }
+
+    #[test]
+    fn regions_launched_after_this_release_are_accepted_and_typos_are_not() {
+        for new in ["ap-southeast-6", "eu-west-9", "us-gov-east-1", "us-isob-east-1", "il-central-2"] {
+            assert_eq!(Region::parse(new).map(|r| r.as_str().to_string()), Ok(new.to_string()));
+        }
+        for bad in ["us-est-1", "us-east1", "mars-1", "ap-northeast-100", "US-EAST-1", "us-east-1a", "ap--1"] {
+            let e = Region::parse(bad).unwrap_err();
+            assert!(e.starts_with(&format!("unknown region `{bad}`: not an AWS region name")), "{e}");
+        }
+        assert!(Region::parse("us-est-1").unwrap_err().ends_with("hint: did you mean us-east-1?"));
     }
 
     #[test]

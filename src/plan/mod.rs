@@ -75,6 +75,10 @@ pub enum SkipReason {
     /// An account setting the customer chose before us: reported with the diff; taken over
     /// only with `adopt: overwrite`.
     Adoption,
+    /// The region, or the service in it, cannot be reached from this account (a service
+    /// control policy denies the region, or the service is not offered there): nothing is
+    /// read or changed there, and what builds on it in that region waits.
+    RegionUnavailable,
 }
 
 /// One change the apply will make.
@@ -133,6 +137,9 @@ pub struct Observed {
     /// the proof of ownership of what cannot carry a tag, and of a create cut short
     /// before its tag was written.
     pub records: BTreeSet<ResourceKey>,
+    /// Resources that could not be read because their region, or their service there, is
+    /// not reachable from the account, with AWS's answer.
+    pub unavailable: BTreeMap<ResourceKey, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -313,6 +320,48 @@ fn whose(r: &DesiredResource, state: &ResourceSpec, owner: &Option<String>, obse
 }
 
 /// Plans one account.
+/// R3 when a plan is carried out: for each change, the earlier changes it builds on. A
+/// change one of whose dependencies failed (or was itself not attempted) is not attempted;
+/// every other change is, so one failure costs only what needs it.
+///
+/// A change builds on the earlier changes of its own feature and of the features that
+/// feature requires (transitively) that serve its region: those in the same region, in the
+/// global scope, and in the home region (where a feature keeps what serves every region,
+/// such as the trail's bucket); a global change builds on all of them. Changes of features
+/// that neither is nor requires another's are independent.
+pub fn dependencies(baseline: &AccountBaseline, changes: &[Change]) -> Vec<Vec<usize>> {
+    let direct: BTreeMap<&FeatureId, &Vec<FeatureId>> =
+        baseline.features.iter().map(|f| (&f.id, &f.requires)).collect();
+    fn closure<'a>(
+        direct: &BTreeMap<&'a FeatureId, &'a Vec<FeatureId>>,
+        start: &'a FeatureId,
+    ) -> BTreeSet<&'a FeatureId> {
+        let mut seen: BTreeSet<&FeatureId> = BTreeSet::new();
+        let mut todo = vec![start];
+        while let Some(f) = todo.pop() {
+            if seen.insert(f) {
+                todo.extend(direct.get(f).into_iter().flat_map(|r| r.iter()));
+            }
+        }
+        seen
+    }
+    let home = baseline.home_region.as_str();
+    changes
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let builds_on = closure(&direct, &c.feature);
+            changes[..j]
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| builds_on.contains(&i.feature))
+                .filter(|(_, i)| i.region == c.region || i.region == GLOBAL || i.region == home || c.region == GLOBAL)
+                .map(|(k, _)| k)
+                .collect()
+        })
+        .collect()
+}
+
 pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> AccountPlan {
     let ct = observed.control_tower;
     let mut status: BTreeMap<FeatureId, Status> =
@@ -409,7 +458,17 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
         });
         let mut place = Placement::default();
         for (r, block) in f.resources.iter().zip(blocks) {
-            let result = if block.is_empty() {
+            let result = if let Some(why) = observed.unavailable.get(&r.key) {
+                plan.skips.push(Skip {
+                    feature: f.id.clone(),
+                    region: r.key.region.clone(),
+                    resource: format!("{} {}", r.key.kind, r.key.name),
+                    reason: SkipReason::RegionUnavailable,
+                    detail: why.clone(),
+                    diff: None,
+                });
+                Err(format!("{} is unavailable in {}: {why}", r.key.kind, r.key.region))
+            } else if block.is_empty() {
                 plan_resource(baseline, f, r, observed, over_quota.as_deref(), &mut plan)
             } else {
                 let why = block.join("; ");

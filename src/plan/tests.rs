@@ -1316,3 +1316,68 @@ fn the_random_accounts_cover_every_ownership_class_refusal_and_action() {
         }
     }
 }
+
+#[test]
+fn a_failed_change_blocks_only_what_builds_on_it() {
+    let mut b = baseline();
+    b.regions = vec![HOME.into(), "us-east-1".into()];
+    let mut p = plan(&b, &all_absent(&b), Mode::Initial);
+    // A regional change of F07 outside the home region, to see what reaches across regions.
+    let mut far = p.changes.iter().find(|c| c.feature.as_str() == "F07").unwrap().clone();
+    far.region = "us-east-1".into();
+    p.changes.push(far);
+    let deps = dependencies(&b, &p.changes);
+    let name = |i: usize| {
+        let c = &p.changes[i];
+        format!("{} {} {}", c.feature, c.resource_type, c.region)
+    };
+    let of = |j: usize| deps[j].iter().map(|&i| name(i)).collect::<Vec<_>>();
+    let at = |f: &str, t: &str, region: &str| {
+        (0..p.changes.len()).rev().find(|&i| name(i) == format!("{f} {t} {region}")).unwrap_or_else(|| {
+            panic!("no {f} {t} {region} in {:?}", (0..p.changes.len()).map(name).collect::<Vec<_>>())
+        })
+    };
+    for (j, d) in deps.iter().enumerate() {
+        assert!(d.iter().all(|&i| i < j), "{j} depends on a later change: {d:?}");
+    }
+    // Independent features build on nothing of each other.
+    let password = at("F03", "iam_password_policy", GLOBAL);
+    assert!(of(password).is_empty(), "{:?}", of(password));
+    let helpdesk = at("F01", "iam_role", GLOBAL);
+    assert!(of(helpdesk).iter().all(|d| d.starts_with("F01 ")), "{:?}", of(helpdesk));
+    // The trail builds on its own bucket and on the key of F09, which it requires.
+    let trail = at("F07", "cloudtrail_trail", HOME);
+    let deps_of_trail = of(trail);
+    assert!(deps_of_trail.contains(&format!("F07 s3_bucket {HOME}")), "{deps_of_trail:?}");
+    assert!(deps_of_trail.contains(&format!("F09 kms_key {HOME}")), "{deps_of_trail:?}");
+    assert!(!deps_of_trail.iter().any(|d| d.starts_with("F01 ") || d.starts_with("F03 ") || d.starts_with("F08 ")));
+    // What is in the home region serves every region; one region's change does not reach another's.
+    let far = p.changes.len() - 1;
+    assert!(of(far).contains(&format!("F07 s3_bucket {HOME}")), "{:?}", of(far));
+    assert!(of(far).contains(&format!("F09 kms_key {HOME}")), "{:?}", of(far));
+}
+
+#[test]
+fn a_region_out_of_reach_is_skipped_there_and_nothing_else_is() {
+    let b = baseline();
+    let mut o = all_absent(&b);
+    let trail_key = feature_mut(&mut b.clone(), "F07").resources[1].key.clone();
+    o.resources.remove(&trail_key);
+    let denied = "AccessDeniedException: ... with an explicit deny in a service control policy";
+    o.unavailable.insert(trail_key.clone(), denied.into());
+    let p = plan(&b, &o, Mode::Initial);
+    let skip = p.skips.iter().find(|s| s.reason == SkipReason::RegionUnavailable).expect("a region_unavailable skip");
+    assert_eq!((skip.feature.as_str(), skip.region.as_str(), skip.detail.as_str()), ("F07", HOME, denied));
+    assert!(!p.changes.iter().any(|c| c.resource_type == "cloudtrail_trail"), "{:?}", p.changes);
+    // Everything else of the account is planned as without it.
+    let full = plan(&b, &all_absent(&b), Mode::Initial);
+    let others = |p: &AccountPlan| {
+        p.changes
+            .iter()
+            .filter(|c| c.resource_type != "cloudtrail_trail")
+            .map(|c| c.resource.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(others(&p), others(&full));
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+}

@@ -138,6 +138,9 @@ pub struct AccountReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining: Option<Vec<ChangeView>>,
     pub api_calls: ApiCalls,
+    /// For a failed account: how its failure is handled (not part of the report).
+    #[serde(skip)]
+    pub fault: crate::aws::Fault,
 }
 
 impl AccountReport {
@@ -156,6 +159,7 @@ impl AccountReport {
             applied: None,
             remaining: None,
             api_calls: ApiCalls::default(),
+            fault: crate::aws::Fault::Account,
         }
     }
 }

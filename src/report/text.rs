@@ -63,7 +63,10 @@ fn account(out: &mut String, a: &AccountReport, p: &Paint) {
             .map(|r| match r.outcome {
                 ChangeOutcome::Done => p.c("32", "  [done]"),
                 ChangeOutcome::Failed => p.c("31", &format!("  [failed: {}]", r.error.as_deref().unwrap_or(""))),
-                ChangeOutcome::NotAttempted => p.c("33", "  [not attempted]"),
+                ChangeOutcome::NotAttempted => match &r.blocked_by {
+                    Some(b) => p.c("33", &format!("  [not attempted: blocked by {b}]")),
+                    None => p.c("33", "  [not attempted]"),
+                },
             })
             .unwrap_or_default();
         let _ = writeln!(
