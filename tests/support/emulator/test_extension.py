@@ -272,11 +272,11 @@ def test_securityhub_enable_again_is_a_conflict(aws):
 
 @pytest.fixture
 def securityhub_untimed(endpoint):
-    """A standard READY as soon as it is enabled, for tests of other rules (the PENDING period
-    has tests of its own: test_strict_securityhub)."""
-    post(endpoint + "/cm-emulator/securityhub", {"pending_seconds": 0})
+    """A standard READY as soon as it is enabled and no request rates, for tests of other
+    rules (the PENDING period and the rates have tests of their own: test_strict_securityhub)."""
+    post(endpoint + "/cm-emulator/securityhub", {"pending_seconds": 0, "rate_limits": False})
     yield
-    post(endpoint + "/cm-emulator/securityhub", {"pending_seconds": 3})
+    post(endpoint + "/cm-emulator/securityhub", {"pending_seconds": 3, "rate_limits": True})
 
 
 def test_securityhub_standards_and_controls(aws, securityhub_untimed):

@@ -1,7 +1,8 @@
 """Checks of the emulator rules where AWS refuses or delays: a Security Hub standard PENDING
-before READY and what control calls answer meanwhile, control ids a standard does not have.
-Each answer is checked against the botocore model as in test_extension (wirecheck). This
-module runs its own emulator (the `endpoint` fixture is module-scoped).
+before READY and what control calls answer meanwhile, control ids a standard does not have,
+Security Hub's request rates. Each answer is checked against the botocore model as in
+test_extension (wirecheck). This module runs its own emulator (the `endpoint` fixture is
+module-scoped).
 
 Run: <emulator venv>/bin/python -m pytest -q tests/support/emulator
 """
@@ -12,6 +13,7 @@ import urllib.error
 import urllib.request
 
 import boto3
+import botocore.retries.standard
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -63,18 +65,19 @@ def hook(endpoint, doc=None):
 
 
 @pytest.fixture
-def pending_restored(endpoint):
-    """The PENDING period as by default."""
+def no_rates(endpoint):
+    """Security Hub without request rates (the PENDING period as by default)."""
+    hook(endpoint, {"rate_limits": False})
     yield
-    hook(endpoint, {"pending_seconds": 3})
+    hook(endpoint, {"pending_seconds": 3, "rate_limits": True})
 
 
 @pytest.fixture
 def ready_at_once(endpoint):
-    """A standard READY as soon as it is enabled: for the rules about control ids."""
-    hook(endpoint, {"pending_seconds": 0})
+    """A standard READY as soon as it is enabled, rates off: for the rules about control ids."""
+    hook(endpoint, {"pending_seconds": 0, "rate_limits": False})
     yield
-    hook(endpoint, {"pending_seconds": 3})
+    hook(endpoint, {"pending_seconds": 3, "rate_limits": True})
 
 
 def subscription(sh, standards_arn):
@@ -88,7 +91,7 @@ def unprocessed(answer, key, id_key):
 # ---------------------------------------------------------------- Security Hub: PENDING, then READY
 
 
-def test_securityhub_standard_is_pending_for_three_seconds_and_control_calls_fail_meanwhile(aws, endpoint, pending_restored):
+def test_securityhub_standard_is_pending_for_three_seconds_and_control_calls_fail_meanwhile(aws, endpoint, no_rates):
     R = "eu-west-1"
     sh = aws("securityhub", region=R)
     sh.enable_security_hub(EnableDefaultStandards=False)
@@ -134,7 +137,7 @@ def test_securityhub_standard_is_pending_for_three_seconds_and_control_calls_fai
     assert sh.batch_disable_standards(StandardsSubscriptionArns=[sub["StandardsSubscriptionArn"]])["StandardsSubscriptions"][0]["StandardsStatus"] == "DELETING"
 
 
-def test_securityhub_default_standards_are_pending_too(aws, pending_restored):
+def test_securityhub_default_standards_are_pending_too(aws, no_rates):
     R = "eu-west-2"
     sh = aws("securityhub", region=R)
     sh.enable_security_hub()
@@ -142,11 +145,11 @@ def test_securityhub_default_standards_are_pending_too(aws, pending_restored):
     assert {s["StandardsArn"]: s["StandardsStatus"] for s in subs} == {fsbp(R): "PENDING", CIS_120: "PENDING"}
 
 
-def test_securityhub_pending_period_set_by_the_hook(aws, endpoint, pending_restored):
+def test_securityhub_pending_period_set_by_the_hook(aws, endpoint, no_rates):
     R = "eu-west-3"
     sh = aws("securityhub", region=R)
     sh.enable_security_hub(EnableDefaultStandards=False)
-    assert hook(endpoint, {"pending_seconds": 0}) == {"pending_seconds": 0}
+    assert hook(endpoint, {"pending_seconds": 0}) == {"pending_seconds": 0, "rate_limits": False, "throttled": 0, "throttled_by_operation": {}}
     out = sh.batch_enable_standards(StandardsSubscriptionRequests=[{"StandardsArn": fsbp(R)}])["StandardsSubscriptions"][0]
     assert (out["StandardsStatus"], out["StandardsControlsUpdatable"]) == ("READY", "READY_FOR_UPDATES")
     hook(endpoint, {"pending_seconds": 1})  # for standards enabled from now on
@@ -158,7 +161,7 @@ def test_securityhub_pending_period_set_by_the_hook(aws, endpoint, pending_resto
         time.sleep(0.1)
     assert time.monotonic() - enabled_at >= 0.9
     assert hook(endpoint)["pending_seconds"] == 1
-    for bad in ({"pending_seconds": -1}, {"pending_seconds": "3"}, {"pending_seconds": 3601}, {"pending": 3}, [3]):
+    for bad in ({"pending_seconds": -1}, {"pending_seconds": "3"}, {"pending_seconds": 3601}, {"rate_limits": 1}, {"pending": 3}, [3]):
         with pytest.raises(urllib.error.HTTPError) as e:
             hook(endpoint, bad)
         assert e.value.code == 400
@@ -212,10 +215,93 @@ def test_securityhub_update_standards_control(aws, ready_at_once):
     assert error_of(sh.update_standards_control, StandardsControlArn=cis, ControlStatus="ENABLED") == ("ResourceNotFoundException", 404)
 
 
+# ---------------------------------------------------------------- Security Hub: request rates
+
+
+def until_throttled(call, most=100):
+    """Calls until the answer is TooManyRequestsException; (calls let through, seconds taken)."""
+    start, passed = time.monotonic(), 0
+    while True:
+        try:
+            call()
+            passed += 1
+        except ClientError as e:
+            assert (e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]) == ("TooManyRequestsException", 429)
+            return passed, time.monotonic() - start
+        assert passed <= most, "never throttled"
+
+
+def test_securityhub_batch_enable_standards_is_one_request_per_second(aws, endpoint):
+    R = "ca-central-1"
+    sh = aws("securityhub", region=R)
+    raw, seen = [], []
+    sh.meta.events.register("after-call", lambda http_response, **_: raw.append(http_response))
+    detector = botocore.retries.standard.ThrottlingErrorDetector(botocore.retries.standard.RetryEventAdapter())
+    sh.meta.events.register("needs-retry", lambda **kw: seen.append(detector.is_throttling_error(**kw)))
+    hook(endpoint, {"pending_seconds": 0})  # the rates alone here
+    try:
+        # Every request counts, one AWS refuses too (the hub is not enabled yet).
+        assert error_of(sh.batch_enable_standards, StandardsSubscriptionRequests=[{"StandardsArn": fsbp(R)}])[0] == "InvalidAccessException"
+        sh.enable_security_hub(EnableDefaultStandards=False)
+        with pytest.raises(ClientError) as e:
+            sh.batch_enable_standards(StandardsSubscriptionRequests=[{"StandardsArn": fsbp(R)}])
+        err = e.value.response
+        assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("TooManyRequestsException", 429)
+        http = raw[-1]
+        assert http.headers["x-amzn-ErrorType"] == "TooManyRequestsException"
+        assert json.loads(http.content) == {"message": "Too Many Requests"}
+        assert seen[-1] is True, "botocore's standard mode retries it as throttling"
+        # Per operation, account and Region: the others are not held back.
+        assert sh.get_enabled_standards()["StandardsSubscriptions"] == []
+        other = aws("securityhub", region="ca-west-1")
+        other.enable_security_hub(EnableDefaultStandards=False)
+        other.batch_enable_standards(StandardsSubscriptionRequests=[{"StandardsArn": fsbp("ca-west-1")}])
+        member = aws("securityhub", region=R, account=MEMBER_B)
+        member.enable_security_hub(EnableDefaultStandards=False)
+        member.batch_enable_standards(StandardsSubscriptionRequests=[{"StandardsArn": fsbp(R)}])
+        # One second later the bucket has a request again (burst 1: one, not two).
+        time.sleep(1.05)
+        assert sh.batch_enable_standards(StandardsSubscriptionRequests=[{"StandardsArn": fsbp(R)}])["StandardsSubscriptions"][0]["StandardsStatus"] == "READY"
+        assert error_of(sh.batch_enable_standards, StandardsSubscriptionRequests=[{"StandardsArn": CIS_120}]) == ("TooManyRequestsException", 429)
+        state = hook(endpoint)
+        assert (state["throttled"], state["throttled_by_operation"]) == (2, {"BatchEnableStandards": 2})
+    finally:
+        hook(endpoint, {"pending_seconds": 3})
+
+
+def test_securityhub_update_standards_control_bursts_to_five(aws, endpoint, ready_at_once):
+    R = "sa-east-1"
+    sh = aws("securityhub", region=R)
+    sh.enable_security_hub(EnableDefaultStandards=False)
+    sh.batch_enable_standards(StandardsSubscriptionRequests=[{"StandardsArn": fsbp(R)}])
+    hook(endpoint, {"rate_limits": True})
+    arn = f"arn:aws:securityhub:{R}:123456789012:control/aws-foundational-security-best-practices/v/1.0.0/IAM.6"
+    passed, elapsed = until_throttled(lambda: sh.update_standards_control(StandardsControlArn=arn, ControlStatus="ENABLED"))
+    assert 5 <= passed <= 5 + 1 * elapsed + 1, (passed, elapsed)
+    time.sleep(1.05)
+    sh.update_standards_control(StandardsControlArn=arn, ControlStatus="ENABLED")
+
+
+def test_securityhub_other_operations_are_ten_per_second_burst_thirty(aws, endpoint):
+    R = "us-east-2"
+    sh = aws("securityhub", region=R)
+    hook(endpoint, {})  # empties the buckets
+    sh.enable_security_hub(EnableDefaultStandards=False)
+    passed, elapsed = until_throttled(sh.get_enabled_standards)
+    assert 30 <= passed <= 30 + 10 * elapsed + 1, (passed, elapsed)
+    # switched off, nothing is held back
+    hook(endpoint, {"rate_limits": False})
+    try:
+        for _ in range(40):
+            sh.get_enabled_standards()
+    finally:
+        hook(endpoint, {"rate_limits": True})
+
+
 # ---------------------------------------------------------------- reset
 
 
 def test_reset_restores_the_securityhub_defaults(endpoint):
-    hook(endpoint, {"pending_seconds": 0})
+    hook(endpoint, {"pending_seconds": 0, "rate_limits": False})
     post(endpoint + "/moto-api/reset")
-    assert hook(endpoint) == {"pending_seconds": 3}
+    assert hook(endpoint) == {"pending_seconds": 3, "rate_limits": True, "throttled": 0, "throttled_by_operation": {}}

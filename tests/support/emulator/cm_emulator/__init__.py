@@ -17,8 +17,9 @@ Modules (each documents what it implements or corrects, and why):
   aggregator, automation rules.
   A standard just enabled is PENDING (3 s by default) before READY: control calls for it are
   unprocessed RESOURCE_NOT_FOUND (UpdateStandardsControl 404), BatchDisableStandards 400;
-  control ids a standard does not have are unprocessed RESOURCE_NOT_FOUND. Test hook
-  `/cm-emulator/securityhub`.
+  control ids a standard does not have are unprocessed RESOURCE_NOT_FOUND; request rates per
+  account, Region and operation as the API Reference documents (BatchEnableStandards 1/s),
+  over them 429 TooManyRequestsException. Test hook `/cm-emulator/securityhub`.
 - detective: behavior graphs and their tags.
 - accessanalyzer: analyzers (one per account-level type and Region), archive rules, tags.
 - computeoptimizer: enrollment status (RPC v2 CBOR, which aws-sdk-computeoptimizer uses, and

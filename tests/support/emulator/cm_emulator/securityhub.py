@@ -61,17 +61,35 @@ processed either, as on AWS: per item, ErrorCode RESOURCE_NOT_FOUND; UpdateStand
 404 ResourceNotFoundException. A malformed item is INVALID_INPUT; a standard not enabled,
 RESOURCE_NOT_FOUND.
 
+Request rates (always on; the hook can switch them off). The API Reference's throttling limits
+(botocore's service documentation), per account, Region and operation, as token buckets:
+BatchEnableStandards 1 request per second, burst 1; UpdateStandardsControl 1, burst 5;
+GetFindings 3, burst 6; BatchImportFindings and BatchUpdateFindings 10, burst 30; every other
+operation (EnableSecurityHub, GetEnabledStandards, BatchUpdateStandardsControlAssociations,
+...) 10, burst 30 (RATE_LIMITS, OTHER_RATE_LIMIT). Every request counts, those AWS then refuses
+too. Over the rate: HTTP 429, `x-amzn-ErrorType: TooManyRequestsException`, body
+`{"message": "Too Many Requests"}` - what Security Hub's front end answers (users report
+TooManyRequestsException "Too Many Requests" from GetFindings and UpdateStandardsControl, e.g.
+prowler-cloud/prowler#5004, aws-samples/aws-secure-environment-accelerator#1024). The code is
+not in the securityhub model; the SDKs retry it as throttling by its name (botocore's standard
+and legacy modes, aws-smithy's THROTTLING_ERRORS).
+
 Test hook (no AWS counterpart): `POST /cm-emulator/securityhub` with JSON
-`{"pending_seconds": 0}`; `pending_seconds` (0 to 3600) applies to standards enabled from then
-on. `GET` answers `{"pending_seconds"}`. `POST /moto-api/reset` restores the default (3 s).
+`{"pending_seconds": 0, "rate_limits": false}`, each member optional (an omitted one keeps its
+value); `pending_seconds` (0 to 3600) applies to standards enabled from then on; each POST
+empties the rate buckets. `GET` answers `{"pending_seconds", "rate_limits", "throttled",
+"throttled_by_operation": {"<Operation>": n}}` (requests refused since the last POST or
+reset). `POST /moto-api/reset` restores the defaults (3 seconds, rates on).
 """
 
 import json
 import re
 import threading
+import time
 import uuid
 
-from .wire import ApiError, RestJsonService, call_moto, hook_answer, hook_request, iso, now, paginate
+from .wire import (ApiError, Response, RestJsonService, _rest_match, call_moto, hook_answer, hook_request, iso, now,
+                   paginate)
 
 SIGNING_NAMES = ("securityhub",)
 
@@ -143,14 +161,27 @@ STANDARD = re.compile(r"^arn:aws:securityhub:([a-z0-9-]*)::(standards|ruleset)/(
 CONTROL_ARN = re.compile(r"^arn:aws:securityhub:([a-z0-9-]+):(\d{12}):control/(.+)/([^/]+)$")
 LINKING_MODES = ("ALL_REGIONS", "ALL_REGIONS_EXCEPT_SPECIFIED", "SPECIFIED_REGIONS", "NO_REGIONS")
 
+# Request rates: operation -> (requests per second, burst), per account, Region and operation.
+# The Security Hub API Reference's throttling limits (the service documentation of botocore's
+# securityhub 2018-10-26 model); every operation not named here: OTHER_RATE_LIMIT.
+RATE_LIMITS = {
+    "BatchEnableStandards": (1, 1),
+    "GetFindings": (3, 6),
+    "BatchImportFindings": (10, 30),
+    "BatchUpdateFindings": (10, 30),
+    "UpdateStandardsControl": (1, 5),
+}
+OTHER_RATE_LIMIT = (10, 30)
 # How long a standard just enabled stays PENDING (seconds); see the module docstring.
 PENDING_SECONDS = 3.0
-DEFAULT_SETTINGS = {"pending_seconds": PENDING_SECONDS}
+DEFAULT_SETTINGS = {"pending_seconds": PENDING_SECONDS, "rate_limits": True}
 
 _lock = threading.RLock()
 _hubs = {}  # (account, region) -> hub state, see _Hub
 _aggregators = {}  # account -> {"arn", "region", "mode", "regions"}
 _settings = dict(DEFAULT_SETTINGS)  # the test hook's settings
+_buckets = {}  # (account, region, operation) -> [tokens, time.monotonic() of the last refill]
+_throttled = {}  # operation -> requests answered TooManyRequestsException since the last reset or hook POST
 
 
 class _Hub:
@@ -182,8 +213,10 @@ def reset():
     with _lock:
         _hubs.clear()
         _aggregators.clear()
+        _buckets.clear()
         _settings.clear()
         _settings.update(DEFAULT_SETTINGS)
+        _throttled.clear()
 
 
 def _invalid_input(message):
@@ -729,8 +762,41 @@ SERVICE = RestJsonService(
 )
 
 
+# ---------------------------------------------------------------- request rates
+
+
+def _allowed(req):
+    """Takes a token from the bucket of the request's account, Region and operation; False when
+    it is empty (the request is over the rate). Requests no operation of the model fits are
+    not counted (AWS would not know them either)."""
+    found = _rest_match(SERVICE.model, req)
+    if found is None:
+        return True
+    op = found[1]
+    rate, burst = RATE_LIMITS.get(op, OTHER_RATE_LIMIT)
+    key = (req.account, req.region, op)
+    t = time.monotonic()
+    bucket = _buckets.setdefault(key, [float(burst), t])
+    bucket[0] = min(float(burst), bucket[0] + (t - bucket[1]) * rate)
+    bucket[1] = t
+    if bucket[0] >= 1.0:
+        bucket[0] -= 1.0
+        return True
+    _throttled[op] = _throttled.get(op, 0) + 1
+    return False
+
+
+def _too_many_requests():
+    # What Security Hub's front end answers over the rate: HTTP 429, the code in
+    # x-amzn-ErrorType, the message "Too Many Requests" (see the module docstring).
+    return Response(429, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "TooManyRequestsException")],
+                    json.dumps({"message": "Too Many Requests"}))
+
+
 def handle(req):
     with _lock:
+        if _settings["rate_limits"] and not _allowed(req):
+            return _too_many_requests()
         return SERVICE.handle(req)
 
 
@@ -738,7 +804,7 @@ def handle(req):
 
 
 def _state():
-    return dict(_settings)
+    return {**_settings, "throttled": sum(_throttled.values()), "throttled_by_operation": dict(sorted(_throttled.items()))}
 
 
 def hook(environ):
@@ -758,6 +824,11 @@ def hook(environ):
     pending = doc.get("pending_seconds", _settings["pending_seconds"])
     if isinstance(pending, bool) or not isinstance(pending, (int, float)) or not 0 <= pending <= 3600:
         return hook_answer(400, {"error": "pending_seconds must be a number of seconds, 0 to 3600"})
+    limits = doc.get("rate_limits", _settings["rate_limits"])
+    if not isinstance(limits, bool):
+        return hook_answer(400, {"error": "rate_limits must be true or false"})
     with _lock:
-        _settings.update(pending_seconds=float(pending))
+        _settings.update(pending_seconds=float(pending), rate_limits=limits)
+        _buckets.clear()
+        _throttled.clear()
         return hook_answer(200, _state())
