@@ -1,8 +1,9 @@
 """Checks of the emulator rules where AWS refuses or delays: a Security Hub standard PENDING
 before READY and what control calls answer meanwhile, control ids a standard does not have,
-Security Hub's request rates. Each answer is checked against the botocore model as in
-test_extension (wirecheck). This module runs its own emulator (the `endpoint` fixture is
-module-scoped).
+Security Hub's request rates; Detective's CreateGraph without GuardDuty; one account-level
+Access Analyzer analyzer of a type and one AWS Config recorder per Region. Each answer is
+checked against the botocore model as in test_extension (wirecheck). This module runs its
+own emulator (the `endpoint` fixture is module-scoped).
 
 Run: <emulator venv>/bin/python -m pytest -q tests/support/emulator
 """
@@ -296,6 +297,48 @@ def test_securityhub_other_operations_are_ten_per_second_burst_thirty(aws, endpo
             sh.get_enabled_standards()
     finally:
         hook(endpoint, {"rate_limits": True})
+
+
+# ---------------------------------------------------------------- Detective, Access Analyzer, Config
+
+
+def test_detective_create_graph_needs_no_guardduty_detector(aws):
+    """AWS no longer documents the old prerequisite (GuardDuty enabled for 48 hours before
+    CreateGraph; dropped from the API reference in February 2024): a graph is created in a
+    Region without any detector, and right after a detector is created."""
+    R = "ap-southeast-1"
+    assert aws("guardduty", region=R).list_detectors()["DetectorIds"] == []
+    d = aws("detective", region=R)
+    arn = d.create_graph()["GraphArn"]
+    assert [g["Arn"] for g in d.list_graphs()["GraphList"]] == [arn]
+    member = aws("guardduty", region=R, account=MEMBER_A)
+    member.create_detector(Enable=True)
+    assert aws("detective", region=R, account=MEMBER_A).create_graph()["GraphArn"].startswith(f"arn:aws:detective:{R}:{MEMBER_A}:graph:")
+
+
+def test_access_analyzer_refuses_a_second_account_analyzer_of_a_type(aws):
+    R = "ap-southeast-2"
+    aa = aws("accessanalyzer", region=R, account=MEMBER_A)
+    aa.create_analyzer(analyzerName="customer", type="ACCOUNT")
+    with pytest.raises(ClientError) as e:
+        aa.create_analyzer(analyzerName="cm-account", type="ACCOUNT")
+    err = e.value.response
+    assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("ServiceQuotaExceededException", 402)
+    assert (err["resourceId"], err["resourceType"]) == ("cm-account", "Analyzer")
+    assert [a["name"] for a in aa.list_analyzers(type="ACCOUNT")["analyzers"]] == ["customer"]
+    aa.create_analyzer(analyzerName="cm-unused", type="ACCOUNT_UNUSED_ACCESS")  # another type has its own place
+    aws("accessanalyzer", region="ap-south-1", account=MEMBER_A).create_analyzer(analyzerName="cm-account", type="ACCOUNT")
+
+
+def test_config_refuses_a_second_recorder_in_a_region(aws):
+    cfg = aws("config", region="ap-northeast-3", account=MEMBER_A)
+    role = f"arn:aws:iam::{MEMBER_A}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig"
+    cfg.put_configuration_recorder(ConfigurationRecorder={"name": "customer", "roleARN": role})
+    assert error_of(cfg.put_configuration_recorder, ConfigurationRecorder={"name": "cm-recorder", "roleARN": role}) == (
+        "MaxNumberOfConfigurationRecordersExceededException", 400)
+    assert [r["name"] for r in cfg.describe_configuration_recorders()["ConfigurationRecorders"]] == ["customer"]
+    aws("config", region="ap-northeast-2", account=MEMBER_A).put_configuration_recorder(
+        ConfigurationRecorder={"name": "cm-recorder", "roleARN": role})
 
 
 # ---------------------------------------------------------------- reset

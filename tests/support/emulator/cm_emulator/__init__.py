@@ -20,7 +20,8 @@ Modules (each documents what it implements or corrects, and why):
   control ids a standard does not have are unprocessed RESOURCE_NOT_FOUND; request rates per
   account, Region and operation as the API Reference documents (BatchEnableStandards 1/s),
   over them 429 TooManyRequestsException. Test hook `/cm-emulator/securityhub`.
-- detective: behavior graphs and their tags.
+- detective: behavior graphs and their tags. CreateGraph needs no GuardDuty detector: AWS
+  dropped the 48-hour GuardDuty prerequisite in 2024 (see the module).
 - accessanalyzer: analyzers (one per account-level type and Region), archive rules, tags.
 - computeoptimizer: enrollment status (RPC v2 CBOR, which aws-sdk-computeoptimizer uses, and
   awsJson1_0, which boto3 uses).
