@@ -270,7 +270,16 @@ def test_securityhub_enable_again_is_a_conflict(aws):
     aws("securityhub", region="me-south-1").enable_security_hub(EnableDefaultStandards=False)
 
 
-def test_securityhub_standards_and_controls(aws):
+@pytest.fixture
+def securityhub_untimed(endpoint):
+    """A standard READY as soon as it is enabled and no request rates, for tests of other
+    rules (the PENDING period and the rates have tests of their own: test_strict_securityhub)."""
+    post(endpoint + "/cm-emulator/securityhub", {"pending_seconds": 0, "rate_limits": False})
+    yield
+    post(endpoint + "/cm-emulator/securityhub", {"pending_seconds": 3, "rate_limits": True})
+
+
+def test_securityhub_standards_and_controls(aws, securityhub_untimed):
     R = "eu-west-3"
     R2 = "eu-central-1"
     sh = aws("securityhub", region=R)
@@ -286,7 +295,9 @@ def test_securityhub_standards_and_controls(aws):
 
     ids = [{"SecurityControlId": c, "StandardsArn": fsbp(R)} for c in ("Account.1", "CloudTrail.5", "IAM.6", "KMS.1", "Config.1", "IAM.21", "Zzz.42")]
     got = sh.batch_get_standards_control_associations(StandardsControlAssociationIds=ids)
-    assert [d["AssociationStatus"] for d in got["StandardsControlAssociationDetails"]] == ["ENABLED"] * 7
+    assert [d["AssociationStatus"] for d in got["StandardsControlAssociationDetails"]] == ["ENABLED"] * 6
+    assert [(u["StandardsControlAssociationId"]["SecurityControlId"], u["ErrorCode"]) for u in got["UnprocessedAssociations"]] == [
+        ("Zzz.42", "RESOURCE_NOT_FOUND")]  # a control the standard does not have
     assert got["StandardsControlAssociationDetails"][2]["SecurityControlArn"] == f"arn:aws:securityhub:{R}:123456789012:security-control/IAM.6"
     upd = sh.batch_update_standards_control_associations(StandardsControlAssociationUpdates=[
         {"StandardsArn": fsbp(R), "SecurityControlId": "IAM.6", "AssociationStatus": "DISABLED", "UpdatedReason": "no hardware MFA"},

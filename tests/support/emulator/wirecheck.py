@@ -24,6 +24,9 @@ import re
 import xml.etree.ElementTree as ET
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
+# Throttling codes an AWS front end answers whether or not the service model lists them (Security
+# Hub's TooManyRequestsException), with their status: SDKs know them by name as throttling.
+UNMODELED_THROTTLING = {"TooManyRequestsException": 429}
 
 
 def attach(client):
@@ -77,7 +80,10 @@ def check_error(protocol, op, status, headers, body):
     shapes = {s.name: s for s in op.service_model.error_shapes}
     shapes.update({s.name: s for s in op.error_shapes})
     shape = shapes.get(code) or next((s for s in shapes.values() if s.metadata.get("error", {}).get("code") == code), None)
-    if shape is None:
+    if shape is None and code in UNMODELED_THROTTLING:
+        if protocol == "rest-json" and status != UNMODELED_THROTTLING[code]:
+            problems.append(f"error {code}: HTTP {status}, expected {UNMODELED_THROTTLING[code]}")
+    elif shape is None:
         problems.append(f"error {code} is not an error of the service")
     else:
         want = shape.metadata.get("error", {}).get("httpStatusCode")

@@ -15,7 +15,13 @@ Modules (each documents what it implements or corrects, and why):
   versioning of an Object Lock bucket never suspended (checked, see the module).
 - securityhub: hub (one per account and Region), tags, standards, controls, finding
   aggregator, automation rules.
-- detective: behavior graphs and their tags.
+  A standard just enabled is PENDING (3 s by default) before READY: control calls for it are
+  unprocessed RESOURCE_NOT_FOUND (UpdateStandardsControl 404), BatchDisableStandards 400;
+  control ids a standard does not have are unprocessed RESOURCE_NOT_FOUND; request rates per
+  account, Region and operation as the API Reference documents (BatchEnableStandards 1/s),
+  over them 429 TooManyRequestsException. Test hook `/cm-emulator/securityhub`.
+- detective: behavior graphs and their tags. CreateGraph needs no GuardDuty detector: AWS
+  dropped the 48-hour GuardDuty prerequisite in 2024 (see the module).
 - accessanalyzer: analyzers (one per account-level type and Region), archive rules, tags.
 - computeoptimizer: enrollment status (RPC v2 CBOR, which aws-sdk-computeoptimizer uses, and
   awsJson1_0, which boto3 uses).

@@ -9,6 +9,15 @@ ListTagsForResource.
 - ListGraphs' `CreatedTime` is an ISO 8601 string (the model's timestampFormat iso8601).
 - TagResource / UntagResource answer 204, as the model's responseCode says.
 - Errors: model status, `x-amzn-ErrorType`, body `{"__type", "message", "Message"}`.
+- CreateGraph does not look at GuardDuty, as on AWS today. Until February 2024 the API
+  Reference said an account had to be enrolled in GuardDuty for at least 48 hours before
+  CreateGraph, else "you cannot enable Detective" (naming no error); the model update of
+  2024-02-15 (botocore "Doc only updates for content enhancement") dropped that paragraph,
+  and the Detective User Guide's prerequisites now list only IAM permissions
+  and the AWS CLI version; Terraform's acceptance test of aws_detective_graph creates a graph
+  with no GuardDuty set-up of its own. What remains of GuardDuty in the model concerns member
+  accounts (MemberDetail DisabledReason VOLUME_UNKNOWN, "usually because the member account
+  is not enrolled in Amazon GuardDuty"), which this module does not implement.
 """
 
 import re

@@ -9,6 +9,7 @@ state as well as moto's. `/cm-emulator/...` paths are test hooks with no AWS cou
 `/cm-emulator/regions` (ec2), `/cm-emulator/faults` (faults: latency and throttling of
 every signed AWS request, applied here before any module or moto sees the request) and
 `/cm-emulator/deny-assume-role` (faults: STS AssumeRole into chosen accounts denied).
+`/cm-emulator/securityhub`: securityhub's hook (how long a new standard stays PENDING; request rates).
 
 Services whose calls the product relies on and that moto answers as AWS does need no module:
 AWS Config and EventBridge (checked, see the package docstring).
@@ -56,6 +57,8 @@ class Dispatcher:
             return faults.hook(environ).wsgi(start_response)
         if path == "/cm-emulator/deny-assume-role":
             return faults.deny_hook(environ).wsgi(start_response)
+        if path == "/cm-emulator/securityhub":
+            return securityhub.hook(environ).wsgi(start_response)
         if path.startswith(("/moto-api/", "/cm-emulator/")):
             return self.app(environ, start_response)
         scope = self.scope(environ)

@@ -17,10 +17,13 @@ hub and answers, per account and region:
   from moto's organization state, its `InvitedAt` made RFC 3339 as the model's iso8601 says).
 - TagResource / UntagResource / ListTagsForResource for any securityhub ARN of the caller's
   account and region.
-- BatchEnableStandards / BatchDisableStandards / GetEnabledStandards.
+- BatchEnableStandards / BatchDisableStandards / GetEnabledStandards, with the subscription's
+  PENDING period (below).
 - BatchGetStandardsControlAssociations / BatchUpdateStandardsControlAssociations /
-  ListStandardsControlAssociations: a control of an enabled standard is ENABLED unless it was
-  disabled; FSBP controls are listed below, other control ids are accepted when referenced.
+  ListStandardsControlAssociations / UpdateStandardsControl: a control of an enabled standard
+  is ENABLED unless it was disabled. Only a catalogued standard has controls: FSBP v1.0.0,
+  whose control ids are FSBP_CONTROLS below (a subset of AWS's; add a control there before a
+  test uses it).
 - Create/List/Get/Update/DeleteFindingAggregator: one per account (its Region is the
   aggregation Region); update and delete only from that Region.
 - Create/List/BatchGet/BatchUpdate/BatchDeleteAutomationRules: Criteria and Actions kept as
@@ -30,13 +33,63 @@ Before EnableSecurityHub every one of these answers 401 InvalidAccessException "
 is not subscribed to AWS Security Hub", as AWS does. Errors carry `x-amzn-ErrorType`, and the
 body has `__type`, `message` and the model's own `Message`/`Code` members.
 Other securityhub operations (findings, members, organization) still reach moto.
+
+A standard just enabled is PENDING, then READY (always on; length set by the hook below).
+BatchEnableStandards (and EnableSecurityHub's default standards) start a subscription
+`StandardsStatus` PENDING, `StandardsControlsUpdatable` NOT_READY_FOR_UPDATES, for
+`pending_seconds` (default PENDING_SECONDS = 3); GetEnabledStandards then reports it READY,
+READY_FOR_UPDATES. The botocore model (the API Reference) documents what a subscription that
+is NOT_READY_FOR_UPDATES does to control calls: BatchGetStandardsControlAssociations and
+BatchUpdateStandardsControlAssociations (member StandardsControlAssociationUpdates) "return a
+RESOURCE_NOT_FOUND_EXCEPTION error", UpdateStandardsControl likewise, and
+ListStandardsControlAssociations "omits" such subscriptions. The two batch operations list no
+ResourceNotFoundException among their errors and answer each item in Unprocessed... with an
+UnprocessedErrorCode, whose RESOURCE_NOT_FOUND replaced NOT_FOUND (deprecated); so here:
+- BatchGet/BatchUpdateStandardsControlAssociations: HTTP 200, each association of a PENDING
+  standard in UnprocessedAssociations / UnprocessedAssociationUpdates, ErrorCode
+  RESOURCE_NOT_FOUND (ErrorReason this module's own text: match on the code).
+- UpdateStandardsControl: HTTP 404 ResourceNotFoundException "StandardsControl not found" (the
+  text AWS gives for a control it does not find, as users report it; DISABLED without
+  DisabledReason is 400 InvalidInputException, the model says one is required).
+- ListStandardsControlAssociations: the PENDING standard is left out.
+- BatchDisableStandards of a PENDING subscription: HTTP 400 InvalidInputException
+  "StandardsSubscription(s) in state PENDING, please try later: [\"<subscription ARN>\"]"
+  (AWS's text, as reported in aws-samples/aws-control-tower-securityhub-enabler#18); nothing
+  is disabled.
+Control ids the standard does not have (and any control of an uncatalogued standard) are not
+processed either, as on AWS: per item, ErrorCode RESOURCE_NOT_FOUND; UpdateStandardsControl
+404 ResourceNotFoundException. A malformed item is INVALID_INPUT; a standard not enabled,
+RESOURCE_NOT_FOUND.
+
+Request rates (always on; the hook can switch them off). The API Reference's throttling limits
+(botocore's service documentation), per account, Region and operation, as token buckets:
+BatchEnableStandards 1 request per second, burst 1; UpdateStandardsControl 1, burst 5;
+GetFindings 3, burst 6; BatchImportFindings and BatchUpdateFindings 10, burst 30; every other
+operation (EnableSecurityHub, GetEnabledStandards, BatchUpdateStandardsControlAssociations,
+...) 10, burst 30 (RATE_LIMITS, OTHER_RATE_LIMIT). Every request counts, those AWS then refuses
+too. Over the rate: HTTP 429, `x-amzn-ErrorType: TooManyRequestsException`, body
+`{"message": "Too Many Requests"}` - what Security Hub's front end answers (users report
+TooManyRequestsException "Too Many Requests" from GetFindings and UpdateStandardsControl, e.g.
+prowler-cloud/prowler#5004, aws-samples/aws-secure-environment-accelerator#1024). The code is
+not in the securityhub model; the SDKs retry it as throttling by its name (botocore's standard
+and legacy modes, aws-smithy's THROTTLING_ERRORS).
+
+Test hook (no AWS counterpart): `POST /cm-emulator/securityhub` with JSON
+`{"pending_seconds": 0, "rate_limits": false}`, each member optional (an omitted one keeps its
+value); `pending_seconds` (0 to 3600) applies to standards enabled from then on; each POST
+empties the rate buckets. `GET` answers `{"pending_seconds", "rate_limits", "throttled",
+"throttled_by_operation": {"<Operation>": n}}` (requests refused since the last POST or
+reset). `POST /moto-api/reset` restores the defaults (3 seconds, rates on).
 """
 
+import json
 import re
 import threading
+import time
 import uuid
 
-from .wire import ApiError, RestJsonService, call_moto, iso, now, paginate
+from .wire import (ApiError, Response, RestJsonService, _rest_match, call_moto, hook_answer, hook_request, iso, now,
+                   paginate)
 
 SIGNING_NAMES = ("securityhub",)
 
@@ -104,11 +157,31 @@ FSBP_CONTROLS = {
 
 CONTROL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]*\.\d+$")
 STANDARD = re.compile(r"^arn:aws:securityhub:([a-z0-9-]*)::(standards|ruleset)/(.+)$")
+# arn:aws:securityhub:<region>:<account>:control/<standard's path>/<control id>
+CONTROL_ARN = re.compile(r"^arn:aws:securityhub:([a-z0-9-]+):(\d{12}):control/(.+)/([^/]+)$")
 LINKING_MODES = ("ALL_REGIONS", "ALL_REGIONS_EXCEPT_SPECIFIED", "SPECIFIED_REGIONS", "NO_REGIONS")
+
+# Request rates: operation -> (requests per second, burst), per account, Region and operation.
+# The Security Hub API Reference's throttling limits (the service documentation of botocore's
+# securityhub 2018-10-26 model); every operation not named here: OTHER_RATE_LIMIT.
+RATE_LIMITS = {
+    "BatchEnableStandards": (1, 1),
+    "GetFindings": (3, 6),
+    "BatchImportFindings": (10, 30),
+    "BatchUpdateFindings": (10, 30),
+    "UpdateStandardsControl": (1, 5),
+}
+OTHER_RATE_LIMIT = (10, 30)
+# How long a standard just enabled stays PENDING (seconds); see the module docstring.
+PENDING_SECONDS = 3.0
+DEFAULT_SETTINGS = {"pending_seconds": PENDING_SECONDS, "rate_limits": True}
 
 _lock = threading.RLock()
 _hubs = {}  # (account, region) -> hub state, see _Hub
 _aggregators = {}  # account -> {"arn", "region", "mode", "regions"}
+_settings = dict(DEFAULT_SETTINGS)  # the test hook's settings
+_buckets = {}  # (account, region, operation) -> [tokens, time.monotonic() of the last refill]
+_throttled = {}  # operation -> requests answered TooManyRequestsException since the last reset or hook POST
 
 
 class _Hub:
@@ -117,17 +190,33 @@ class _Hub:
         self.subscribed_at = now()
         self.auto_enable_controls = True
         self.generator = generator
-        self.standards = {}  # standards arn -> subscription arn
+        self.standards = {}  # standards arn -> _Subscription
         self.controls = {}  # (standards arn, control id) -> {"status", "reason", "updated"}
-        self.referenced = set()  # (standards arn, control id) seen outside the known list
         self.rules = {}  # rule arn -> rule
         self.tags = {}  # resource arn -> {key: value}
+
+
+class _Subscription:
+    """A standard enabled in a hub: PENDING (its controls not ready for updates) until
+    `ready_at`, READY after."""
+
+    def __init__(self, arn, pending_seconds):
+        self.arn = arn
+        self.enabled_at = now()
+        self.ready_at = self.enabled_at + pending_seconds
+
+    def status(self):
+        return "READY" if now() >= self.ready_at else "PENDING"
 
 
 def reset():
     with _lock:
         _hubs.clear()
         _aggregators.clear()
+        _buckets.clear()
+        _settings.clear()
+        _settings.update(DEFAULT_SETTINGS)
+        _throttled.clear()
 
 
 def _invalid_input(message):
@@ -161,7 +250,7 @@ def enable_security_hub(req, p):
         hub.tags[hub.arn] = dict(tags)
     if p.get("EnableDefaultStandards", True):
         for arn in (_fsbp_arn(req.region), CIS_120):
-            hub.standards[arn] = _subscription_arn(req, arn)
+            hub.standards[arn] = _Subscription(_subscription_arn(req, arn), _settings["pending_seconds"])
     _hubs[key] = hub
     return {}
 
@@ -264,13 +353,13 @@ def _valid_standard(req, arn):
     return True
 
 
-def _subscription(standards_arn, subscription_arn, status="READY"):
+def _subscription(standards_arn, subscription_arn, status):
     return {
         "StandardsSubscriptionArn": subscription_arn,
         "StandardsArn": standards_arn,
         "StandardsInput": {},
         "StandardsStatus": status,
-        "StandardsControlsUpdatable": "READY_FOR_UPDATES",
+        "StandardsControlsUpdatable": "READY_FOR_UPDATES" if status == "READY" else "NOT_READY_FOR_UPDATES",
     }
 
 
@@ -285,8 +374,9 @@ def batch_enable_standards(req, p):
     out = []
     for r in requests:
         arn = r["StandardsArn"]
-        hub.standards.setdefault(arn, _subscription_arn(req, arn))
-        sub = _subscription(arn, hub.standards[arn])
+        if arn not in hub.standards:
+            hub.standards[arn] = _Subscription(_subscription_arn(req, arn), _settings["pending_seconds"])
+        sub = _subscription(arn, hub.standards[arn].arn, hub.standards[arn].status())
         sub["StandardsInput"] = dict(r.get("StandardsInput") or {})
         out.append(sub)
     return {"StandardsSubscriptions": out}
@@ -295,19 +385,21 @@ def batch_enable_standards(req, p):
 def batch_disable_standards(req, p):
     hub = _hub(req)
     arns = p["StandardsSubscriptionArns"]
-    by_sub = {sub: std for std, sub in hub.standards.items()}
+    by_sub = {sub.arn: std for std, sub in hub.standards.items()}
     if not arns or len(arns) > 25:
         raise _invalid_input("StandardsSubscriptionArns must have 1 to 25 items")
     for arn in arns:
         if arn not in by_sub:
             raise _invalid_input(f"Standards subscription {arn} does not exist")
+    pending = [arn for arn in arns if hub.standards[by_sub[arn]].status() == "PENDING"]
+    if pending:
+        raise _invalid_input(f"StandardsSubscription(s) in state PENDING, please try later: {json.dumps(pending)}")
     out = []
     for arn in arns:
         std = by_sub[arn]
         del hub.standards[std]
         for key in [k for k in hub.controls if k[0] == std]:
             del hub.controls[key]
-        hub.referenced = {k for k in hub.referenced if k[0] != std}
         out.append(_subscription(std, arn, "DELETING"))
     return {"StandardsSubscriptions": out}
 
@@ -315,7 +407,7 @@ def batch_disable_standards(req, p):
 def get_enabled_standards(req, p):
     hub = _hub(req)
     wanted = p.get("StandardsSubscriptionArns")
-    subs = [_subscription(std, sub) for std, sub in hub.standards.items() if not wanted or sub in wanted]
+    subs = [_subscription(std, sub.arn, sub.status()) for std, sub in hub.standards.items() if not wanted or sub.arn in wanted]
     page, token = paginate(subs, p.get("NextToken"), p.get("MaxResults"), lambda: _invalid_input("Invalid NextToken"))
     out = {"StandardsSubscriptions": page}
     if token:
@@ -330,14 +422,13 @@ def _is_fsbp(std):
     return std.endswith("::standards/" + FSBP)
 
 
-def _in_standard(hub, std, control):
-    if _is_fsbp(std) and control in FSBP_CONTROLS:
-        return True
-    return (std, control) in hub.referenced or (std, control) in hub.controls
+def _in_standard(std, control):
+    """Whether the standard has the control: only standards catalogued here have controls."""
+    return _is_fsbp(std) and control in FSBP_CONTROLS
 
 
 def _association(req, hub, std, control, with_arns=False):
-    state = hub.controls.get((std, control), {"status": "ENABLED", "updated": hub.subscribed_at})
+    state = hub.controls.get((std, control), {"status": "ENABLED", "updated": hub.standards[std].enabled_at})
     path = STANDARD.match(std).group(3)
     out = {
         "StandardsArn": std,
@@ -356,6 +447,18 @@ def _association(req, hub, std, control, with_arns=False):
     return out
 
 
+def _association_problem(hub, std, control):
+    """(ErrorCode, ErrorReason) of a well-formed association AWS would not process, or None."""
+    sub = hub.standards.get(std)
+    if sub is None:
+        return "RESOURCE_NOT_FOUND", f"Standard {std} is not enabled"
+    if sub.status() != "READY":
+        return "RESOURCE_NOT_FOUND", f"Standards subscription {sub.arn} is not ready for updates (NOT_READY_FOR_UPDATES)"
+    if not _in_standard(std, control):
+        return "RESOURCE_NOT_FOUND", f"Control {control} was not found in standard {std}"
+    return None
+
+
 def batch_get_standards_control_associations(req, p):
     hub = _hub(req)
     ids = p["StandardsControlAssociationIds"]
@@ -365,12 +468,12 @@ def batch_get_standards_control_associations(req, p):
     for item in ids:
         std, control = item.get("StandardsArn"), item.get("SecurityControlId")
         if not std or not control or not CONTROL_ID.match(control):
-            unprocessed.append({"StandardsControlAssociationId": item, "ErrorCode": "INVALID_INPUT", "ErrorReason": "Invalid SecurityControlId or StandardsArn"})
-        elif std not in hub.standards:
-            unprocessed.append({"StandardsControlAssociationId": item, "ErrorCode": "RESOURCE_NOT_FOUND", "ErrorReason": f"Standard {std} is not enabled"})
+            problem = ("INVALID_INPUT", "Invalid SecurityControlId or StandardsArn")
         else:
-            if not _in_standard(hub, std, control):
-                hub.referenced.add((std, control))
+            problem = _association_problem(hub, std, control)
+        if problem:
+            unprocessed.append({"StandardsControlAssociationId": item, "ErrorCode": problem[0], "ErrorReason": problem[1]})
+        else:
             details.append(_association(req, hub, std, control, with_arns=True))
     out = {"StandardsControlAssociationDetails": details}
     if unprocessed:
@@ -387,9 +490,11 @@ def batch_update_standards_control_associations(req, p):
     for u in updates:
         std, control, status = u.get("StandardsArn"), u.get("SecurityControlId"), u.get("AssociationStatus")
         if not std or not control or not CONTROL_ID.match(control) or status not in ("ENABLED", "DISABLED"):
-            unprocessed.append({"StandardsControlAssociationUpdate": u, "ErrorCode": "INVALID_INPUT", "ErrorReason": "Invalid SecurityControlId, StandardsArn or AssociationStatus"})
-        elif std not in hub.standards:
-            unprocessed.append({"StandardsControlAssociationUpdate": u, "ErrorCode": "RESOURCE_NOT_FOUND", "ErrorReason": f"Standard {std} is not enabled"})
+            problem = ("INVALID_INPUT", "Invalid SecurityControlId, StandardsArn or AssociationStatus")
+        else:
+            problem = _association_problem(hub, std, control)
+        if problem:
+            unprocessed.append({"StandardsControlAssociationUpdate": u, "ErrorCode": problem[0], "ErrorReason": problem[1]})
         else:
             hub.controls[(std, control)] = {"status": status, "reason": u.get("UpdatedReason"), "updated": now()}
     out = {}
@@ -398,12 +503,32 @@ def batch_update_standards_control_associations(req, p):
     return out
 
 
+def update_standards_control(req, p):
+    hub = _hub(req)
+    status = p.get("ControlStatus")
+    if status is not None and status not in ("ENABLED", "DISABLED"):
+        raise _invalid_input(f"Invalid ControlStatus {status}")
+    if status == "DISABLED" and not p.get("DisabledReason"):
+        raise _invalid_input("DisabledReason is required when ControlStatus is DISABLED")
+    m = CONTROL_ARN.match(p["StandardsControlArn"])
+    std = None
+    if m and m.group(1) == req.region and m.group(2) == req.account:
+        std = next((s for s in hub.standards if STANDARD.match(s).group(3) == m.group(3)), None)
+    if std is None or _association_problem(hub, std, m.group(4)):
+        raise ApiError("ResourceNotFoundException", "StandardsControl not found")
+    if status is not None:
+        reason = p.get("DisabledReason") if status == "DISABLED" else None
+        hub.controls[(std, m.group(4))] = {"status": status, "reason": reason, "updated": now()}
+    return {}
+
+
 def list_standards_control_associations(req, p):
     hub = _hub(req)
     control = p["SecurityControlId"]
     if not CONTROL_ID.match(control):
         raise _invalid_input(f"Invalid SecurityControlId {control}")
-    items = [_association(req, hub, std, control) for std in hub.standards if _in_standard(hub, std, control)]
+    # subscriptions not ready for updates are left out, as AWS documents
+    items = [_association(req, hub, std, control) for std in hub.standards if not _association_problem(hub, std, control)]
     page, token = paginate(items, p.get("NextToken"), p.get("MaxResults"), lambda: _invalid_input("Invalid NextToken"))
     out = {"StandardsControlAssociationSummaries": page}
     if token:
@@ -619,6 +744,7 @@ SERVICE = RestJsonService(
         "BatchGetStandardsControlAssociations": batch_get_standards_control_associations,
         "BatchUpdateStandardsControlAssociations": batch_update_standards_control_associations,
         "ListStandardsControlAssociations": list_standards_control_associations,
+        "UpdateStandardsControl": update_standards_control,
         "CreateFindingAggregator": create_finding_aggregator,
         "ListFindingAggregators": list_finding_aggregators,
         "GetFindingAggregator": get_finding_aggregator,
@@ -636,6 +762,73 @@ SERVICE = RestJsonService(
 )
 
 
+# ---------------------------------------------------------------- request rates
+
+
+def _allowed(req):
+    """Takes a token from the bucket of the request's account, Region and operation; False when
+    it is empty (the request is over the rate). Requests no operation of the model fits are
+    not counted (AWS would not know them either)."""
+    found = _rest_match(SERVICE.model, req)
+    if found is None:
+        return True
+    op = found[1]
+    rate, burst = RATE_LIMITS.get(op, OTHER_RATE_LIMIT)
+    key = (req.account, req.region, op)
+    t = time.monotonic()
+    bucket = _buckets.setdefault(key, [float(burst), t])
+    bucket[0] = min(float(burst), bucket[0] + (t - bucket[1]) * rate)
+    bucket[1] = t
+    if bucket[0] >= 1.0:
+        bucket[0] -= 1.0
+        return True
+    _throttled[op] = _throttled.get(op, 0) + 1
+    return False
+
+
+def _too_many_requests():
+    # What Security Hub's front end answers over the rate: HTTP 429, the code in
+    # x-amzn-ErrorType, the message "Too Many Requests" (see the module docstring).
+    return Response(429, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "TooManyRequestsException")],
+                    json.dumps({"message": "Too Many Requests"}))
+
+
 def handle(req):
     with _lock:
+        if _settings["rate_limits"] and not _allowed(req):
+            return _too_many_requests()
         return SERVICE.handle(req)
+
+
+# ---------------------------------------------------------------- test hook
+
+
+def _state():
+    return {**_settings, "throttled": sum(_throttled.values()), "throttled_by_operation": dict(sorted(_throttled.items()))}
+
+
+def hook(environ):
+    """`POST|GET /cm-emulator/securityhub`."""
+    def state():
+        with _lock:
+            return _state()
+
+    doc, answer = hook_request(environ, state)
+    if answer:
+        return answer
+    if not isinstance(doc, dict):
+        return hook_answer(400, {"error": "body must be a JSON object"})
+    unknown = set(doc) - set(DEFAULT_SETTINGS)
+    if unknown:
+        return hook_answer(400, {"error": f"unknown members: {sorted(unknown)}"})
+    pending = doc.get("pending_seconds", _settings["pending_seconds"])
+    if isinstance(pending, bool) or not isinstance(pending, (int, float)) or not 0 <= pending <= 3600:
+        return hook_answer(400, {"error": "pending_seconds must be a number of seconds, 0 to 3600"})
+    limits = doc.get("rate_limits", _settings["rate_limits"])
+    if not isinstance(limits, bool):
+        return hook_answer(400, {"error": "rate_limits must be true or false"})
+    with _lock:
+        _settings.update(pending_seconds=float(pending), rate_limits=limits)
+        _buckets.clear()
+        _throttled.clear()
+        return hook_answer(200, _state())
