@@ -18,6 +18,7 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cm_emulator import Dispatcher  # noqa: E402
+from cm_emulator.faults import request_handler  # noqa: E402
 from moto.moto_server.threaded_moto_server import MotoRequestHandler  # noqa: E402
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
@@ -31,7 +32,8 @@ def main():
     app = Dispatcher(DomainDispatcherApplication(create_backend_app))
     # Bind first (port 0 lets the kernel choose, with no race against other emulators),
     # then say where: "listening on http://HOST:PORT" on stdout.
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    # The handler can reset a connection (TCP RST) when a test hook asks for no answer at all.
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=request_handler(MotoRequestHandler))
     os.environ.setdefault("MOTO_PORT", str(server.port))
     print(f"listening on http://{args.host}:{server.port}", flush=True)
     server.serve_forever()

@@ -1065,7 +1065,9 @@ def test_reset_clears_extension_state(aws, endpoint):
     reset(endpoint)
     assert deny_assume_role(endpoint) == {"account_ids": [], "denied": 0}
     assert faults(endpoint) == {"latency_ms": 0, "throttle_share": 0.0, "seed": 0, "tally": False, "requests": 0, "delayed": 0,
-                                "throttled": 0, "unidentified": 0, "throttled_by_code": {}}
+                                "throttled": 0, "unidentified": 0, "throttled_by_code": {},
+                                "internal_error_share": 0.0, "unavailable_share": 0.0, "reset_share": 0.0, "slow_share": 0.0,
+                                "slow_ms": 0, "internal_errors": 0, "unavailable": 0, "resets": 0, "slowed": 0, "failed_by_code": {}}
     assert error_of(aws("securityhub", region=R).describe_hub)[0] == "InvalidAccessException"
     assert aws("detective", region=R).list_graphs()["GraphList"] == []
     assert aws("accessanalyzer", region=R).list_analyzers()["analyzers"] == []

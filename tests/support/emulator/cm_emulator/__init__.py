@@ -9,6 +9,12 @@ Modules (each documents what it implements or corrects, and why):
 - faults: test hook for benchmarks: latency and throttling of every AWS request, each
   service's throttling answered in its own wire protocol; request counts by operation. Test
   hook: STS AssumeRole into chosen accounts denied (403 AccessDenied, as AWS answers).
+  Test hooks for what real fleets hit, each off until a test sets it: server errors (500/503
+  in each service's protocol), connection resets and late answers as seeded shares of
+  requests; Regions denied to a member account as a service control policy denies them
+  (AWS Control Tower's Region deny exemptions by default); a service absent from a Region
+  (no endpoint: the connection is reset); credentials that expire mid-run (ExpiredToken /
+  ExpiredTokenException / RequestExpired, as each protocol answers).
 - cbor: minimal CBOR codec (Smithy RPC v2 CBOR).
 - s3: GetBucketRequestPayment/PutBucketRequestPayment; GetBucketVersioning root element;
   Object Lock: GetObjectLockConfiguration's zero period removed, a zero period refused,

@@ -10,6 +10,12 @@ state as well as moto's. `/cm-emulator/...` paths are test hooks with no AWS cou
 every signed AWS request, applied here before any module or moto sees the request) and
 `/cm-emulator/deny-assume-role` (faults: STS AssumeRole into chosen accounts denied).
 `/cm-emulator/securityhub`: securityhub's hook (how long a new standard stays PENDING; request rates).
+Also from faults (`faults.HOOKS`), applied at the same place: `/cm-emulator/deny-regions`
+(Regions denied to a member account as a service control policy denies them),
+`/cm-emulator/absent-services` (a service with no endpoint in a Region: the connection is
+reset) and `/cm-emulator/expire-credentials` (an account's credentials expire mid-run); and
+the faults hook's server errors, connection resets and late answers (a late answer is held
+back in `start_response`, after the request was carried out).
 
 Services whose calls the product relies on and that moto answers as AWS does need no module:
 AWS Config and EventBridge (checked, see the package docstring).
@@ -59,6 +65,8 @@ class Dispatcher:
             return faults.deny_hook(environ).wsgi(start_response)
         if path == "/cm-emulator/securityhub":
             return securityhub.hook(environ).wsgi(start_response)
+        if path in faults.HOOKS:
+            return faults.HOOKS[path](environ).wsgi(start_response)
         if path.startswith(("/moto-api/", "/cm-emulator/")):
             return self.app(environ, start_response)
         scope = self.scope(environ)
@@ -70,6 +78,7 @@ class Dispatcher:
                 answer = faults.before(req)
                 if answer is not None:
                     return answer.wsgi(start_response)
+                start_response = faults.slowed(req, start_response)
             if service == "sts" and faults.denies_assume_role():
                 req = req or Request(environ, account, region, service, moto=self.app)
                 answer = faults.assume_role_denied(req)
