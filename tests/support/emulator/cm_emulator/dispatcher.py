@@ -9,6 +9,8 @@ state as well as moto's. `/cm-emulator/...` paths are test hooks with no AWS cou
 `/cm-emulator/regions` (ec2), `/cm-emulator/faults` (faults: latency and throttling of
 every signed AWS request, applied here before any module or moto sees the request) and
 `/cm-emulator/deny-assume-role` (faults: STS AssumeRole into chosen accounts denied).
+Also `/cm-emulator/iam-propagation` and `/cm-emulator/iam-trust` (iamtrust: IAM's propagation
+delay; roles the emulator has never seen).
 
 Services whose calls the product relies on and that moto answers as AWS does need no module:
 AWS Config and EventBridge (checked, see the package docstring).
@@ -25,9 +27,11 @@ from moto.iam.models import get_account_id_from
 
 from . import (accessanalyzer, cloudtrail, computeoptimizer, detective, ec2, faults, guardduty, iam, s3, securityhub,
                stepfunctions)
+from . import iamtrust
 from .wire import Request, Response
 
 MODULES = (s3, securityhub, detective, accessanalyzer, computeoptimizer, guardduty, stepfunctions, ec2, cloudtrail)
+MODULES += (iamtrust,)  # last: a service's own answers (Step Functions' name conflict) come first
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 QUERY_CREDENTIAL = re.compile(r"(?:^|&)X-Amz-Credential=([^&]+)")
 
@@ -56,6 +60,8 @@ class Dispatcher:
             return faults.hook(environ).wsgi(start_response)
         if path == "/cm-emulator/deny-assume-role":
             return faults.deny_hook(environ).wsgi(start_response)
+        if path in iamtrust.HOOKS:
+            return iamtrust.hook(environ, path).wsgi(start_response)
         if path.startswith(("/moto-api/", "/cm-emulator/")):
             return self.app(environ, start_response)
         scope = self.scope(environ)
