@@ -63,6 +63,9 @@ def endpoint(tmp_path_factory):
                 proc.kill()
                 raise RuntimeError("emulator did not start: " + log.read_text(errors="replace")[-2000:])
             time.sleep(0.1)
+    # The tests make a role just before they hand it to a service: no IAM propagation delay
+    # here (test_strict_iam.py checks the delay).
+    post(url + "/cm-emulator/iam-propagation", {"seconds": 0})
     yield url
     proc.terminate()
     try:
@@ -125,6 +128,12 @@ def error_of(call, *args, **kwargs):
     with pytest.raises(ClientError) as e:
         call(*args, **kwargs)
     return e.value.response["Error"]["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def trusting(service):
+    """A trust policy that lets `service` assume the role (a service refuses a role it cannot assume)."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
 
 
 # ---------------------------------------------------------------- IAM (cost of an account)
@@ -772,7 +781,7 @@ def test_guardduty_corrections(aws):
 def test_stepfunctions_create_conflict(aws):
     sf = aws("stepfunctions")
     definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
-    role = "arn:aws:iam::123456789012:role/sfn"
+    role = aws("iam").create_role(RoleName="sfn", AssumeRolePolicyDocument=trusting("states.amazonaws.com"))["Role"]["Arn"]
     arn = sf.create_state_machine(name="cm-sm", definition=definition, roleArn=role, tags=[{"key": "owner", "value": "cm"}])["stateMachineArn"]
     assert sf.create_state_machine(name="cm-sm", definition=definition, roleArn=role + "2")["stateMachineArn"] == arn
     assert error_of(sf.create_state_machine, name="cm-sm", definition=definition.replace('"P"', '"Q"'), roleArn=role)[0] == "StateMachineAlreadyExists"
@@ -789,8 +798,9 @@ def test_stepfunctions_create_conflict(aws):
 
 def test_config_and_eventbridge_answer_as_aws(aws):
     cfg = aws("config", account=MEMBER_A)
+    role = aws("iam", account=MEMBER_A).create_role(RoleName="cm-config", AssumeRolePolicyDocument=trusting("config.amazonaws.com"))["Role"]["Arn"]
     cfg.put_configuration_recorder(ConfigurationRecorder={
-        "name": "default", "roleARN": f"arn:aws:iam::{MEMBER_A}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig",
+        "name": "default", "roleARN": role,
         "recordingGroup": {"allSupported": False, "includeGlobalResourceTypes": False, "resourceTypes": ["AWS::S3::Bucket"],
                            "recordingStrategy": {"useOnly": "INCLUSION_BY_RESOURCE_TYPES"}}})
     cfg.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": "logs", "s3KmsKeyArn": f"arn:aws:kms:{REGION}:{MEMBER_A}:key/k"})
@@ -818,13 +828,14 @@ def test_config_one_recorder_and_delivery_channel_per_region(aws):
     """moto's own answers, checked: one customer-managed recorder and one delivery channel per
     account and Region, and no delivery channel before a recorder."""
     cfg = aws("config", account=MEMBER_B)
-    role = f"arn:aws:iam::{MEMBER_B}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig"
+    role, other_role = (aws("iam", account=MEMBER_B).create_role(RoleName=name, AssumeRolePolicyDocument=trusting("config.amazonaws.com"))["Role"]["Arn"]
+                        for name in ("cm-config", "cm-config-2"))
     assert error_of(cfg.put_delivery_channel, DeliveryChannel={"name": "customer", "s3BucketName": "logs"}) == (
         "NoAvailableConfigurationRecorderException", 400)
     cfg.put_configuration_recorder(ConfigurationRecorder={"name": "customer", "roleARN": role})
     assert error_of(cfg.put_configuration_recorder, ConfigurationRecorder={"name": "cm-recorder", "roleARN": role}) == (
         "MaxNumberOfConfigurationRecordersExceededException", 400)
-    cfg.put_configuration_recorder(ConfigurationRecorder={"name": "customer", "roleARN": role + "-2"})  # same name: an update
+    cfg.put_configuration_recorder(ConfigurationRecorder={"name": "customer", "roleARN": other_role})  # same name: an update
     cfg.put_delivery_channel(DeliveryChannel={"name": "customer", "s3BucketName": "logs"})
     assert error_of(cfg.put_delivery_channel, DeliveryChannel={"name": "cm-channel", "s3BucketName": "logs"}) == (
         "MaxNumberOfDeliveryChannelsExceededException", 400)

@@ -12,6 +12,7 @@ Checked:
   the model's format (epoch seconds as a number by default, ISO 8601 / RFC 3339 string when the
   shape says `iso8601`); required members are present. Errors: the error code is given by
   `x-amzn-ErrorType` or `__type`, and the HTTP status matches the model's error shape.
+  A code the service's model does not list must be one of AWS's common errors (COMMON_ERRORS).
 - rpcv2 CBOR: the error code and status; the body itself is decoded by botocore.
 - XML protocols (query, ec2, rest-xml): the root element is the one the model implies
   (`<Op>Response` for query/ec2, the output shape's name or payload member for rest-xml), and
@@ -22,6 +23,11 @@ import datetime
 import json
 import re
 import xml.etree.ElementTree as ET
+
+# AWS's common errors: any JSON service may answer them, and its model need not list them (the
+# "Common Errors" page of each API reference), with their HTTP status. Step Functions answers a
+# role it cannot assume with AccessDeniedException, which its model does not list.
+COMMON_ERRORS = {"AccessDeniedException": 400}
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
 # Throttling codes an AWS front end answers whether or not the service model lists them (Security
@@ -83,6 +89,9 @@ def check_error(protocol, op, status, headers, body):
     if shape is None and code in UNMODELED_THROTTLING:
         if protocol == "rest-json" and status != UNMODELED_THROTTLING[code]:
             problems.append(f"error {code}: HTTP {status}, expected {UNMODELED_THROTTLING[code]}")
+    elif shape is None and code in COMMON_ERRORS:
+        if protocol == "json" and status != COMMON_ERRORS[code]:
+            problems.append(f"error {code}: HTTP {status}, AWS's common errors say {COMMON_ERRORS[code]}")
     elif shape is None:
         problems.append(f"error {code} is not an error of the service")
     else:

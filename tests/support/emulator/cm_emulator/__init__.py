@@ -40,6 +40,13 @@ Modules (each documents what it implements or corrects, and why):
 - ec2: DescribeRegions test hook; default VPC internet gateway; DeleteSubnet/DeleteVpc
   dependency checks; DetachInternetGateway refused while public addresses are mapped;
   DeleteNatGateway releases the gateway's network interface and address.
+- iamtrust: STS AssumeRole evaluates the role's trust policy (principal, action, explicit
+  Deny, conditions such as sts:ExternalId) and refuses as AWS does (403 AccessDenied); a
+  service handed a role it cannot assume refuses it (Step Functions Create/UpdateStateMachine:
+  400 AccessDeniedException; Config PutDeliveryChannel: 400
+  InsufficientDeliveryPolicyException); IAM's propagation delay (a role's trust policy reaches
+  services `seconds` after a change, default 2). Test hooks: `/cm-emulator/iam-propagation`,
+  `/cm-emulator/iam-trust` (roles the emulator has never seen, taken as deployed before).
 
 Checked and left to moto (its raw answers match the botocore model and AWS's behaviour for
 the calls the product makes): AWS Config (PutConfigurationRecorder, DescribeConfigurationRecorders,

@@ -16,6 +16,8 @@ Also from faults (`faults.HOOKS`), applied at the same place: `/cm-emulator/deny
 reset) and `/cm-emulator/expire-credentials` (an account's credentials expire mid-run); and
 the faults hook's server errors, connection resets and late answers (a late answer is held
 back in `start_response`, after the request was carried out).
+Also `/cm-emulator/iam-propagation` and `/cm-emulator/iam-trust` (iamtrust: IAM's propagation
+delay; roles the emulator has never seen).
 
 Services whose calls the product relies on and that moto answers as AWS does need no module:
 AWS Config and EventBridge (checked, see the package docstring).
@@ -32,9 +34,11 @@ from moto.iam.models import get_account_id_from
 
 from . import (accessanalyzer, cloudtrail, computeoptimizer, detective, ec2, faults, guardduty, iam, s3, securityhub,
                stepfunctions)
+from . import iamtrust
 from .wire import Request, Response
 
 MODULES = (s3, securityhub, detective, accessanalyzer, computeoptimizer, guardduty, stepfunctions, ec2, cloudtrail)
+MODULES += (iamtrust,)  # last: a service's own answers (Step Functions' name conflict) come first
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 QUERY_CREDENTIAL = re.compile(r"(?:^|&)X-Amz-Credential=([^&]+)")
 
@@ -67,6 +71,8 @@ class Dispatcher:
             return securityhub.hook(environ).wsgi(start_response)
         if path in faults.HOOKS:
             return faults.HOOKS[path](environ).wsgi(start_response)
+        if path in iamtrust.HOOKS:
+            return iamtrust.hook(environ, path).wsgi(start_response)
         if path.startswith(("/moto-api/", "/cm-emulator/")):
             return self.app(environ, start_response)
         scope = self.scope(environ)
