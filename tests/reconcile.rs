@@ -775,3 +775,74 @@ fn a_saved_plan_creates_and_updates_every_resource_type() {
     assert_eq!(code, 0, "{applied}");
     assert_eq!(call("kms", "get_key_rotation_status", json!({"KeyId": key}))["KeyRotationEnabled"], true);
 }
+
+#[test]
+fn a_region_a_service_control_policy_denies_is_skipped_and_the_rest_of_the_account_converges() {
+    let fleet = Fleet::new(&[("walled-co", "secure")]);
+    let a = fleet.accounts[0].clone();
+    // Control Tower's region deny on us-east-1: Security Hub, GuardDuty, Detective,
+    // EventBridge, Step Functions and EC2 are refused there; Config, KMS, IAM, Access Analyzer
+    // and Compute Optimizer are exempt.
+    fleet.emu.hook("/cm-emulator/deny-regions", json!({"account_id": a, "regions": ["us-east-1"]}));
+    let (code, applied) = fleet.report(&["apply", "--initial"]);
+    let acct = account(&applied, &a);
+    assert_eq!((code, acct["status"].as_str()), (0, Some("converged")), "{acct}");
+    let unavailable: Vec<(String, String)> = acct["skips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["reason"] == "region_unavailable")
+        .map(|s| (s["region"].as_str().unwrap_or("").to_string(), s["resource"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert!(unavailable.iter().all(|(r, _)| r == "us-east-1"), "{unavailable:?}");
+    for kind in ["securityhub_hub", "guardduty_detector", "ebs_default_encryption"] {
+        assert!(unavailable.iter().any(|(_, res)| res.starts_with(kind)), "no {kind} skip: {unavailable:?}");
+    }
+    assert!(acct["skips"].as_array().unwrap().iter().filter(|s| s["reason"] == "region_unavailable").all(|s| s
+        ["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("service control policy")));
+    // What the policy lets through is set up there all the same (Config is exempt), and
+    // the home region has everything.
+    let recorders = fleet.emu.aws_in(&a, "config", "describe_configuration_recorders", json!({}), "us-east-1").unwrap();
+    assert_eq!(recorders["ConfigurationRecorders"].as_array().map(Vec::len), Some(1), "{recorders}");
+    let hub = fleet.emu.aws_in(&a, "securityhub", "describe_hub", json!({}), support::HOME).unwrap();
+    assert!(hub["HubArn"].as_str().is_some(), "{hub}");
+    // And the next plan has nothing to do: the denied region is skipped again, not failed.
+    let (code, plan) = fleet.report(&["plan"]);
+    let p = account(&plan, &a);
+    assert_eq!((code, p["status"].as_str(), changes(p).len()), (0, Some("no_changes"), 0), "{p}");
+}
+
+#[test]
+fn expired_management_credentials_pause_the_run_until_they_work_again_and_nothing_is_lost() {
+    let fleet = Fleet::new(&[("a-co", "basic"), ("b-co", "basic"), ("c-co", "basic"), ("d-co", "basic")]);
+    assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
+    for a in &fleet.accounts {
+        fleet.emu.call(a, "iam", "update_account_password_policy", json!({"MinimumPasswordLength": 6}));
+    }
+    // The management account's credentials stop working once the run has entered the first
+    // account (GetCallerIdentity, ListAccounts, one AssumeRole), and work again 5 s later.
+    fleet.emu.hook("/cm-emulator/expire-credentials", json!({"account_id": "management", "after_requests": 3}));
+    let endpoint = fleet.emu.endpoint.clone();
+    let restore = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        support::post_hook(&endpoint, "/cm-emulator/expire-credentials", json!([]));
+    });
+    let out = fleet.run(&["apply", "--parallel-accounts", "1", "--format", "json"]);
+    restore.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(out.status.code(), Some(0), "{report}\n{stderr}");
+    for a in &fleet.accounts {
+        assert_eq!(account(&report, a)["status"], "converged", "{a}: {}", account(&report, a));
+        let min = fleet.emu.call(a, "iam", "get_account_password_policy", json!({}))["PasswordPolicy"]
+            ["MinimumPasswordLength"]
+            .clone();
+        assert_eq!(min, 8, "{a} was not repaired");
+    }
+    // Told once, as what it is.
+    assert_eq!(stderr.matches("a fault of the whole fleet").count(), 1, "{stderr}");
+    assert!(stderr.contains("the management account answers again"), "{stderr}");
+}

@@ -12,6 +12,7 @@ pub mod counter;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+pub mod pacing;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -159,6 +160,7 @@ pub struct AccountSession {
     eventbridge: ClientCache<aws_sdk_eventbridge::Client>,
     sfn: ClientCache<aws_sdk_sfn::Client>,
     memo: Mutex<HashMap<String, Memo>>,
+    pacing: pacing::Pacing,
 }
 
 type Memo = Arc<tokio::sync::OnceCell<Arc<dyn std::any::Any + Send + Sync>>>;
@@ -211,6 +213,7 @@ impl AccountSession {
             eventbridge: ClientCache::new(),
             sfn: ClientCache::new(),
             memo: Mutex::new(HashMap::new()),
+            pacing: pacing::Pacing::default(),
         }
     }
 
@@ -258,6 +261,23 @@ impl AccountSession {
         let _account = self.account_sem.acquire().await;
         let _fleet = self.fleet_sem.acquire().await;
         fut.await
+    }
+
+    /// Like [`call`](Self::call), for an operation AWS limits to a low rate per account and
+    /// Region (`securityhub:BatchEnableStandards`): waits first, if the rate requires, as
+    /// [`pacing::RATES`] says, holding no permit meanwhile.
+    pub async fn call_paced<T>(&self, region: &str, op: &'static str, fut: impl Future<Output = T>) -> T {
+        let wait = self.pacing.reserve(region, op);
+        if !wait.is_zero() {
+            tracing::info!(account = %self.account_id, region, operation = op, wait_ms = wait.as_millis() as u64, "paced");
+            tokio::time::sleep(wait).await;
+        }
+        self.call(fut).await
+    }
+
+    /// Calls of this account held back by pacing, and their total wait in milliseconds.
+    pub fn paced(&self) -> (u64, u64) {
+        self.pacing.held()
     }
 
     /// The STS client of the home region.

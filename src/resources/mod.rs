@@ -249,21 +249,26 @@ pub fn owner_of<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Optio
     tags.into_iter().find(|(k, _)| *k == crate::desired::names::OWNER_TAG_KEY).map(|(_, v)| v.to_string())
 }
 
-/// IAM is eventually consistent: a role created moments ago, earlier in the same apply, may
-/// not be usable by a service yet. Retries `send` while `not_ready` says so, for up to
-/// 30 seconds, then gives the error.
+/// IAM is eventually consistent: a role created or changed moments ago, earlier in the same
+/// apply, may not be usable by a service yet. Retries `send` while `not_ready` says so,
+/// waiting 1, 2, 4, 8, 8 and 8 seconds (about 30 in all, each wait logged), then gives the
+/// error.
 pub async fn while_role_settles<T, F, Fut>(not_ready: impl Fn(&AwsError) -> bool, mut send: F) -> Result<T, AwsError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AwsError>>,
 {
-    let mut attempt = 0;
+    const WAITS: [u64; 6] = [1, 2, 4, 8, 8, 8];
+    let mut waits = WAITS.iter();
     loop {
         match send().await {
-            Err(e) if not_ready(&e) && attempt < 6 => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            }
+            Err(e) if not_ready(&e) => match waits.next() {
+                Some(secs) => {
+                    tracing::info!(error = %e, retry_in_seconds = secs, "the role is not usable by the service yet (IAM propagates changes in seconds): waiting");
+                    tokio::time::sleep(std::time::Duration::from_secs(*secs)).await;
+                }
+                None => return Err(e),
+            },
             other => return other,
         }
     }

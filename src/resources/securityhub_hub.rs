@@ -96,7 +96,9 @@ impl ResourceType for SecurityhubHub {
         // The baseline's standards are `securityhub_standard` entries: AWS's default standards
         // are not enabled with the hub.
         cx.session
-            .call(
+            .call_paced(
+                cx.region,
+                "securityhub:EnableSecurityHub",
                 sh.enable_security_hub()
                     .enable_default_standards(false)
                     .set_control_finding_generator(self.control_finding_generator.map(generator))

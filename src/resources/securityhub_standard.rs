@@ -77,15 +77,29 @@ impl SecurityhubStandard {
         }
     }
 
-    /// Waits (up to about two minutes) for a standard just enabled to accept control updates.
+    /// Waits (up to about two minutes, polling every 3 seconds) for a standard just enabled
+    /// to accept control updates; still `PENDING` after that is an error (AWS refuses
+    /// control updates meanwhile).
     async fn wait_ready(&self, cx: &Cx<'_>) -> Result<(), AwsError> {
-        for _ in 0..40 {
+        for attempt in 0..40 {
             match self.subscription(cx).await? {
-                Some((_, Some(StandardsStatus::Pending))) => tokio::time::sleep(Duration::from_secs(3)).await,
+                Some((_, Some(StandardsStatus::Pending))) => {
+                    if attempt == 0 {
+                        tracing::info!(account = cx.account_id, region = cx.region, standard = %self.standards_arn,
+                            "the standard is PENDING: waiting for it to be READY");
+                    }
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
                 _ => return Ok(()),
             }
         }
-        Ok(())
+        Err(AwsError::new(
+            "Pending",
+            format!(
+                "the standard {} is still PENDING after 2 minutes: its controls are not updatable yet",
+                self.standards_arn
+            ),
+        ))
     }
 
     async fn put_controls(&self, cx: &Cx<'_>, observed: Option<&BTreeMap<String, Control>>) -> Result<(), AwsError> {
@@ -117,7 +131,9 @@ impl SecurityhubStandard {
         for chunk in updates.chunks(BATCH) {
             let out = cx
                 .session
-                .call(
+                .call_paced(
+                    cx.region,
+                    "securityhub:BatchUpdateStandardsControlAssociations",
                     sh.batch_update_standards_control_associations()
                         .set_standards_control_association_updates(Some(chunk.to_vec()))
                         .send(),
@@ -149,9 +165,13 @@ impl ResourceType for SecurityhubStandard {
     }
 
     async fn observe(&self, cx: &Cx<'_>) -> Result<Observation<Self>, AwsError> {
-        let Some((subscription_arn, _)) = self.subscription(cx).await? else {
+        let Some((subscription_arn, status)) = self.subscription(cx).await? else {
             return Ok(Observation::Absent { quota: None });
         };
+        // While PENDING, AWS reports none of the standard's controls: read them once READY.
+        if self.controls.is_some() && status == Some(StandardsStatus::Pending) {
+            self.wait_ready(cx).await?;
+        }
         let mut seen = SecurityhubStandard {
             standards_arn: self.standards_arn.clone(),
             controls: None,
@@ -205,7 +225,9 @@ impl ResourceType for SecurityhubStandard {
         let sh = cx.session.securityhub(cx.region);
         let out = cx
             .session
-            .call(
+            .call_paced(
+                cx.region,
+                "securityhub:BatchEnableStandards",
                 sh.batch_enable_standards()
                     .standards_subscription_requests(
                         StandardsSubscriptionRequest::builder().standards_arn(&self.standards_arn).build(),
@@ -220,6 +242,7 @@ impl ResourceType for SecurityhubStandard {
     }
 
     async fn update(&self, cx: &Cx<'_>, observed: &Self) -> Result<(), AwsError> {
+        self.wait_ready(cx).await?;
         self.put_controls(cx, observed.controls.as_ref()).await
     }
 

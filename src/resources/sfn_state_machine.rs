@@ -111,12 +111,20 @@ impl ResourceType for SfnStateMachine {
         let sfn = cx.session.sfn(cx.region);
         let definition = (self.definition != observed.definition).then(|| self.definition.to_json_string());
         let role = (self.role_arn != observed.role_arn).then(|| self.role_arn.clone());
-        cx.session
-            .call(
-                sfn.update_state_machine().state_machine_arn(arn).set_definition(definition).set_role_arn(role).send(),
-            )
-            .await?;
-        Ok(())
+        // A new role may have been created moments ago, in the same apply.
+        super::while_role_settles(role_not_ready, || async {
+            cx.session
+                .call(
+                    sfn.update_state_machine()
+                        .state_machine_arn(arn.clone())
+                        .set_definition(definition.clone())
+                        .set_role_arn(role.clone())
+                        .send(),
+                )
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn delete(&self, cx: &Cx<'_>) -> Result<(), AwsError> {

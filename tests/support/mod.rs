@@ -328,6 +328,24 @@ impl Fleet {
     }
 }
 
+/// POSTs `body` to the emulator at `endpoint` (`http://host:port`), test hook `path`; from
+/// any thread. Panics unless it answers 200.
+pub fn post_hook(endpoint: &str, path: &str, body: Value) {
+    use std::io::{Read, Write};
+    let body = body.to_string();
+    let addr = endpoint.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).expect("emulator");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "{path}: {answer}");
+}
+
 /// `GET path` on 127.0.0.1:`port`: (status, body), or `None` if nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     http(port, "GET", path, "")
@@ -387,19 +405,7 @@ impl Emulator {
     }
 
     /// POSTs `body` to the extension's test hook at `path`; panics unless it answers 200.
-    fn hook(&self, path: &str, body: Value) {
-        use std::io::{Read, Write};
-        let body = body.to_string();
-        let addr = self.endpoint.trim_start_matches("http://");
-        let mut s = TcpStream::connect(addr).expect("emulator");
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("write");
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).expect("read");
-        assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "{path}: {answer}");
+    pub fn hook(&self, path: &str, body: Value) {
+        post_hook(&self.endpoint, path, body)
     }
 }
