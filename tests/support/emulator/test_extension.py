@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 
 import wirecheck
 from cm_emulator import cbor
+from delivery_policies import cloudtrail_bucket_policy, logs_key_policy
 
 HERE = Path(__file__).resolve().parent
 REGION = "ap-northeast-1"
@@ -205,10 +206,11 @@ def test_s3_object_lock_as_aws_answers(aws, endpoint):
 
 def test_cloudtrail_keeps_the_kms_key_arn_an_alias_named(aws):
     kms = aws("kms", account=MEMBER_A)
-    key = kms.create_key(Description="logs")["KeyMetadata"]
+    key = kms.create_key(Description="logs", Policy=logs_key_policy(MEMBER_A))["KeyMetadata"]
     kms.create_alias(AliasName="alias/cm-test-logs", TargetKeyId=key["KeyId"])
     s3 = aws("s3", account=MEMBER_A)
     s3.create_bucket(Bucket=f"cm-test-trail-{MEMBER_A}", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_policy(Bucket=f"cm-test-trail-{MEMBER_A}", Policy=cloudtrail_bucket_policy(f"cm-test-trail-{MEMBER_A}", MEMBER_A))
     ct = aws("cloudtrail", account=MEMBER_A)
     made = ct.create_trail(Name="cm-test", S3BucketName=f"cm-test-trail-{MEMBER_A}", KmsKeyId="alias/cm-test-logs")
     assert made["KmsKeyId"] == key["Arn"]
@@ -217,7 +219,7 @@ def test_cloudtrail_keeps_the_kms_key_arn_an_alias_named(aws):
     assert ct.describe_trails(trailNameList=["cm-test"])["trailList"][0]["KmsKeyId"] == key["Arn"]
     assert ct.get_trail(Name="cm-test")["Trail"]["KmsKeyId"] == key["Arn"]
     assert error_of(ct.update_trail, Name="cm-test", KmsKeyId="alias/cm-test-logs") == ("KmsKeyNotFoundException", 400)
-    other = kms.create_key(Description="other")["KeyMetadata"]
+    other = kms.create_key(Description="other", Policy=logs_key_policy(MEMBER_A))["KeyMetadata"]
     for ref in (other["KeyId"], other["Arn"]):
         assert ct.update_trail(Name="cm-test", KmsKeyId=ref)["KmsKeyId"] == other["Arn"]
     # A key of another account is not found in this one.
