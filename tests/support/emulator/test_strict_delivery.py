@@ -24,7 +24,6 @@ from test_extension import REGION, OTHER_REGION, aws, endpoint, error_of  # noqa
 
 REPO = Path(__file__).resolve().parents[3]
 RESOURCE_POLICIES = REPO / "desired-state" / "policies"
-SLR = "arn:aws:iam::{}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig"
 CT = Principal.service("cloudtrail.amazonaws.com")
 
 
@@ -364,3 +363,130 @@ def test_trail_kms_key_policy(aws):  # noqa: F811
     assert message_of(ct.update_trail, Name="cm-t", KmsKeyId=missing)[:2] == ("KmsKeyNotFoundException", 400)
     s3.delete_bucket_policy(Bucket=bucket)
     assert message_of(ct.update_trail, Name="cm-t", KmsKeyId=good)[0] == "InsufficientS3BucketPolicyException"
+
+
+# ---------------------------------------------------------------- AWS Config through the emulator
+
+
+def recorder(aws, account, role_arn, region=REGION):  # noqa: F811
+    cfg = aws("config", account=account, region=region)
+    cfg.put_configuration_recorder(ConfigurationRecorder={"name": "default", "roleARN": role_arn})
+    return cfg
+
+
+def test_config_delivery_channel_as_the_service_principal(aws):  # noqa: F811
+    acct = "444444444411"
+    # AWSServiceRoleForConfig, which has no S3 permission (moto spells its name AWSServiceRoleForconfig)
+    slr = aws("iam", account=acct).create_service_linked_role(AWSServiceName="config.amazonaws.com")["Role"]["Arn"]
+    assert ":role/aws-service-role/config.amazonaws.com/" in slr
+    cfg = recorder(aws, acct, slr)
+    bucket = f"cm-config-{acct}"
+
+    def put(**channel):
+        return cfg.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": bucket, **channel})
+
+    assert message_of(put) == ("NoSuchBucketException", 400, f"Cannot find a S3 bucket with name: {bucket}.")
+    s3 = make_bucket(aws, acct, bucket)
+    acl = ("InsufficientDeliveryPolicyException", 400, f"Insufficient delivery policy to s3 bucket: {bucket}, unable to get s3 bucket acl.")
+    write = ("InsufficientDeliveryPolicyException", 400, f"Insufficient delivery policy to s3 bucket: {bucket}, unable to write to bucket, "
+             "provided s3 key prefix is 'null', provided kms key is 'null'.")
+    assert message_of(put) == acl
+    whole = json.loads(config_bucket_policy(bucket, acct))
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc(whole["Statement"][0])))
+    assert message_of(put) == write
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc(whole["Statement"][2])))
+    assert message_of(put) == acl
+    # the guide's policy without the existence check (ListBucket) is enough
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc(whole["Statement"][0], whole["Statement"][2])))
+    put()
+    # another account's source, another folder, a prefix the policy does not name
+    s3.put_bucket_policy(Bucket=bucket, Policy=config_bucket_policy(bucket, "999999999999"))
+    assert message_of(put) == acl
+    s3.put_bucket_policy(Bucket=bucket, Policy=config_bucket_policy(bucket, acct))
+    assert message_of(put, s3KeyPrefix="p")[2].endswith("provided s3 key prefix is 'p', provided kms key is 'null'.")
+    s3.put_bucket_policy(Bucket=bucket, Policy=config_bucket_policy(bucket, acct, prefix="p"))
+    put(s3KeyPrefix="p")
+    # aws:SourceArn is arn:<partition>:config:<region>:<account>:*
+    arn_like = copy.deepcopy(json.loads(config_bucket_policy(bucket, acct)))
+    for st in arn_like["Statement"]:
+        st["Condition"]["ArnLike"] = {"AWS:SourceArn": f"arn:aws:config:{REGION}:{acct}:*"}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(arn_like))
+    put()
+    assert message_of(aws("config", account=acct, region=OTHER_REGION).put_delivery_channel,
+                      DeliveryChannel={"name": "default", "s3BucketName": bucket})[0] == "NoAvailableConfigurationRecorderException"
+    other = recorder(aws, acct, slr, region=OTHER_REGION)
+    assert message_of(other.put_delivery_channel, DeliveryChannel={"name": "default", "s3BucketName": bucket}) == acl
+    # with a KMS key: the key policy must let AWS Config use it
+    s3.put_bucket_policy(Bucket=bucket, Policy=config_bucket_policy(bucket, acct))
+    kms = aws("kms", account=acct)
+    plain = kms.create_key()["KeyMetadata"]["Arn"]
+    assert message_of(put, s3KmsKeyArn=plain)[2].endswith(f"provided s3 key prefix is 'null', provided kms key is '{plain}'.")
+    good = kms.create_key(Policy=logs_key_policy(acct))["KeyMetadata"]["Arn"]
+    put(s3KmsKeyArn=good)
+    kms.create_alias(AliasName="alias/cm-config", TargetKeyId=good)
+    put(s3KmsKeyArn=f"arn:aws:kms:{REGION}:{acct}:alias/cm-config")
+    assert message_of(put, s3KmsKeyArn="alias/cm-config") == (
+        "InvalidS3KmsKeyArnException", 400, "The arn 'alias/cm-config' is not a valid kms key or alias arn.")
+    assert message_of(put, s3KmsKeyArn=f"arn:aws:kms:{REGION}:{acct}:key/00000000-0000-0000-0000-000000000000")[0] == (
+        "InsufficientDeliveryPolicyException")
+    assert cfg.describe_delivery_channels()["DeliveryChannels"][0]["s3KmsKeyArn"].endswith(":alias/cm-config")
+
+
+ROLE_POLICY = {  # AWS Config Developer Guide, "Permissions for the IAM Role Assigned to AWS Config"
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["s3:PutObject", "s3:PutObjectAcl"], "Resource": ["arn:aws:s3:::{bucket}/AWSLogs/{account}/*"],
+         "Condition": {"StringLike": {"s3:x-amz-acl": "bucket-owner-full-control"}}},
+        {"Effect": "Allow", "Action": ["s3:GetBucketAcl"], "Resource": "arn:aws:s3:::{bucket}"},
+        {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*"},
+    ]}
+TRUST = json.dumps(doc(allow(Principal={"Service": "config.amazonaws.com"}, Action="sts:AssumeRole")))
+
+
+def role_policy(bucket, account):
+    return json.dumps(ROLE_POLICY).replace("{bucket}", bucket).replace("{account}", account)
+
+
+def test_config_delivery_channel_through_the_recorder_role(aws):  # noqa: F811
+    acct = "444444444412"
+    iam = aws("iam", account=acct)
+    bucket = f"cm-config-{acct}"
+    s3 = make_bucket(aws, acct, bucket)  # no bucket policy: the role's own permissions deliver
+    role = iam.create_role(RoleName="cm-config", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    cfg = recorder(aws, acct, role)
+
+    def put(**channel):
+        return cfg.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": bucket, **channel})
+
+    # without permissions the role is refused, then so is the service principal
+    assert message_of(put)[2].endswith("unable to get s3 bucket acl.")
+    iam.put_role_policy(RoleName="cm-config", PolicyName="deliver", PolicyDocument=role_policy(bucket, acct))
+    put()
+    # without PutObjectAcl, the role cannot write the check file with its ACL
+    no_acl = json.loads(role_policy(bucket, acct))
+    no_acl["Statement"][0]["Action"] = ["s3:PutObject"]
+    iam.put_role_policy(RoleName="cm-config", PolicyName="deliver", PolicyDocument=json.dumps(no_acl))
+    assert message_of(put)[2].endswith("unable to get s3 bucket acl.")
+    s3.put_bucket_policy(Bucket=bucket, Policy=config_bucket_policy(bucket, acct))
+    put()  # ... and the service principal, allowed by the bucket policy, delivers
+    s3.delete_bucket_policy(Bucket=bucket)
+    iam.put_role_policy(RoleName="cm-config", PolicyName="deliver", PolicyDocument=role_policy(bucket, acct))
+    # a bucket policy's Deny applies to the role too
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc(deny(Principal={"AWS": role}, Action="s3:PutObject", Resource="*"))))
+    assert message_of(put)[0] == "InsufficientDeliveryPolicyException"
+    s3.delete_bucket_policy(Bucket=bucket)
+    # KMS: a key policy that lets the account's IAM policies decide; one that does not
+    kms = aws("kms", account=acct)
+    delegating = kms.create_key()["KeyMetadata"]["Arn"]  # the default key policy: the account root
+    put(s3KmsKeyArn=delegating)
+    closed = kms.create_key(Policy=json.dumps(doc(allow(Principal={"Service": "cloudtrail.amazonaws.com"}, Action="kms:*", Resource="*"))))
+    assert message_of(put, s3KmsKeyArn=closed["KeyMetadata"]["Arn"])[0] == "InsufficientDeliveryPolicyException"
+    # a role AWS Config cannot assume is refused as such (iamtrust), not retried as the service principal
+    s3.put_bucket_policy(Bucket=bucket, Policy=config_bucket_policy(bucket, acct))
+    iam.update_assume_role_policy(RoleName="cm-config", PolicyDocument=json.dumps(doc(
+        allow(Principal={"Service": "ec2.amazonaws.com"}, Action="sts:AssumeRole"))))
+    code, status, message = message_of(put)
+    assert (code, status) == ("InsufficientDeliveryPolicyException", 400) and f"unable to assume role: {role}" in message
+    iam.update_assume_role_policy(RoleName="cm-config", PolicyDocument=json.dumps(doc(allow(
+        Principal={"Service": "config.amazonaws.com"}, Action="sts:AssumeRole", Condition={"StringEquals": {"aws:SourceAccount": acct}}))))
+    put()
