@@ -490,3 +490,121 @@ def test_config_delivery_channel_through_the_recorder_role(aws):  # noqa: F811
     iam.update_assume_role_policy(RoleName="cm-config", PolicyDocument=json.dumps(doc(allow(
         Principal={"Service": "config.amazonaws.com"}, Action="sts:AssumeRole", Condition={"StringEquals": {"aws:SourceAccount": acct}}))))
     put()
+
+
+# ---------------------------------------------------------------- the policies cm-baseline ships
+
+
+HOME = "ap-northeast-1"
+ACCOUNT = "444444444421"
+MANAGEMENT = "210987654321"
+
+
+def fill(value, account, home=HOME, region=HOME):
+    """desired-state's placeholders (desired-state/README.md, "Placeholders"), in string values only."""
+    values = {"account_id": account, "partition": "aws", "region": region, "home_region": home, "management_account_id": MANAGEMENT}
+    if isinstance(value, str):
+        return re.sub(r"\{([a-z0-9_]+)\}", lambda m: values[m.group(1)], value)
+    if isinstance(value, list):
+        return [fill(v, account, home, region) for v in value]
+    if isinstance(value, dict):
+        return {k: fill(v, account, home, region) for k, v in value.items()}
+    return value
+
+
+def shipped(name, account=ACCOUNT):
+    return fill(json.loads((RESOURCE_POLICIES / name).read_text()), account)
+
+
+# The logs key's CloudTrail statement as shipped before: DescribeKey allowed only under the
+# encryption-context condition, which a DescribeKey request never carries; and no Decrypt,
+# which an S3 Bucket Key needs.
+OLD_CLOUDTRAIL_STATEMENT = {
+    "Sid": "CloudTrailEncryptLogs", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+    "Action": ["kms:GenerateDataKey*", "kms:DescribeKey"], "Resource": "*",
+    "Condition": {"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": "arn:{partition}:cloudtrail:*:{account_id}:trail/*"}}}
+
+
+def old_logs_key_policy(account=ACCOUNT):
+    new = shipped("resource/logs-key-policy.json", account)
+    kept = [s for s in new["Statement"] if not s["Sid"].startswith("CloudTrail")]
+    return {**new, "Statement": [kept[0], fill(OLD_CLOUDTRAIL_STATEMENT, account), *kept[1:]]}
+
+
+def standin_bucket(name, policy, bucket_key):
+    enc = {"Rule": {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": "true"}} if bucket_key else None
+    return delivery.Bucket(name, ACCOUNT, "aws", SimpleNamespace(policy=json.dumps(policy).encode(), encryption=enc))
+
+
+def standin_key(policy):
+    return delivery.Key(SimpleNamespace(arn=f"arn:aws:kms:{HOME}:{ACCOUNT}:key/k", account_id=ACCOUNT, key_state="Enabled",
+                                        policy=json.dumps(policy)))
+
+
+def test_shipped_policies_pass_cloudtrails_checks_and_the_old_key_policy_did_not():
+    bucket_name = f"cm-members-cloudtrail-{ACCOUNT}"
+    trail = f"arn:aws:cloudtrail:{HOME}:{ACCOUNT}:trail/Members"  # F07's trail, in the home region
+    policy = shipped("resource/cloudtrail-bucket.json")
+    for region in (HOME, "us-east-1"):  # a multi-region trail delivers every region's files
+        assert trail_delivery.bucket_allows(standin_bucket(bucket_name, policy, True), ACCOUNT, region, trail, None, True, "k")
+    assert not trail_delivery.bucket_allows(standin_bucket(bucket_name, policy, False), ACCOUNT, HOME,
+                                            trail.replace("Members", "Other"), None, True, None)
+    new, old = shipped("resource/logs-key-policy.json"), old_logs_key_policy()
+    secure = standin_bucket(bucket_name, policy, True)  # F07 secure: SSE-KMS with an S3 Bucket Key
+    assert trail_delivery.key_allows(standin_key(new), secure, ACCOUNT, HOME, trail, None)
+    assert not trail_delivery.key_allows(standin_key(old), secure, ACCOUNT, HOME, trail, None)
+    assert not trail_delivery.key_allows(standin_key(old), standin_bucket(bucket_name, policy, False), ACCOUNT, HOME, trail, None)
+    # what the old statement lacked, request by request
+    describe = delivery.service_request("cloudtrail.amazonaws.com", "kms:DescribeKey", "k", ACCOUNT, trail)
+    assert evaluate(old, describe) is None and evaluate(new, describe) == ALLOW
+    encrypt = delivery.service_request("cloudtrail.amazonaws.com", "kms:GenerateDataKey", "k", ACCOUNT, trail,
+                                       **{"kms:EncryptionContext:aws:cloudtrail:arn": trail})
+    assert evaluate(old, encrypt) == ALLOW and evaluate(new, encrypt) == ALLOW
+    # another account's trail may not use the key
+    stranger = "arn:aws:cloudtrail:us-east-1:999999999999:trail/x"
+    assert evaluate(new, delivery.service_request("cloudtrail.amazonaws.com", "kms:GenerateDataKey", "k", "999999999999", stranger,
+                                                  **{"kms:EncryptionContext:aws:cloudtrail:arn": stranger})) is None
+
+
+def test_shipped_policies_pass_through_the_emulator(aws):  # noqa: F811
+    """F09's key, F07's bucket and trail, F01's Config role and F08's bucket, recorder and channel,
+    made in the order cm-baseline makes them, with the shipped documents."""
+    acct = ACCOUNT
+    kms, s3, iam = aws("kms", account=acct), aws("s3", account=acct), aws("iam", account=acct)
+    key = kms.create_key(Description="cm-members logs key", Policy=json.dumps(shipped("resource/logs-key-policy.json", acct)))["KeyMetadata"]
+    kms.create_alias(AliasName="alias/cm-members-logs-key", TargetKeyId=key["KeyId"])
+    sse = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/cm-members-logs-key"},
+                      "BucketKeyEnabled": True}]}
+    trail_bucket, config_bucket = f"cm-members-cloudtrail-{acct}", f"cm-members-config-{acct}"
+    make_bucket(aws, acct, trail_bucket, json.dumps(shipped("resource/cloudtrail-bucket.json", acct)), encryption=sse)
+    ct = aws("cloudtrail", account=acct)
+    made = ct.create_trail(Name="Members", S3BucketName=trail_bucket, IsMultiRegionTrail=True, IncludeGlobalServiceEvents=True,
+                           EnableLogFileValidation=True, KmsKeyId="alias/cm-members-logs-key")
+    assert made["KmsKeyId"] == key["Arn"]
+    ct.update_trail(Name="Members", S3BucketName=trail_bucket, KmsKeyId="alias/cm-members-logs-key")
+    # The key policy as shipped before is refused.
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(old_logs_key_policy(acct)))
+    assert message_of(ct.update_trail, Name="Members", S3BucketName=trail_bucket, KmsKeyId="alias/cm-members-logs-key")[0] == (
+        "InsufficientEncryptionPolicyException")
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(shipped("resource/logs-key-policy.json", acct)))
+
+    # AWS Config, through the recorder's role (F01) and, separately, as the service principal.
+    iam.create_role(RoleName="cm-config-role-all-regions", AssumeRolePolicyDocument=json.dumps(shipped("trust/config.json", acct)))
+    iam.attach_role_policy(RoleName="cm-config-role-all-regions", PolicyArn="arn:aws:iam::aws:policy/service-role/AWS_ConfigRole")
+    iam.put_role_policy(RoleName="cm-config-role-all-regions", PolicyName="CMConfigPolicy",
+                        PolicyDocument=json.dumps(shipped("inline/CMConfigPolicy.json", acct)))
+    make_bucket(aws, acct, config_bucket, json.dumps(shipped("resource/config-bucket.json", acct)), encryption=sse)
+    role = f"arn:aws:iam::{acct}:role/cm-config-role-all-regions"
+    for region in (HOME, "us-east-1"):  # every region delivers to the home region's bucket
+        cfg = recorder(aws, acct, role, region=region)
+        cfg.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": config_bucket, "s3KmsKeyArn": key["Arn"]})
+    # As the service principal only: a recorder role without S3 permissions.
+    sp_only = "444444444422"
+    kms2, iam2 = aws("kms", account=sp_only), aws("iam", account=sp_only)
+    key2 = kms2.create_key(Policy=json.dumps(shipped("resource/logs-key-policy.json", sp_only)))["KeyMetadata"]["Arn"]
+    bucket2 = f"cm-members-config-{sp_only}"
+    sse2 = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key2}, "BucketKeyEnabled": True}]}
+    make_bucket(aws, sp_only, bucket2, json.dumps(shipped("resource/config-bucket.json", sp_only)), encryption=sse2)
+    iam2.create_role(RoleName="cm-config-role-all-regions", AssumeRolePolicyDocument=json.dumps(shipped("trust/config.json", sp_only)))
+    cfg2 = recorder(aws, sp_only, f"arn:aws:iam::{sp_only}:role/cm-config-role-all-regions")
+    cfg2.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": bucket2, "s3KmsKeyArn": key2})
