@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 
 import wirecheck
 from cm_emulator import cbor
+from delivery_policies import config_bucket_policy, cloudtrail_bucket_policy, logs_key_policy
 
 HERE = Path(__file__).resolve().parent
 REGION = "ap-northeast-1"
@@ -205,10 +206,11 @@ def test_s3_object_lock_as_aws_answers(aws, endpoint):
 
 def test_cloudtrail_keeps_the_kms_key_arn_an_alias_named(aws):
     kms = aws("kms", account=MEMBER_A)
-    key = kms.create_key(Description="logs")["KeyMetadata"]
+    key = kms.create_key(Description="logs", Policy=logs_key_policy(MEMBER_A))["KeyMetadata"]
     kms.create_alias(AliasName="alias/cm-test-logs", TargetKeyId=key["KeyId"])
     s3 = aws("s3", account=MEMBER_A)
     s3.create_bucket(Bucket=f"cm-test-trail-{MEMBER_A}", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_policy(Bucket=f"cm-test-trail-{MEMBER_A}", Policy=cloudtrail_bucket_policy(f"cm-test-trail-{MEMBER_A}", MEMBER_A))
     ct = aws("cloudtrail", account=MEMBER_A)
     made = ct.create_trail(Name="cm-test", S3BucketName=f"cm-test-trail-{MEMBER_A}", KmsKeyId="alias/cm-test-logs")
     assert made["KmsKeyId"] == key["Arn"]
@@ -217,7 +219,7 @@ def test_cloudtrail_keeps_the_kms_key_arn_an_alias_named(aws):
     assert ct.describe_trails(trailNameList=["cm-test"])["trailList"][0]["KmsKeyId"] == key["Arn"]
     assert ct.get_trail(Name="cm-test")["Trail"]["KmsKeyId"] == key["Arn"]
     assert error_of(ct.update_trail, Name="cm-test", KmsKeyId="alias/cm-test-logs") == ("KmsKeyNotFoundException", 400)
-    other = kms.create_key(Description="other")["KeyMetadata"]
+    other = kms.create_key(Description="other", Policy=logs_key_policy(MEMBER_A))["KeyMetadata"]
     for ref in (other["KeyId"], other["Arn"]):
         assert ct.update_trail(Name="cm-test", KmsKeyId=ref)["KmsKeyId"] == other["Arn"]
     # A key of another account is not found in this one.
@@ -797,19 +799,23 @@ def test_stepfunctions_create_conflict(aws):
 
 
 def test_config_and_eventbridge_answer_as_aws(aws):
+    s3 = aws("s3", account=MEMBER_A)
+    s3.create_bucket(Bucket=f"cm-test-config-{MEMBER_A}", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_policy(Bucket=f"cm-test-config-{MEMBER_A}", Policy=config_bucket_policy(f"cm-test-config-{MEMBER_A}", MEMBER_A))
+    key = aws("kms", account=MEMBER_A).create_key(Policy=logs_key_policy(MEMBER_A))["KeyMetadata"]["Arn"]
     cfg = aws("config", account=MEMBER_A)
     role = aws("iam", account=MEMBER_A).create_role(RoleName="cm-config", AssumeRolePolicyDocument=trusting("config.amazonaws.com"))["Role"]["Arn"]
     cfg.put_configuration_recorder(ConfigurationRecorder={
         "name": "default", "roleARN": role,
         "recordingGroup": {"allSupported": False, "includeGlobalResourceTypes": False, "resourceTypes": ["AWS::S3::Bucket"],
                            "recordingStrategy": {"useOnly": "INCLUSION_BY_RESOURCE_TYPES"}}})
-    cfg.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": "logs", "s3KmsKeyArn": f"arn:aws:kms:{REGION}:{MEMBER_A}:key/k"})
+    cfg.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": f"cm-test-config-{MEMBER_A}", "s3KmsKeyArn": key})
     cfg.start_configuration_recorder(ConfigurationRecorderName="default")
     rec = cfg.describe_configuration_recorders()["ConfigurationRecorders"][0]
     assert rec["recordingGroup"]["resourceTypes"] == ["AWS::S3::Bucket"]
     assert cfg.describe_configuration_recorder_status()["ConfigurationRecordersStatus"][0]["recording"] is True
     cfg.stop_configuration_recorder(ConfigurationRecorderName="default")
-    assert cfg.describe_delivery_channels()["DeliveryChannels"][0]["s3KmsKeyArn"].endswith(":key/k")
+    assert cfg.describe_delivery_channels()["DeliveryChannels"][0]["s3KmsKeyArn"] == key
 
     ev = aws("events", account=MEMBER_A)
     bus = ev.create_event_bus(Name="cm-bus", Tags=[{"Key": "owner", "Value": "cm"}])["EventBusArn"]
@@ -830,21 +836,25 @@ def test_config_one_recorder_and_delivery_channel_per_region(aws):
     cfg = aws("config", account=MEMBER_B)
     role, other_role = (aws("iam", account=MEMBER_B).create_role(RoleName=name, AssumeRolePolicyDocument=trusting("config.amazonaws.com"))["Role"]["Arn"]
                         for name in ("cm-config", "cm-config-2"))
-    assert error_of(cfg.put_delivery_channel, DeliveryChannel={"name": "customer", "s3BucketName": "logs"}) == (
+    logs = f"cm-test-config-{MEMBER_B}"  # the bucket every channel here delivers to, with the policy AWS Config needs
+    s3 = aws("s3", account=MEMBER_B)
+    s3.create_bucket(Bucket=logs, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_policy(Bucket=logs, Policy=config_bucket_policy(logs, MEMBER_B))
+    assert error_of(cfg.put_delivery_channel, DeliveryChannel={"name": "customer", "s3BucketName": logs}) == (
         "NoAvailableConfigurationRecorderException", 400)
     cfg.put_configuration_recorder(ConfigurationRecorder={"name": "customer", "roleARN": role})
     assert error_of(cfg.put_configuration_recorder, ConfigurationRecorder={"name": "cm-recorder", "roleARN": role}) == (
         "MaxNumberOfConfigurationRecordersExceededException", 400)
     cfg.put_configuration_recorder(ConfigurationRecorder={"name": "customer", "roleARN": other_role})  # same name: an update
-    cfg.put_delivery_channel(DeliveryChannel={"name": "customer", "s3BucketName": "logs"})
-    assert error_of(cfg.put_delivery_channel, DeliveryChannel={"name": "cm-channel", "s3BucketName": "logs"}) == (
+    cfg.put_delivery_channel(DeliveryChannel={"name": "customer", "s3BucketName": logs})
+    assert error_of(cfg.put_delivery_channel, DeliveryChannel={"name": "cm-channel", "s3BucketName": logs}) == (
         "MaxNumberOfDeliveryChannelsExceededException", 400)
     assert [r["name"] for r in cfg.describe_configuration_recorders()["ConfigurationRecorders"]] == ["customer"]
     assert [c["name"] for c in cfg.describe_delivery_channels()["DeliveryChannels"]] == ["customer"]
     # another Region has its own; deleted ones free the place
     other = aws("config", region=OTHER_REGION, account=MEMBER_B)
     other.put_configuration_recorder(ConfigurationRecorder={"name": "cm-recorder", "roleARN": role})
-    other.put_delivery_channel(DeliveryChannel={"name": "cm-channel", "s3BucketName": "logs"})
+    other.put_delivery_channel(DeliveryChannel={"name": "cm-channel", "s3BucketName": logs})
     cfg.delete_delivery_channel(DeliveryChannelName="customer")
     cfg.delete_configuration_recorder(ConfigurationRecorderName="customer")
     cfg.put_configuration_recorder(ConfigurationRecorder={"name": "cm-recorder", "roleARN": role})

@@ -25,6 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import wirecheck
+from delivery_policies import config_bucket_policy
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -131,6 +132,14 @@ def policy(*statements):
 
 def allow(principal, **extra):
     return {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole", **extra}
+
+
+def config_bucket(aws, creds, account, name):
+    """A bucket whose policy lets AWS Config deliver for `account` (the emulator checks the
+    delivery at PutDeliveryChannel: test_strict_delivery.py)."""
+    s3 = aws("s3", creds)
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_policy(Bucket=name, Policy=config_bucket_policy(name, account))
 
 
 def make_role(iam, name, *statements):
@@ -355,6 +364,7 @@ def test_the_product_trust_policies_let_in_whom_they_name(aws, members):
     iam.create_role(RoleName="cm-config-role-all-regions", AssumeRolePolicyDocument=trust["config"])
     cfg = aws("config", creds)
     cfg.put_configuration_recorder(ConfigurationRecorder={"name": "default", "roleARN": f"arn:aws:iam::{a}:role/cm-config-role-all-regions"})
+    config_bucket(aws, creds, a, f"cm-members-config-{a}")
     cfg.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": f"cm-members-config-{a}"})
 
 
@@ -394,6 +404,7 @@ def test_config_delivery_channel_refused_while_config_cannot_assume_the_recorder
     states_only = make_role(iam, "states-only", allow({"Service": "states.amazonaws.com"}))
     cfg.put_configuration_recorder(ConfigurationRecorder={"name": "default", "roleARN": states_only})
     bucket = f"cm-members-config-{a}"
+    config_bucket(aws, creds, a, bucket)
     assert error_of(cfg.put_delivery_channel, DeliveryChannel={"name": "default", "s3BucketName": bucket}) == (
         "InsufficientDeliveryPolicyException", 400, f"Insufficient delivery policy to s3 bucket: {bucket}, unable to assume role: {states_only}")
     missing = f"arn:aws:iam::{a}:role/no-such-role"
@@ -493,6 +504,7 @@ def test_a_new_recorder_role_is_refused_by_config_until_it_has_propagated(aws, e
     role = make_role(iam, "new-recorder-role", allow({"Service": "config.amazonaws.com"}))
     cfg.put_configuration_recorder(ConfigurationRecorder={"name": "default", "roleARN": role})  # accepted at once
     channel = {"name": "default", "s3BucketName": "cm-config-bucket"}
+    config_bucket(aws, creds, a, "cm-config-bucket")
     assert error_of(cfg.put_delivery_channel, DeliveryChannel=channel)[:2] == ("InsufficientDeliveryPolicyException", 400)
     eventually(cfg.put_delivery_channel, 10, DeliveryChannel=channel)
     assert time.monotonic() - made >= 1.5

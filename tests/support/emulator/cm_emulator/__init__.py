@@ -35,6 +35,18 @@ Modules (each documents what it implements or corrects, and why):
   UpdateDetector feature merge, detector tagging.
 - stepfunctions: CreateStateMachine name conflict.
 - cloudtrail: CreateTrail/UpdateTrail KmsKeyId resolved to the key's ARN, as AWS keeps it.
+- trail_delivery: CreateTrail/UpdateTrail refused unless the bucket policy lets CloudTrail
+  deliver (InsufficientS3BucketPolicyException) and the key policy lets it encrypt
+  (InsufficientEncryptionPolicyException); a taken trail name is TrailAlreadyExistsException.
+- config: PutDeliveryChannel refused unless the bucket exists (NoSuchBucketException) and the
+  recorder's role or the AWS Config service principal may deliver to it
+  (InsufficientDeliveryPolicyException); asked after iamtrust, whose answer to a recorder
+  role Config cannot assume comes first.
+- policy: IAM policy evaluation as AWS documents it (resource and identity policies, Deny
+  first, principals, wildcards, condition operators), for the delivery checks.
+- delivery: what those checks read from moto (buckets, keys, roles) and the requests the
+  services make when they deliver.
+- s3_policy: PutBucketPolicy answered 204 with no body, as S3 does.
 - iam: AWS managed policies built for the `aws` partition only, from one shared parse
   (a new account costs moto about 1 s and tens of MB otherwise).
 - ec2: DescribeRegions test hook; default VPC internet gateway; DeleteSubnet/DeleteVpc
@@ -50,9 +62,9 @@ Modules (each documents what it implements or corrects, and why):
 
 Checked and left to moto (its raw answers match the botocore model and AWS's behaviour for
 the calls the product makes): AWS Config (PutConfigurationRecorder, DescribeConfigurationRecorders,
-DescribeConfigurationRecorderStatus, Start/StopConfigurationRecorder, PutDeliveryChannel,
-DescribeDeliveryChannels; one customer-managed recorder and one delivery channel per account
-and Region: another name is MaxNumberOfConfigurationRecordersExceededException /
+DescribeConfigurationRecorderStatus, Start/StopConfigurationRecorder, PutDeliveryChannel but
+for its role and delivery checks (iamtrust, config), DescribeDeliveryChannels; one
+customer-managed recorder and one delivery channel per account and Region: another name is MaxNumberOfConfigurationRecordersExceededException /
 MaxNumberOfDeliveryChannelsExceededException, a delivery channel before any recorder is
 NoAvailableConfigurationRecorderException, each a 400 awsJson error) and EventBridge
 (CreateEventBus, DescribeEventBus, PutRule, DescribeRule, PutTargets, ListTargetsByRule,

@@ -20,7 +20,8 @@ Also `/cm-emulator/iam-propagation` and `/cm-emulator/iam-trust` (iamtrust: IAM'
 delay; roles the emulator has never seen).
 
 Services whose calls the product relies on and that moto answers as AWS does need no module:
-AWS Config and EventBridge (checked, see the package docstring).
+EventBridge, and AWS Config but for PutDeliveryChannel's delivery checks (checked, see the
+package docstring).
 """
 
 import json
@@ -35,10 +36,14 @@ from moto.iam.models import get_account_id_from
 from . import (accessanalyzer, cloudtrail, computeoptimizer, detective, ec2, faults, guardduty, iam, s3, securityhub,
                stepfunctions)
 from . import iamtrust
+from . import config, s3_policy, trail_delivery
 from .wire import Request, Response
 
-MODULES = (s3, securityhub, detective, accessanalyzer, computeoptimizer, guardduty, stepfunctions, ec2, cloudtrail)
+# A service's modules are asked in this order: trail_delivery after cloudtrail (which resolves KmsKeyId first).
+MODULES = (s3, securityhub, detective, accessanalyzer, computeoptimizer, guardduty, stepfunctions, ec2, cloudtrail,
+           trail_delivery, s3_policy)
 MODULES += (iamtrust,)  # last: a service's own answers (Step Functions' name conflict) come first
+MODULES += (config,)  # after iamtrust, whose answer to a recorder role Config cannot assume comes first
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 QUERY_CREDENTIAL = re.compile(r"(?:^|&)X-Amz-Credential=([^&]+)")
 
