@@ -53,8 +53,9 @@ impl AppliedChange {
 
 /// Error codes with which AWS refuses a create because the resource, or the one of its
 /// kind AWS allows, already exists: it is someone else's, never ours to finish.
-const ALREADY_EXISTS: [&str; 9] = [
+const ALREADY_EXISTS: [&str; 10] = [
     "BucketAlreadyExists",
+    "TrailAlreadyExistsException",
     "BucketAlreadyOwnedByYou",
     "EntityAlreadyExists",
     "AlreadyExistsException",

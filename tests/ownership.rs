@@ -64,6 +64,8 @@ fn migrated_accounts_keep_every_piece_of_their_own_security_setup() {
     );
     let their_bucket = format!("customer-config-{id}");
     call_in("s3", "create_bucket", json!({"Bucket": their_bucket}), EAST);
+    let policy = support::config_bucket_policy(&their_bucket, id);
+    call_in("s3", "put_bucket_policy", json!({"Bucket": their_bucket, "Policy": policy}), EAST);
     call_in(
         "config",
         "put_configuration_recorder",

@@ -278,6 +278,8 @@ fn customer_lookalikes_without_the_tag_are_reported_and_left_byte_for_byte() {
         params["Bucket"] = json!(bucket);
         fleet.emu.call(id, "s3", op, params);
     }
+    let policy = support::cloudtrail_bucket_policy(&bucket, id);
+    fleet.emu.call(id, "s3", "put_bucket_policy", json!({"Bucket": bucket, "Policy": policy}));
     fleet.emu.call(id, "cloudtrail", "create_trail", json!({"Name": "Members", "S3BucketName": bucket}));
     fleet.emu.call(
         id,
@@ -322,7 +324,15 @@ fn customer_lookalikes_without_the_tag_are_reported_and_left_byte_for_byte() {
 fn five_trails_in_the_region_mean_no_sixth_and_a_quota_skip() {
     let fleet = Fleet::new(&[("busy-co", "basic")]);
     let id = &fleet.accounts[0];
-    fleet.emu.call(id, "s3", "create_bucket", json!({"Bucket": format!("customer-logs-{id}"), "CreateBucketConfiguration": {"LocationConstraint": "ap-northeast-1"}}));
+    let logs = format!("customer-logs-{id}");
+    fleet.emu.call(
+        id,
+        "s3",
+        "create_bucket",
+        json!({"Bucket": logs, "CreateBucketConfiguration": {"LocationConstraint": "ap-northeast-1"}}),
+    );
+    let policy = support::cloudtrail_bucket_policy(&logs, id);
+    fleet.emu.call(id, "s3", "put_bucket_policy", json!({"Bucket": logs, "Policy": policy}));
     for i in 0..5 {
         fleet.emu.call(
             id,
@@ -820,7 +830,7 @@ fn expired_management_credentials_pause_the_run_until_they_work_again_and_nothin
     let fleet = Fleet::new(&[("a-co", "basic"), ("b-co", "basic"), ("c-co", "basic"), ("d-co", "basic")]);
     assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
     for a in &fleet.accounts {
-        fleet.emu.call(a, "iam", "update_account_password_policy", json!({"MinimumPasswordLength": 6}));
+        fleet.emu.call(a, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed by hand"}));
     }
     // The management account's credentials stop working once the run has entered the first
     // account (GetCallerIdentity, ListAccounts, one AssumeRole), and work again 5 s later.
@@ -837,10 +847,8 @@ fn expired_management_credentials_pause_the_run_until_they_work_again_and_nothin
     assert_eq!(out.status.code(), Some(0), "{report}\n{stderr}");
     for a in &fleet.accounts {
         assert_eq!(account(&report, a)["status"], "converged", "{a}: {}", account(&report, a));
-        let min = fleet.emu.call(a, "iam", "get_account_password_policy", json!({}))["PasswordPolicy"]
-            ["MinimumPasswordLength"]
-            .clone();
-        assert_eq!(min, 8, "{a} was not repaired");
+        let role = fleet.emu.call(a, "iam", "get_role", json!({"RoleName": "cm-helpdesk"}));
+        assert_eq!(role["Role"]["Description"], "Operations team access (CM-managed)", "{a} was not repaired");
     }
     // Told once, as what it is.
     assert_eq!(stderr.matches("a fault of the whole fleet").count(), 1, "{stderr}");

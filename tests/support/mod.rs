@@ -346,6 +346,30 @@ pub fn post_hook(endpoint: &str, path: &str, body: Value) {
     assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "{path}: {answer}");
 }
 
+/// The bucket policy AWS's CloudTrail guide gives, for a customer's own trail: AWS (and the
+/// emulator) refuses CreateTrail to a bucket without it.
+pub fn cloudtrail_bucket_policy(bucket: &str, account: &str) -> String {
+    serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+         "Resource": format!("arn:aws:s3:::{bucket}")},
+        {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": format!("arn:aws:s3:::{bucket}/AWSLogs/{account}/*"),
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}}]})
+    .to_string()
+}
+
+/// The bucket policy AWS's Config guide gives for a delivery channel's bucket.
+pub fn config_bucket_policy(bucket: &str, account: &str) -> String {
+    let source = serde_json::json!({"StringEquals": {"AWS:SourceAccount": account}});
+    serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+         "Resource": format!("arn:aws:s3:::{bucket}"), "Condition": source},
+        {"Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": format!("arn:aws:s3:::{bucket}/AWSLogs/{account}/Config/*"),
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "AWS:SourceAccount": account}}}]})
+    .to_string()
+}
+
 /// `GET path` on 127.0.0.1:`port`: (status, body), or `None` if nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     http(port, "GET", path, "")
