@@ -351,6 +351,7 @@ pub async fn run(
     opts: &RunOptions,
 ) -> std::io::Result<RunReport> {
     let before = fleet.stats.totals();
+    let paced_before = fleet.pacing.held().0;
     let command = if opts.apply { "apply" } else { "plan" };
     let mut report = RunReport::new(command, opts.mode, inv.clone())?;
     let selected = inv.enrolled.iter().filter(|a| opts.accounts.is_empty() || opts.accounts.contains(&a.account_id));
@@ -375,6 +376,8 @@ pub async fn run(
     if let Some(e) = spool_error {
         return Err(e);
     }
-    report.finish(ApiCalls::of_totals(&crate::aws::counter::since(&before, &fleet.stats.totals())))?;
+    let mut calls = ApiCalls::of_totals(&crate::aws::counter::since(&before, &fleet.stats.totals()));
+    calls.paced = fleet.pacing.held().0 - paced_before;
+    report.finish(calls)?;
     Ok(report)
 }

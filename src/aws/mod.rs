@@ -49,6 +49,8 @@ pub struct Fleet {
     limits: CallLimits,
     fleet_sem: Arc<Semaphore>,
     pub stats: Arc<CallStats>,
+    /// AWS's documented rates, shared by every account's workers.
+    pub pacing: Arc<pacing::Pacing>,
     management: Arc<AccountSession>,
 }
 
@@ -65,9 +67,18 @@ impl Fleet {
         let base = aws_config::defaults(BehaviorVersion::latest())
             .region(SdkRegion::new(home_region.to_string()))
             .retry_config(RetryConfig::standard().with_max_attempts(limits.max_attempts))
+            // An answer that does not come is a timeout, which the SDK retries, rather than a
+            // call (and its permits) held for good.
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(60))
+                    .build(),
+            )
             .load()
             .await;
         let fleet_sem = Arc::new(Semaphore::new(limits.fleet_concurrency.max(1)));
+        let pacing = Arc::new(pacing::Pacing::default());
         let management = Arc::new(AccountSession::new(
             "management".into(),
             base.clone(),
@@ -75,8 +86,9 @@ impl Fleet {
             &limits,
             fleet_sem.clone(),
             stats.clone(),
+            pacing.clone(),
         ));
-        Self { base, home_region: home_region.to_string(), limits, fleet_sem, stats, management }
+        Self { base, home_region: home_region.to_string(), limits, fleet_sem, stats, pacing, management }
     }
 
     /// The session of the management account (Organizations, STS).
@@ -117,6 +129,7 @@ impl Fleet {
             &self.limits,
             self.fleet_sem.clone(),
             self.stats.clone(),
+            self.pacing.clone(),
         ))
     }
 }
@@ -160,7 +173,7 @@ pub struct AccountSession {
     eventbridge: ClientCache<aws_sdk_eventbridge::Client>,
     sfn: ClientCache<aws_sdk_sfn::Client>,
     memo: Mutex<HashMap<String, Memo>>,
-    pacing: pacing::Pacing,
+    pacing: Arc<pacing::Pacing>,
 }
 
 type Memo = Arc<tokio::sync::OnceCell<Arc<dyn std::any::Any + Send + Sync>>>;
@@ -187,6 +200,7 @@ impl AccountSession {
         limits: &CallLimits,
         fleet_sem: Arc<Semaphore>,
         stats: Arc<CallStats>,
+        pacing: Arc<pacing::Pacing>,
     ) -> Self {
         Self {
             account_id,
@@ -213,7 +227,7 @@ impl AccountSession {
             eventbridge: ClientCache::new(),
             sfn: ClientCache::new(),
             memo: Mutex::new(HashMap::new()),
-            pacing: pacing::Pacing::default(),
+            pacing,
         }
     }
 
@@ -267,17 +281,12 @@ impl AccountSession {
     /// Region (`securityhub:BatchEnableStandards`): waits first, if the rate requires, as
     /// [`pacing::RATES`] says, holding no permit meanwhile.
     pub async fn call_paced<T>(&self, region: &str, op: &'static str, fut: impl Future<Output = T>) -> T {
-        let wait = self.pacing.reserve(region, op);
+        let wait = self.pacing.reserve(&self.account_id, region, op);
         if !wait.is_zero() {
             tracing::info!(account = %self.account_id, region, operation = op, wait_ms = wait.as_millis() as u64, "paced");
             tokio::time::sleep(wait).await;
         }
         self.call(fut).await
-    }
-
-    /// Calls of this account held back by pacing, and their total wait in milliseconds.
-    pub fn paced(&self) -> (u64, u64) {
-        self.pacing.held()
     }
 
     /// The STS client of the home region.

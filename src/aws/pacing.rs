@@ -27,10 +27,10 @@ struct Bucket {
     at: Instant,
 }
 
-/// The token buckets of one account, by Region and operation.
+/// The token buckets of the fleet, by account, Region and operation.
 #[derive(Default)]
 pub struct Pacing {
-    buckets: Mutex<HashMap<(String, &'static str), Bucket>>,
+    buckets: Mutex<HashMap<(String, String, &'static str), Bucket>>,
     held: AtomicU64,
     held_ms: AtomicU64,
 }
@@ -38,13 +38,14 @@ pub struct Pacing {
 impl Pacing {
     /// How long one call of `op` in `region` must wait to keep to AWS's rate (zero when
     /// `op` is not paced or the bucket has room); the call is counted as made then.
-    pub fn reserve(&self, region: &str, op: &'static str) -> Duration {
+    pub fn reserve(&self, account: &str, region: &str, op: &'static str) -> Duration {
         let Some((_, rate, burst)) = RATES.iter().find(|(o, _, _)| *o == op) else {
             return Duration::ZERO;
         };
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let b = buckets.entry((region.to_string(), op)).or_insert(Bucket { tokens: *burst, at: now });
+        let b =
+            buckets.entry((account.to_string(), region.to_string(), op)).or_insert(Bucket { tokens: *burst, at: now });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(*burst);
         b.at = now;
         b.tokens -= 1.0;
@@ -71,18 +72,20 @@ mod tests {
     fn calls_over_the_documented_rate_wait_and_others_do_not() {
         let p = Pacing::default();
         let op = "securityhub:BatchEnableStandards";
-        assert_eq!(p.reserve("us-east-1", op), Duration::ZERO, "the burst of one");
-        let second = p.reserve("us-east-1", op);
+        assert_eq!(p.reserve("a", "us-east-1", op), Duration::ZERO, "the burst of one");
+        let second = p.reserve("a", "us-east-1", op);
         assert!(second > Duration::from_millis(900) && second <= Duration::from_secs(1), "{second:?}");
-        let third = p.reserve("us-east-1", op);
+        let third = p.reserve("a", "us-east-1", op);
         assert!(third > Duration::from_millis(1900), "queued behind the second: {third:?}");
         // Another Region, and an operation not in the table, have their own room.
-        assert_eq!(p.reserve("eu-west-1", op), Duration::ZERO);
-        assert_eq!(p.reserve("us-east-1", "securityhub:GetEnabledStandards"), Duration::ZERO);
+        assert_eq!(p.reserve("a", "eu-west-1", op), Duration::ZERO);
+        assert_eq!(p.reserve("a", "us-east-1", "securityhub:GetEnabledStandards"), Duration::ZERO);
         // UpdateStandardsControl: five at once, then one per second.
         let five: Vec<Duration> =
-            (0..6).map(|_| p.reserve("us-east-1", "securityhub:UpdateStandardsControl")).collect();
+            (0..6).map(|_| p.reserve("a", "us-east-1", "securityhub:UpdateStandardsControl")).collect();
         assert!(five[..5].iter().all(|d| d.is_zero()) && five[5] > Duration::from_millis(900), "{five:?}");
+        // Another account has its own.
+        assert_eq!(p.reserve("b", "us-east-1", op), Duration::ZERO);
         assert_eq!(p.held().0, 3);
     }
 }

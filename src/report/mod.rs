@@ -61,6 +61,9 @@ pub struct ApiCalls {
     pub not_found: u64,
     pub retries: u64,
     pub throttled: u64,
+    /// Calls held back to keep to AWS's documented rates (run totals only).
+    #[serde(default)]
+    pub paced: u64,
     pub by_service: BTreeMap<String, u64>,
     /// `service:Operation` → calls.
     pub by_operation: BTreeMap<String, u64>,
@@ -107,6 +110,7 @@ impl ApiCalls {
             a.not_found += p.not_found;
             a.retries += p.retries;
             a.throttled += p.throttled;
+            a.paced += p.paced;
             for (k, n) in &p.by_service {
                 *a.by_service.entry(k.clone()).or_default() += n;
             }

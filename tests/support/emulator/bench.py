@@ -325,7 +325,7 @@ def summarize(name, command, raw, n, r, expect, latency_ms, concurrency):
         "accounts_by_status": dict(statuses),
         "changes": changes,
         "failed_accounts": failed,
-        "api_calls": {k: calls[k] for k in ("total", "errors", "not_found", "retries", "throttled")},
+        "api_calls": {k: calls.get(k, 0) for k in ("total", "errors", "not_found", "retries", "throttled", "paced")},
         "calls_per_account_region": round(calls["total"] / cells, 3),
         "calls_per_account": round(calls["total"] / n, 3),
         # requests (attempts) the emulator received x latency / wall: calls in flight on average
@@ -346,10 +346,11 @@ def summarize(name, command, raw, n, r, expect, latency_ms, concurrency):
 
 
 def table(phases):
-    head = ["phase", "wall s", "calls", "calls per account-region", "retries", "throttled", "peak RSS MB", "CPU s",
-            "emulator CPU s"]
+    head = ["phase", "wall s", "calls", "calls per account-region", "retries", "throttled", "held by pacing",
+            "peak RSS MB", "CPU s", "emulator CPU s"]
     rows = [[p["phase"], f"{p['wall_s']:.2f}", str(p["api_calls"]["total"]), f"{p['calls_per_account_region']:.1f}",
-             str(p["api_calls"]["retries"]), str(p["api_calls"]["throttled"]), f"{p['peak_rss_mb']:.1f}",
+             str(p["api_calls"]["retries"]), str(p["api_calls"]["throttled"]), str(p["api_calls"]["paced"]),
+             f"{p['peak_rss_mb']:.1f}",
              "-" if p["cpu_s"] is None else f"{p['cpu_s']:.2f}", f"{p['emulator_cpu_s']:.2f}"] for p in phases]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"  # noqa: E731
