@@ -132,6 +132,17 @@ fn applied_events(log: &str) -> Vec<Value> {
     events
 }
 
+/// `cm-baseline runs approve ID` against `state`, as the OS user `user`.
+fn approve(state: &Path, id: i64, user: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
+        .args(["runs", "--state-dir"])
+        .arg(state)
+        .args(["approve", &id.to_string()])
+        .env("USER", user)
+        .output()
+        .expect("run cm-baseline runs approve")
+}
+
 fn runs_show(state: &Path, id: i64, format: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
         .args(["runs", "--state-dir"])
@@ -449,12 +460,7 @@ fn the_brake_stops_a_run_that_would_change_half_the_fleet_until_approved() {
     assert!(state.join(format!("reports/run-{}-plan.md", run.id)).exists());
 
     // An operator approves that run: it goes ahead, past the brake.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
-        .args(["runs", "--state-dir"])
-        .arg(&state)
-        .args(["approve", &run.id.to_string()])
-        .output()
-        .unwrap();
+    let out = approve(&state, run.id, "operator");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_until(120, "the approved run", || runs(&state).first().is_some_and(|r| r.status == "done"));
     for a in &drifted {
@@ -727,13 +733,7 @@ fn an_approved_run_applies_only_the_braked_plan_and_refuses_what_changed_since()
     std::fs::write(&f01, text.replacen("Operations team access (CM-managed)", "Edited after the brake", 1)).unwrap();
     let (a_co, b_co) = (&fleet.accounts[0], &fleet.accounts[1]);
     fleet.emu.call(b_co, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed again"}));
-    let out = Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
-        .args(["runs", "--state-dir"])
-        .arg(&state)
-        .args(["approve", &run.id.to_string()])
-        .env("USER", "alice")
-        .output()
-        .unwrap();
+    let out = approve(&state, run.id, "alice");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_until(120, "the approved run", || runs(&state).first().is_some_and(|r| r.status == "done"));
     assert_eq!(description(a_co), "Operations team access (CM-managed)", "the approved change, not the edit");
@@ -747,12 +747,7 @@ fn an_approved_run_applies_only_the_braked_plan_and_refuses_what_changed_since()
     let shown = runs_show(&state, run.id, "text");
     assert!(shown.contains("approved by alice (command line) at "), "{shown}");
     // Approved once only.
-    let again = Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
-        .args(["runs", "--state-dir"])
-        .arg(&state)
-        .args(["approve", &run.id.to_string()])
-        .output()
-        .unwrap();
+    let again = approve(&state, run.id, "alice");
     assert_eq!(again.status.code(), Some(1));
     assert_eq!(terminate(&mut d), Some(0));
 }
@@ -993,12 +988,7 @@ fn the_webhook_is_told_of_refusals_brakes_failures_and_announced_changes_with_li
     // failure: "finished_with_failures", linking the run's report.
     let b_co = fleet.accounts[1].clone();
     fleet.emu.call(&b_co, "iam", "update_role", json!({"RoleName": "cm-helpdesk", "Description": "changed again"}));
-    let out = Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
-        .args(["runs", "--state-dir"])
-        .arg(&state)
-        .args(["approve", &run.id.to_string()])
-        .output()
-        .unwrap();
+    let out = approve(&state, run.id, "operator");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_until(120, "the failure's notification", || !hook.of("finished_with_failures").is_empty());
     let failed = &hook.of("finished_with_failures")[0];

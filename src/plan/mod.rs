@@ -459,27 +459,13 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
         let mut place = Placement::default();
         for (r, block) in f.resources.iter().zip(blocks) {
             let result = if let Some(why) = observed.unavailable.get(&r.key) {
-                plan.skips.push(Skip {
-                    feature: f.id.clone(),
-                    region: r.key.region.clone(),
-                    resource: format!("{} {}", r.key.kind, r.key.name),
-                    reason: SkipReason::RegionUnavailable,
-                    detail: why.clone(),
-                    diff: None,
-                });
+                plan.skips.push(resource_skip(f, r, SkipReason::RegionUnavailable, why.clone()));
                 Err(format!("{} is unavailable in {}: {why}", r.key.kind, r.key.region))
             } else if block.is_empty() {
                 plan_resource(baseline, f, r, observed, over_quota.as_deref(), &mut plan)
             } else {
                 let why = block.join("; ");
-                plan.skips.push(Skip {
-                    feature: f.id.clone(),
-                    region: r.key.region.clone(),
-                    resource: format!("{} {}", r.key.kind, r.key.name),
-                    reason: SkipReason::BlockedDependency,
-                    detail: why.clone(),
-                    diff: None,
-                });
+                plan.skips.push(resource_skip(f, r, SkipReason::BlockedDependency, why.clone()));
                 Err(why)
             };
             if r.ensure == Ensure::Present {
@@ -511,6 +497,11 @@ fn in_place_now(r: &DesiredResource, observed: &Observed) -> Result<(), String> 
 
 fn feature_skip(f: &FeatureBaseline, reason: SkipReason, detail: String) -> Skip {
     Skip { feature: f.id.clone(), region: "*".into(), resource: "*".into(), reason, detail, diff: None }
+}
+
+fn resource_skip(f: &FeatureBaseline, r: &DesiredResource, reason: SkipReason, detail: String) -> Skip {
+    let resource = format!("{} {}", r.key.kind, r.key.name);
+    Skip { feature: f.id.clone(), region: r.key.region.clone(), resource, reason, detail, diff: None }
 }
 
 /// Plans one resource of an active feature. Returns whether the resource will be in

@@ -226,7 +226,8 @@ from moto.sts.models import sts_backends
 from moto.utilities.utils import PARTITION_NAMES
 
 from . import cbor
-from .wire import Response, hook_answer, hook_request, identify, models_for_signing_name, service_model
+from .wire import (Response, hook_answer, hook_request, identify, models_for_signing_name, object_hook_request,
+                   service_model)
 
 THROTTLE_NAMES = ("ThrottlingException", "TooManyRequestsException", "Throttling")
 MESSAGE = "Rate exceeded"
@@ -331,15 +332,9 @@ def _number(value, low, high):
 def hook(environ):
     """`POST|GET /cm-emulator/faults`."""
     global _rng, _settings
-    def state():
-        with _lock:
-            return _state()
-
-    doc, answer = hook_request(environ, state)
+    doc, answer = object_hook_request(environ, _lock, _state)
     if answer:
         return answer
-    if not isinstance(doc, dict):
-        return hook_answer(400, {"error": "body must be a JSON object"})
     unknown = set(doc) - {"latency_ms", "seed", "tally", "slow_ms", *SHARES}
     if unknown:
         return hook_answer(400, {"error": f"unknown members: {sorted(unknown)}"})

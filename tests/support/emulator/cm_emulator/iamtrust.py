@@ -121,7 +121,7 @@ from moto.organizations.models import organizations_backends
 from moto.stepfunctions.models import stepfunctions_backends
 from moto.sts.models import sts_backends
 
-from .wire import Response, call_moto, hook_answer, hook_request
+from .wire import Response, call_moto, hook_answer, object_hook_request
 
 SIGNING_NAMES = ("sts", "iam", "states", "config")
 HOOKS = ("/cm-emulator/iam-propagation", "/cm-emulator/iam-trust")
@@ -163,15 +163,9 @@ def hook(environ, path):
     """`POST|GET /cm-emulator/iam-propagation` and `/cm-emulator/iam-trust`."""
     global _settings
 
-    def state():
-        with _lock:
-            return _state()
-
-    doc, answer = hook_request(environ, state)
+    doc, answer = object_hook_request(environ, _lock, _state)
     if answer:
         return answer
-    if not isinstance(doc, dict):
-        return hook_answer(400, {"error": "body must be a JSON object"})
     if path.endswith("/iam-propagation"):
         unknown = set(doc) - {"seconds", "assume_role"}
         seconds, assume_role = doc.get("seconds", DEFAULTS["seconds"]), doc.get("assume_role", DEFAULTS["assume_role"])

@@ -88,7 +88,7 @@ import threading
 import time
 import uuid
 
-from .wire import (ApiError, Response, RestJsonService, _rest_match, call_moto, hook_answer, hook_request, iso, now,
+from .wire import (ApiError, Response, RestJsonService, _rest_match, call_moto, hook_answer, iso, now, object_hook_request,
                    paginate)
 
 SIGNING_NAMES = ("securityhub",)
@@ -809,15 +809,9 @@ def _state():
 
 def hook(environ):
     """`POST|GET /cm-emulator/securityhub`."""
-    def state():
-        with _lock:
-            return _state()
-
-    doc, answer = hook_request(environ, state)
+    doc, answer = object_hook_request(environ, _lock, _state)
     if answer:
         return answer
-    if not isinstance(doc, dict):
-        return hook_answer(400, {"error": "body must be a JSON object"})
     unknown = set(doc) - set(DEFAULT_SETTINGS)
     if unknown:
         return hook_answer(400, {"error": f"unknown members: {sorted(unknown)}"})

@@ -164,6 +164,19 @@ def hook_request(environ, state=None):
         return None, hook_answer(400, {"error": "body must be JSON"})
 
 
+def object_hook_request(environ, lock, state):
+    """`hook_request` for a hook whose `state()` is read under `lock` and whose POST body
+    must be a JSON object."""
+    def locked():
+        with lock:
+            return state()
+
+    doc, answer = hook_request(environ, locked)
+    if answer is None and not isinstance(doc, dict):
+        return None, hook_answer(400, {"error": "body must be a JSON object"})
+    return doc, answer
+
+
 def json_response(doc, status=200, content_type="application/json"):
     if doc is None:
         return Response(status, [("Content-Type", content_type)], b"")
