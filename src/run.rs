@@ -228,7 +228,7 @@ pub async fn run_account(
 }
 
 /// Waits between probes of the management account after a fault of the whole fleet
-/// (about 8 minutes in all), before the run gives up on the accounts not yet done.
+/// (254 s in all), before the run gives up on the accounts not yet done.
 const FLEET_PROBES: [u64; 7] = [2, 4, 8, 16, 32, 64, 128];
 /// Waits before an account whose failure passes (throttling, AWS errors, no answer) is
 /// tried again within the run; after the last, its failure is reported.
@@ -281,7 +281,7 @@ impl FleetGate {
                     return Ok(());
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, next_probe_in_seconds = wait * 2, "the management account still does not answer")
+                    tracing::warn!(error = %e, "the management account still does not answer")
                 }
             }
         }
@@ -308,23 +308,77 @@ pub async fn run_account_gated(
     gate: &FleetGate,
 ) -> Result<AccountReport, String> {
     let mut retries = ACCOUNT_RETRIES.iter();
+    // What earlier attempts made, and their calls: the account's report covers them all.
+    let mut earlier = Attempts::default();
     loop {
         let generation = gate.pass().await?;
         let report = run_account(fleet, desired, inv, account, opts).await;
         match (report.status, report.fault) {
             (AccountStatus::Failed, Fault::Fleet) => {
+                earlier.keep(&report);
                 gate.fault(fleet, report.error.as_deref().unwrap_or("fleet fault"), generation).await?;
             }
             (AccountStatus::Failed, Fault::Transient) => match retries.next() {
                 Some(wait) => {
                     tracing::warn!(account = %account.account_id, error = report.error.as_deref().unwrap_or(""),
                         retry_in_seconds = wait, "the account's failure may pass: tried again within the run");
+                    earlier.keep(&report);
                     tokio::time::sleep(std::time::Duration::from_secs(*wait)).await;
                 }
-                None => return Ok(report),
+                None => return Ok(earlier.into_report(report)),
             },
-            _ => return Ok(report),
+            _ => return Ok(earlier.into_report(report)),
         }
+    }
+}
+
+/// The changes earlier attempts at an account made, and the calls they spent.
+#[derive(Default)]
+struct Attempts {
+    made: Vec<(Change, crate::apply::AppliedChange)>,
+    calls: Vec<ApiCalls>,
+}
+
+impl Attempts {
+    fn keep(&mut self, r: &AccountReport) {
+        if let Some(applied) = &r.applied {
+            let done = r.changes.iter().zip(applied).filter(|(_, a)| a.outcome == ChangeOutcome::Done);
+            self.made.extend(done.map(|(c, a)| (c.clone(), a.clone())));
+        }
+        self.calls.push(r.api_calls.clone());
+    }
+
+    /// The last attempt's report, with what the earlier ones made listed first.
+    fn into_report(self, mut last: AccountReport) -> AccountReport {
+        if !self.made.is_empty() {
+            let (mut changes, mut applied): (Vec<Change>, Vec<crate::apply::AppliedChange>) =
+                self.made.into_iter().unzip();
+            let planned = std::mem::take(&mut last.changes);
+            let outcomes = last.applied.take().unwrap_or_else(|| {
+                planned
+                    .iter()
+                    .map(|c| crate::apply::AppliedChange {
+                        feature: c.feature.to_string(),
+                        region: c.region.clone(),
+                        resource_type: c.resource_type.clone(),
+                        resource: c.resource.clone(),
+                        action: c.action,
+                        outcome: ChangeOutcome::NotAttempted,
+                        error: None,
+                        blocked_by: None,
+                    })
+                    .collect()
+            });
+            changes.extend(planned);
+            applied.extend(outcomes);
+            last.changes = changes;
+            last.applied = Some(applied);
+        }
+        if !self.calls.is_empty() {
+            let all: Vec<ApiCalls> = self.calls.into_iter().chain(std::iter::once(last.api_calls.clone())).collect();
+            last.api_calls = ApiCalls::sum(all.iter());
+        }
+        last
     }
 }
 
@@ -380,4 +434,68 @@ pub async fn run(
     calls.paced = fleet.pacing.held().0 - paced_before;
     report.finish(calls)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::AppliedChange;
+    use crate::desired::names::{FeatureId, OwnerTag};
+    use crate::resources::iam_password_policy::IamPasswordPolicy;
+    use crate::resources::ResourceSpec;
+
+    fn change(resource: &str) -> Change {
+        Change {
+            feature: FeatureId::parse("F03").unwrap(),
+            region: "global".into(),
+            resource_type: "iam_password_policy".into(),
+            resource: resource.into(),
+            action: Action::Update,
+            diff: String::new(),
+            tag: OwnerTag::Initialized,
+            desired: ResourceSpec::IamPasswordPolicy(IamPasswordPolicy::default()),
+            observed: None,
+        }
+    }
+
+    fn outcome(c: &Change, outcome: ChangeOutcome) -> AppliedChange {
+        AppliedChange {
+            feature: c.feature.to_string(),
+            region: c.region.clone(),
+            resource_type: c.resource_type.clone(),
+            resource: c.resource.clone(),
+            action: c.action,
+            outcome,
+            error: None,
+            blocked_by: None,
+        }
+    }
+
+    fn report(changes: Vec<Change>, outcomes: &[ChangeOutcome], calls: u64) -> AccountReport {
+        let mut r = AccountReport::empty("111111111111".into(), None, "basic".into(), AccountStatus::Failed);
+        r.applied = Some(changes.iter().zip(outcomes).map(|(c, o)| outcome(c, o.clone())).collect());
+        r.changes = changes;
+        r.api_calls.total = calls;
+        r
+    }
+
+    #[test]
+    fn an_account_tried_again_reports_what_every_attempt_made() {
+        // The first attempt made one change and failed on the next (a passing error); the
+        // second finds only that one left, and makes it.
+        let first = report(vec![change("a"), change("b")], &[ChangeOutcome::Done, ChangeOutcome::Failed], 40);
+        let mut second = report(vec![change("b")], &[ChangeOutcome::Done], 25);
+        second.status = AccountStatus::Converged;
+        let mut earlier = Attempts::default();
+        earlier.keep(&first);
+        let r = earlier.into_report(second);
+        let made: Vec<(&str, ChangeOutcome)> = r
+            .changes
+            .iter()
+            .zip(r.applied.as_deref().unwrap_or_default())
+            .map(|(c, a)| (c.resource.as_str(), a.outcome.clone()))
+            .collect();
+        assert_eq!(made, [("a", ChangeOutcome::Done), ("b", ChangeOutcome::Done)]);
+        assert_eq!((r.status, r.api_calls.total), (AccountStatus::Converged, 65));
+    }
 }
