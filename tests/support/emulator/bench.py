@@ -227,7 +227,10 @@ def gnu_time():
     return None
 
 
-def run_phase(name, command, emu, args, desired, workdir, faults):
+def run_phase(name, command, emu, args, desired, workdir, faults, timeout=None):
+    """Runs one cm-baseline command with `faults` set on the emulator. With `timeout`
+    (seconds), a run still going then is killed (with its process group) and reported as
+    having no report; without it the run may take as long as it takes."""
     stem = "-".join("".join(c if c.isalnum() else " " for c in name).split())  # "a apply --initial" -> "a-apply-initial"
     report_path = workdir / f"{stem}.json"
     stderr_path = workdir / f"{stem}.log"
@@ -249,9 +252,14 @@ def run_phase(name, command, emu, args, desired, workdir, faults):
     emu_cpu = emu.cpu_seconds()
     with open(stderr_path, "wb") as err, open(workdir / f"{stem}.stdout", "wb") as out:
         t = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL)
-        if not timer:  # poll the peak resident set size the kernel keeps
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL,
+                                start_new_session=timeout is not None)
+        deadline = None if timeout is None else t + timeout
+        if not timer or timeout is not None:  # poll the peak resident set size the kernel keeps
             while proc.poll() is None:
+                if deadline is not None and time.monotonic() > deadline:
+                    os.killpg(proc.pid, 9)
+                    break
                 try:
                     for line in open(f"/proc/{proc.pid}/status"):
                         if line.startswith("VmHWM:"):
@@ -260,6 +268,7 @@ def run_phase(name, command, emu, args, desired, workdir, faults):
                     pass
                 time.sleep(0.05)
         code = proc.wait()
+        timed_out = deadline is not None and time.monotonic() > deadline
         wall = time.monotonic() - t
     emu_cpu = emu.cpu_seconds() - emu_cpu
     served = emu.hook("/cm-emulator/faults")
@@ -274,7 +283,8 @@ def run_phase(name, command, emu, args, desired, workdir, faults):
         report = json.loads(report_path.read_text())
     except (OSError, ValueError):
         tail = stderr_path.read_text(errors="replace")[-3000:]
-        raise SystemExit(f"{name}: no JSON report (exit {code}); stderr:\n{tail}")
+        why = f"killed after {timeout} s" if timed_out else f"exit {code}"
+        raise SystemExit(f"{name}: no JSON report ({why}); stderr:\n{tail}")
     return {"code": code, "wall_s": wall, "peak_rss_kb": peak_kb, "cpu_s": cpu_s, "emulator_cpu_s": emu_cpu, "rss_source": "GNU time %M" if timer else "/proc VmHWM",
             "report": report, "served": served, "report_path": str(report_path)}
 
