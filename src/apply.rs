@@ -44,6 +44,20 @@ pub struct AppliedChange {
 }
 
 impl AppliedChange {
+    /// `c`, not (yet) attempted.
+    pub fn not_attempted(c: &Change) -> Self {
+        AppliedChange {
+            feature: c.feature.to_string(),
+            region: c.region.clone(),
+            resource_type: c.resource_type.clone(),
+            resource: c.resource.clone(),
+            action: c.action,
+            outcome: ChangeOutcome::NotAttempted,
+            error: None,
+            blocked_by: None,
+        }
+    }
+
     /// `F08 create config_recorder default (us-east-1)`: how a change is named in reports.
     pub fn describe(&self) -> String {
         let action = format!("{:?}", self.action).to_lowercase();
@@ -147,16 +161,7 @@ pub async fn apply(
     let mut root: Vec<Option<String>> = Vec::with_capacity(plan.changes.len());
     let mut journal_failed: Option<String> = None;
     for (k, c) in plan.changes.iter().enumerate() {
-        let mut record = AppliedChange {
-            feature: c.feature.to_string(),
-            region: c.region.clone(),
-            resource_type: c.resource_type.clone(),
-            resource: c.resource.clone(),
-            action: c.action,
-            outcome: ChangeOutcome::NotAttempted,
-            error: None,
-            blocked_by: None,
-        };
+        let mut record = AppliedChange::not_attempted(c);
         let blocker = journal_failed.clone().or_else(|| deps[k].iter().find_map(|&i| root[i].clone()));
         if let Some(why) = blocker {
             tracing::warn!(account = %baseline.account_id, feature = %c.feature, region = %c.region,

@@ -354,21 +354,10 @@ impl Attempts {
             let (mut changes, mut applied): (Vec<Change>, Vec<crate::apply::AppliedChange>) =
                 self.made.into_iter().unzip();
             let planned = std::mem::take(&mut last.changes);
-            let outcomes = last.applied.take().unwrap_or_else(|| {
-                planned
-                    .iter()
-                    .map(|c| crate::apply::AppliedChange {
-                        feature: c.feature.to_string(),
-                        region: c.region.clone(),
-                        resource_type: c.resource_type.clone(),
-                        resource: c.resource.clone(),
-                        action: c.action,
-                        outcome: ChangeOutcome::NotAttempted,
-                        error: None,
-                        blocked_by: None,
-                    })
-                    .collect()
-            });
+            let outcomes = last
+                .applied
+                .take()
+                .unwrap_or_else(|| planned.iter().map(crate::apply::AppliedChange::not_attempted).collect());
             changes.extend(planned);
             applied.extend(outcomes);
             last.changes = changes;
@@ -459,16 +448,7 @@ mod tests {
     }
 
     fn outcome(c: &Change, outcome: ChangeOutcome) -> AppliedChange {
-        AppliedChange {
-            feature: c.feature.to_string(),
-            region: c.region.clone(),
-            resource_type: c.resource_type.clone(),
-            resource: c.resource.clone(),
-            action: c.action,
-            outcome,
-            error: None,
-            blocked_by: None,
-        }
+        AppliedChange { outcome, ..AppliedChange::not_attempted(c) }
     }
 
     fn report(changes: Vec<Change>, outcomes: &[ChangeOutcome], calls: u64) -> AccountReport {
