@@ -1,6 +1,7 @@
 //! The fleet: member accounts listed by Organizations, joined with the account files of
 //! desired state, and each account's active regions.
 
+use crate::aws::counter::{CallCount, TotalKey};
 use crate::aws::{AccountSession, AwsError, Fleet};
 use crate::desired::names::AccountId;
 use crate::desired::{AccountFile, DesiredState};
@@ -31,10 +32,15 @@ pub struct Inventory {
     pub missing: Vec<AccountId>,
     /// Account files whose account is suspended or closing.
     pub suspended: Vec<AccountId>,
+    /// The management account's calls that made this inventory (GetCallerIdentity,
+    /// ListAccounts), counted into the report of the run that uses it.
+    #[serde(skip, default)]
+    pub calls: BTreeMap<TotalKey, CallCount>,
 }
 
 /// Lists the Organization's accounts (all pages) and joins them with desired state.
 pub async fn inventory(fleet: &Fleet, desired: &DesiredState) -> Result<Inventory, AwsError> {
+    let before = fleet.stats.totals();
     let mgmt = fleet.management();
     let who = mgmt.call(mgmt.sts().get_caller_identity().send()).await?;
     let (Some(management_account_id), Some(caller_arn)) = (who.account(), who.arn()) else {
@@ -58,6 +64,7 @@ pub async fn inventory(fleet: &Fleet, desired: &DesiredState) -> Result<Inventor
     }
     let mut inv = join(management_account_id, &listed, desired);
     inv.caller_arn = caller_arn;
+    inv.calls = crate::aws::counter::since(&before, &fleet.stats.totals());
     Ok(inv)
 }
 

@@ -263,7 +263,7 @@ impl FleetGate {
 
     /// A fault of the whole fleet, met by an account that started at `generation`: probes
     /// the management account until it answers (`Ok`: try again) or the probes run out.
-    async fn fault(&self, fleet: &Fleet, why: &str, generation: u64) -> Result<(), String> {
+    async fn fault(&self, fleet: &Fleet, account: &str, why: &str, generation: u64) -> Result<(), String> {
         let _probing = self.probing.lock().await;
         if let Some(why) = self.given_up() {
             return Err(why);
@@ -271,7 +271,8 @@ impl FleetGate {
         if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
             return Ok(()); // another account met it, and the fleet answered again since
         }
-        tracing::error!(error = %why, "a fault of the whole fleet, not of one account: no further account is started until the management account answers again");
+        tracing::error!(account, error = %why, "a fault of the whole fleet, not of one account: no further account is started until the management account answers again");
+        let mut last = String::new();
         for wait in FLEET_PROBES {
             tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
             match crate::inventory::reachable(fleet).await {
@@ -281,12 +282,15 @@ impl FleetGate {
                     return Ok(());
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "the management account still does not answer")
+                    tracing::warn!(error = %e, "the management account still does not answer");
+                    last = e.to_string();
                 }
             }
         }
+        // Said of the fleet, once: the error met first was another account's, so it is
+        // named as such, and the management account's own answer leads.
         let gave_up = format!(
-            "not started: the whole fleet is out of reach ({why}); still so after {} s",
+            "not started: the management account did not answer for {} s ({last}); first met by account {account}: {why}",
             FLEET_PROBES.iter().sum::<u64>()
         );
         tracing::error!(error = %gave_up, "the run gives up on the accounts not yet done");
@@ -316,7 +320,8 @@ pub async fn run_account_gated(
         match (report.status, report.fault) {
             (AccountStatus::Failed, Fault::Fleet) => {
                 earlier.keep(&report);
-                gate.fault(fleet, report.error.as_deref().unwrap_or("fleet fault"), generation).await?;
+                let why = report.error.as_deref().unwrap_or("fleet fault");
+                gate.fault(fleet, account.account_id.as_str(), why, generation).await?;
             }
             (AccountStatus::Failed, Fault::Transient) => match retries.next() {
                 Some(wait) => {
@@ -419,7 +424,10 @@ pub async fn run(
     if let Some(e) = spool_error {
         return Err(e);
     }
-    let mut calls = ApiCalls::of_totals(&crate::aws::counter::since(&before, &fleet.stats.totals()));
+    // The inventory's own calls were made before this pass began; they are this run's too.
+    let mut totals = crate::aws::counter::since(&before, &fleet.stats.totals());
+    crate::aws::counter::add_into(&mut totals, &inv.calls);
+    let mut calls = ApiCalls::of_totals(&totals);
     calls.paced = fleet.pacing.held().0 - paced_before;
     report.finish(calls)?;
     Ok(report)

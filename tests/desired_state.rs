@@ -208,7 +208,7 @@ fn unknown_feature_ids_are_rejected() {
     });
     let (at, e) = only_error(dir.path());
     assert!(at.starts_with("111111111111.yaml:6:3: opt_in: unknown feature `cloudtrail`"), "{at}");
-    assert_eq!(e.hint.as_deref(), Some("feature ids are F01 to F15 (see REQUIREMENTS)"));
+    assert_eq!(e.hint.as_deref(), Some("feature ids are F01 to F15 (see docs/baseline.md)"));
 }
 
 #[test]

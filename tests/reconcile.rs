@@ -125,6 +125,10 @@ fn fresh_fleet_converges_in_one_initial_apply_then_plans_clean() {
         let calls = &account(&again, secure)["api_calls"]["by_operation"];
         assert_eq!(calls["s3:ListBuckets"], 1, "{calls}");
         assert_eq!(calls["kms:ListAliases"], 1, "{calls}");
+        // The run's calls include the management account's that listed the fleet.
+        let run_calls = &again["api_calls"]["by_operation"];
+        assert_eq!(run_calls["sts:GetCallerIdentity"], 1, "{run_calls}");
+        assert!(run_calls["organizations:ListAccounts"].as_u64() >= Some(1), "{run_calls}");
     }
 }
 
@@ -853,4 +857,37 @@ fn expired_management_credentials_pause_the_run_until_they_work_again_and_nothin
     // Told once, as what it is.
     assert_eq!(stderr.matches("a fault of the whole fleet").count(), 1, "{stderr}");
     assert!(stderr.contains("the management account answers again"), "{stderr}");
+}
+
+#[test]
+fn a_service_whose_endpoint_does_not_resolve_is_skipped_and_the_rest_of_the_account_converges() {
+    // A service not offered in a region has no endpoint there: its host name does not
+    // resolve. Pointing IAM Access Analyzer's endpoint at a `.invalid` name (which never
+    // resolves, RFC 6761) gives the SDK that very failure, in every region.
+    let fleet = Fleet::new(&[("sparse-co", "secure")]);
+    let a = fleet.accounts[0].clone();
+    let absent = |args: &[&str]| {
+        fleet.report_with(args, &[("AWS_ENDPOINT_URL_ACCESSANALYZER", "http://access-analyzer.absent.invalid")])
+    };
+    let (code, applied) = absent(&["apply", "--initial"]);
+    let acct = account(&applied, &a);
+    assert_eq!((code, acct["status"].as_str()), (0, Some("converged")), "{acct}");
+    let unavailable: Vec<&serde_json::Value> =
+        acct["skips"].as_array().unwrap().iter().filter(|s| s["reason"] == "region_unavailable").collect();
+    for region in support::TEST_REGIONS {
+        assert!(unavailable.iter().any(|s| s["region"] == *region), "no skip in {region}: {unavailable:?}");
+    }
+    for s in &unavailable {
+        assert_eq!(s["feature"], "F06", "{s}");
+        assert!(s["detail"].as_str().unwrap_or("").contains("dns"), "{s}");
+    }
+    // Everything else was set up.
+    let hub = fleet.emu.aws_in(&a, "securityhub", "describe_hub", json!({}), support::HOME).unwrap();
+    assert!(hub["HubArn"].as_str().is_some(), "{hub}");
+    let analyzers = fleet.emu.aws_in(&a, "accessanalyzer", "list_analyzers", json!({}), support::HOME).unwrap();
+    assert_eq!(analyzers["analyzers"].as_array().map(Vec::len), Some(0), "{analyzers}");
+    // The next plan skips the service again, and has nothing else to do.
+    let (code, plan) = absent(&["plan"]);
+    let p = account(&plan, &a);
+    assert_eq!((code, p["status"].as_str(), changes(p).len()), (0, Some("no_changes"), 0), "{p}");
 }

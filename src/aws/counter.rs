@@ -42,7 +42,7 @@ pub struct CallCount {
 }
 
 impl CallCount {
-    fn add(&mut self, other: &CallCount) {
+    pub fn add(&mut self, other: &CallCount) {
         self.calls += other.calls;
         self.retries += other.retries;
         self.throttled += other.throttled;
@@ -116,6 +116,13 @@ pub fn since(
             (d != CallCount::default()).then(|| (k.clone(), d))
         })
         .collect()
+}
+
+/// `extra` added into `into`.
+pub fn add_into(into: &mut BTreeMap<TotalKey, CallCount>, extra: &BTreeMap<TotalKey, CallCount>) {
+    for (k, c) in extra {
+        into.entry(k.clone()).or_default().add(c);
+    }
 }
 
 #[derive(Debug, Default, Clone)]

@@ -193,7 +193,7 @@ impl FeatureId {
         } else {
             let hint = did_you_mean(s, FEATURES.iter().map(|(id, _)| *id))
                 .map(|m| format!("did you mean {m}?"))
-                .unwrap_or_else(|| "feature ids are F01 to F15 (see REQUIREMENTS)".into());
+                .unwrap_or_else(|| "feature ids are F01 to F15 (see docs/baseline.md)".into());
             Err(format!("unknown feature `{s}`; hint: {hint}"))
         }
     }

@@ -137,10 +137,12 @@ impl Emulator {
         self.aws(account, service, op, params).unwrap_or_else(|e| panic!("{service} {op} as {account}: {e}"))
     }
 
-    /// Creates the Organization and one member account per name; returns their ids.
+    /// Creates the Organization and one member account per name, and deploys the member role
+    /// into each as the operator's StackSet does (tests/support/emulator/stackset.py); returns
+    /// their ids. From then on, AssumeRole into a role nobody made is refused, as on AWS.
     pub fn organization(&self, names: &[&str]) -> Vec<String> {
         self.call("management", "organizations", "create_organization", serde_json::json!({"FeatureSet": "ALL"}));
-        names
+        let ids: Vec<String> = names
             .iter()
             .map(|n| {
                 let out = self.call(
@@ -151,7 +153,15 @@ impl Emulator {
                 );
                 out["CreateAccountStatus"]["AccountId"].as_str().expect("account id").to_string()
             })
-            .collect()
+            .collect();
+        let out = Command::new(python())
+            .arg(repo().join("tests/support/emulator/stackset.py"))
+            .arg(&self.endpoint)
+            .args(&ids)
+            .output()
+            .expect("run stackset.py");
+        assert!(out.status.success(), "stackset.py: {}", String::from_utf8_lossy(&out.stderr));
+        ids
     }
 }
 
@@ -233,9 +243,14 @@ impl Fleet {
 
     /// Runs with `--format json` and returns the exit code and the parsed report.
     pub fn report(&self, args: &[&str]) -> (i32, Value) {
+        self.report_with(args, &[])
+    }
+
+    /// [`report`](Self::report) with environment variables `env` set for the binary.
+    pub fn report_with(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
         let mut all = args.to_vec();
         all.extend(["--format", "json"]);
-        let out = self.run(&all);
+        let out = self.command(&all).envs(env.iter().copied()).output().expect("run cm-baseline");
         let code = out.status.code().unwrap_or(-1);
         let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(

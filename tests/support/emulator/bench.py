@@ -34,6 +34,9 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import stackset  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 HOME = "ap-northeast-1"
 # The home region first, then the regions the brief names, then more for R > 4.
@@ -143,6 +146,12 @@ def setup(emu, args, workdir, repo):
     timings["create_accounts_s"] = time.monotonic() - t
     timings["create_account_call_s"] = {"min": min(d for _, d in created), "max": max(d for _, d in created),
                                         "mean": sum(d for _, d in created) / len(created)}
+
+    # The operator's StackSet makes the member role in every account before the first run;
+    # from then on the emulator refuses AssumeRole into a role nobody made, as AWS does.
+    t = time.monotonic()
+    stackset.deploy(emu.url, accounts, workers=args.setup_workers)
+    timings["stackset_s"] = time.monotonic() - t
 
     regions = REGIONS[:args.regions]
     t = time.monotonic()
@@ -426,7 +435,7 @@ def main():
         log(f"== Set-up: Organization with {args.accounts} member accounts, {args.regions} regions each")
         accounts, regions, tiers, desired, setup_t = setup(emu, args, workdir, repo)
         log(f"   set-up took {setup_t['total_s']:.1f} s ({setup_t['per_account_s']:.2f} s per account; "
-            f"account creation {setup_t['create_accounts_s']:.1f} s, warming {setup_t['warm_backends_s']:.1f} s)")
+            f"account creation {setup_t['create_accounts_s']:.1f} s, StackSet {setup_t['stackset_s']:.1f} s, warming {setup_t['warm_backends_s']:.1f} s)")
         faults = {"latency_ms": args.latency_ms, "throttle_share": args.throttle_share, "seed": args.seed, "tally": True}
         n, r = len(accounts), len(regions)
         phases, problems = [], []

@@ -13,6 +13,12 @@ This emulator answers commercial Regions only (every test and the benchmark run 
 - moto's policy data is parsed once per process and shared; each account still gets its own
   policy objects (attachment counts are per account, as on AWS).
 
+A role made by CloudFormation (`AWS::IAM::Role` with inline `Policies`, as the member-account
+bootstrap stack deploy/cloudformation/cm-policymaintainer-init-prod.yaml has) keeps its inline
+policy documents as moto's CloudFormation parser hands them over, a Python dict, and
+GetRolePolicy then answers with the dict's repr instead of the JSON document AWS returns.
+Such documents are stored as JSON, as IAM stores what CloudFormation passes it.
+
 Applied by `install()`, from the dispatcher at import time (moto 5.2.5 is pinned).
 """
 
@@ -43,5 +49,17 @@ def _init_aws_policies(self):
             for name, d in _policy_data().items()]
 
 
+def _put_policy_as_json(put_policy):
+    def wrapped(self, policy_name, policy_json):
+        if not isinstance(policy_json, str):
+            policy_json = json.dumps(policy_json)
+        return put_policy(self, policy_name, policy_json)
+
+    wrapped.cm_emulator = True
+    return wrapped
+
+
 def install():
     iam_models.IAMBackend._init_aws_policies = _init_aws_policies
+    if not getattr(iam_models.Role.put_policy, "cm_emulator", False):
+        iam_models.Role.put_policy = _put_policy_as_json(iam_models.Role.put_policy)
