@@ -4,6 +4,7 @@
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/cm-baseline"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 export CM_EMULATOR_VENV="${CM_EMULATOR_VENV:-$cache/emulator-venv}"
+export CM_CHECKOV_VENV="${CM_CHECKOV_VENV:-$cache/checkov-venv}"
 
 # Installs the AWS emulator (moto server from PyPI, pinned) into its virtualenv, once.
 ensure_emulator() {
@@ -15,6 +16,20 @@ ensure_emulator() {
   echo "Installing the AWS emulator into $CM_EMULATOR_VENV ..." >&2
   python3 -m venv "$CM_EMULATOR_VENV"
   "$CM_EMULATOR_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
+  cp "$reqs" "$ready"
+}
+
+# Installs checkov (PyPI, pinned) into a virtualenv of its own, once: its pins would
+# downgrade the emulator's boto3 and botocore (tests/deploy/checkov-requirements.txt).
+ensure_checkov() {
+  local reqs="tests/deploy/checkov-requirements.txt"
+  local ready="$CM_CHECKOV_VENV/.cm-checkov-ready"
+  if [ -f "$ready" ] && cmp -s "$reqs" "$ready" && [ -x "$CM_CHECKOV_VENV/bin/checkov" ]; then
+    return 0
+  fi
+  echo "Installing checkov into $CM_CHECKOV_VENV ..." >&2
+  python3 -m venv "$CM_CHECKOV_VENV"
+  "$CM_CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
   cp "$reqs" "$ready"
 }
 
