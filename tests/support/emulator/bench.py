@@ -236,10 +236,12 @@ def gnu_time():
     return None
 
 
-def run_phase(name, command, emu, args, desired, workdir, faults, timeout=None):
+def run_phase(name, command, emu, args, desired, workdir, faults, timeout=None, extra_env=None):
     """Runs one cm-baseline command with `faults` set on the emulator. With `timeout`
     (seconds), a run still going then is killed (with its process group) and reported as
-    having no report; without it the run may take as long as it takes."""
+    having no report; without it the run may take as long as it takes. `extra_env`:
+    environment variables of this run only, set over the emulator's (a service's own endpoint,
+    `AWS_ENDPOINT_URL_<SERVICE>`, say)."""
     stem = "-".join("".join(c if c.isalnum() else " " for c in name).split())  # "a apply --initial" -> "a-apply-initial"
     report_path = workdir / f"{stem}.json"
     stderr_path = workdir / f"{stem}.log"
@@ -251,12 +253,13 @@ def run_phase(name, command, emu, args, desired, workdir, faults, timeout=None):
     env.update(AWS_ENDPOINT_URL=emu.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                AWS_REGION=HOME, NO_COLOR="1", CM_LOG=os.environ.get("CM_LOG", "warn"),
                CM_STATE_DIR=str(workdir / "state"))
+    env.update(extra_env or {})
     rss_file = workdir / f"{stem}.rss"
     timer = gnu_time() if args.rss != "proc" else None
     if timer:
         argv = [timer, "-f", "%M %U %S", "-o", str(rss_file), *argv]
     emu.hook("/cm-emulator/faults", faults)
-    log(f"== {name}: cm-baseline {' '.join(command)}")
+    log(f"== {name}: cm-baseline {' '.join(command)}" + "".join(f"; {k}={v}" for k, v in (extra_env or {}).items()))
     peak_kb, cpu_s = 0, None
     emu_cpu = emu.cpu_seconds()
     with open(stderr_path, "wb") as err, open(workdir / f"{stem}.stdout", "wb") as out:

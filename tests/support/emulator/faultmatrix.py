@@ -1,9 +1,9 @@
 """Fault matrix of cm-baseline against the emulator (run through `scripts/fault-matrix`).
 
 For each class of fault a real fleet meets (throttling, server errors, connection resets, a
-service control policy denying a Region, a service absent from a Region, the management
-account's credentials expiring, slow answers, Security Hub's pending standards and rate
-limits), on a fresh emulated Organization:
+service control policy denying a Region, a service whose endpoint does not resolve, the
+management account's credentials expiring, slow answers, Security Hub's pending standards
+and rate limits), on a fresh emulated Organization:
 
   1. set-up (bench.py's): N member accounts in two regions, desired state with one file per
      account; then, as each member account, a customer's own untagged resources (IAM role
@@ -45,11 +45,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
+import botocore.session
+import botocore.utils
 from botocore.exceptions import ClientError
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import HOME, MANAGEMENT, Emulator, log, run_phase, setup  # noqa: E402
+from bench import GLOBAL_SERVICES, HOME, MANAGEMENT, Emulator, log, run_phase, setup  # noqa: E402
 
 OTHER = "us-east-1"
 PASSWORD_POLICY = {"MinimumPasswordLength": 8, "RequireSymbols": True, "RequireNumbers": True,
@@ -66,7 +68,9 @@ FSBP_CONTROL = "arn:aws:securityhub:{region}:{account}:control/aws-foundational-
 # other hooks (called just before the run; may return a thread to start with it), and
 # `initial`: "clean" (the fleet is set up with no fault, the maintenance run is measured) or
 # "fault" (apply --initial is measured under the fault too: what the class is about happens
-# when things are first enabled).
+# when things are first enabled). Optional: `env`, environment variables of the measured
+# run(s) only (given ctx; the set-up and the checks run without them), and `after`, events
+# to record from what the emulator saw of a measured run (given its counts and ctx).
 
 
 def arm_nothing(emu, ctx):
@@ -79,9 +83,53 @@ def arm_scp(emu, ctx):
     return None
 
 
-def arm_absent(emu, ctx):
-    emu.hook("/cm-emulator/absent-services", {"service": ctx["absent_service"], "regions": [OTHER]})
-    return None
+def absent_service(value):
+    """`--absent-service`: a botocore service name, or the suffix of the SDK's per-service
+    endpoint variable `AWS_ENDPOINT_URL_<SERVICE>` (the model's serviceId upper-cased, spaces
+    to underscores: `CONFIG_SERVICE` for AWS Config), as the ctx entries of class 6."""
+    session = botocore.session.get_session()
+    available = set(session.get_available_services())
+    given = value.strip()
+    suffix = given[len("AWS_ENDPOINT_URL_"):] if given.upper().startswith("AWS_ENDPOINT_URL_") else given
+    if suffix in available:
+        name, as_suffix = suffix, False
+    else:  # botocore's own map of client names to hyphenated service ids, reversed
+        hyphenated = suffix.lower().replace("_", "-")
+        overrides = {v: k for k, v in getattr(botocore.utils, "CLIENT_NAME_TO_HYPHENIZED_SERVICE_ID_OVERRIDES", {}).items()}
+        name, as_suffix = overrides.get(hyphenated, hyphenated), True
+    if name not in available:
+        raise argparse.ArgumentTypeError(f"{given!r}: neither a botocore service name nor an AWS_ENDPOINT_URL_<SERVICE> suffix")
+    model = session.get_service_model(name)
+    env_suffix = model.metadata["serviceId"].upper().replace(" ", "_")
+    if as_suffix and suffix.upper() != env_suffix:
+        raise argparse.ArgumentTypeError(f"{given!r}: not an AWS_ENDPOINT_URL_<SERVICE> suffix; {name}'s is {env_suffix}")
+    if name in GLOBAL_SERVICES:
+        raise argparse.ArgumentTypeError(f"{name}: the fleet is reached through it; absent, no account is entered at all "
+                                         "(that is not a service missing from a Region)")
+    label = model.metadata.get("serviceFullName") or model.metadata["serviceId"]
+    if name == "config":
+        expect = ("Expected with AWS Config: every account reports F08 (AWS Config) skipped `region_unavailable` in "
+                  "every region (the recorder stopped in us-east-1 stays stopped, and the report says why); secure "
+                  "accounts also F13 (Security Hub, which requires F08) skipped `blocked_dependency`; everything else "
+                  "converges (the password policy is repaired); no account fails, nothing is lost.")
+    else:
+        expect = (f"Expected: the features that use {label} skipped `region_unavailable` in every region, and those "
+                  "that require them skipped `blocked_dependency`; everything else converges; no account fails, nothing "
+                  "is lost.")
+    return {"absent_service": name, "absent_label": label, "absent_env": f"AWS_ENDPOINT_URL_{env_suffix}",
+            "absent_url": f"http://{name}.absent.invalid", "absent_expect": expect,
+            "absent_names": sorted({name, model.signing_name, model.endpoint_prefix})}
+
+
+def absent_env(ctx):
+    """The absent service's own endpoint, at a name that never resolves (RFC 6761 `.invalid`)."""
+    return {ctx["absent_env"]: ctx["absent_url"]}
+
+
+def absent_seen(served, ctx):
+    n = sum(row["requests"] for row in served.get("by_operation", []) if row["service"] in ctx["absent_names"])
+    return [f"requests for {ctx['absent_label']} that reached the emulator during the run: {n} "
+            "(0 expected: every call fails in the SDK's name lookup, before any connection)"]
 
 
 def arm_expiry(back_after):
@@ -130,11 +178,16 @@ CLASSES = [
          fault="us-east-1 denied to 5 member accounts by a service control policy with AWS Control Tower's exemptions",
          how="The denied accounts: the secure ones first, then basic ones. Basic accounts use nothing in us-east-1 that "
              "Control Tower's list denies (AWS Config is exempt), so a denied basic account has nothing out of reach."),
-    dict(n="6", key="absent", title="service absent in us-east-1", initial="clean", faults={}, arm=arm_absent,
-         fault="one service has no endpoint in us-east-1",
-         how="The emulator is one endpoint for every region, so a missing regional endpoint is a connection reset on "
-             "every request for that service and region; on AWS the endpoint's name does not resolve (a DNS error). "
-             "AWS Config by default: basic and secure accounts keep a recorder in every region."),
+    dict(n="6", key="absent", title="service absent: endpoint name does not resolve", initial="clean", faults={},
+         arm=arm_nothing, env=absent_env, after=absent_seen,
+         fault="{absent_label} absent in every region: its endpoint's host name does not resolve "
+               "(`{absent_env}={absent_url}`)",
+         how="Where AWS does not offer a service in a Region, the service has no endpoint there: its host name does not "
+             "resolve, and the SDK fails in DNS before it connects. The emulator, one endpoint for every service and "
+             "region, cannot fail a name lookup, so the measured run gets that very failure for real: the SDK's "
+             "per-service endpoint variable points the service at a name under `.invalid`, which never resolves "
+             "(RFC 6761); the service is then absent in every region of that run. Set-up, drift and checks reach the "
+             "emulator as usual. {absent_expect}"),
     dict(n="7", key="expiry", title="management credentials expire, back after 10 s", initial="clean", faults={},
          arm=arm_expiry(10), fault="management credentials expire once about half the accounts are entered; valid again 10 s later",
          how="Expire after the run's management requests other than AssumeRole plus half the accounts' AssumeRole "
@@ -382,7 +435,6 @@ def emulator_fault_counts(emu, served, ctx):
     """What the emulator injected during the run, by kind."""
     out = {k: served.get(k, 0) for k in ("throttled", "internal_errors", "unavailable", "resets", "slowed")}
     out["scp_denied"] = emu.hook("/cm-emulator/deny-regions").get("denied", 0)
-    out["absent_dropped"] = emu.hook("/cm-emulator/absent-services").get("dropped", 0)
     out["expired_refused"] = emu.hook("/cm-emulator/expire-credentials").get("expired", 0) or ctx.pop("expired_refused", 0)
     out["securityhub_throttled"] = emu.hook("/cm-emulator/securityhub").get("throttled", 0)
     return {k: v for k, v in out.items() if v}
@@ -392,7 +444,6 @@ def disarm(emu, ctx):
     emu.hook("/cm-emulator/faults", {})
     for a in ctx.get("scp_accounts", []):
         emu.hook("/cm-emulator/deny-regions", {"account_id": a, "regions": []})
-    emu.hook("/cm-emulator/absent-services", {"service": ctx["absent_service"], "regions": []})
     emu.hook("/cm-emulator/expire-credentials", [])
     emu.hook("/cm-emulator/securityhub", {"pending_seconds": 3, "rate_limits": True})  # the emulator's defaults
 
@@ -405,7 +456,8 @@ def measured(name, command, cls, emu, args, desired, workdir, ctx):
     if thread:
         thread.start()
     try:
-        raw = run_phase(name, command, emu, args, desired, workdir, faults, timeout=args.timeout)
+        extra_env = cls["env"](ctx) if cls.get("env") else None
+        raw = run_phase(name, command, emu, args, desired, workdir, faults, timeout=args.timeout, extra_env=extra_env)
         served, no_report = raw["served"], None
         stem = Path(raw["report_path"]).stem
         (workdir / f"{stem}.emulator.json").write_text(json.dumps(served, indent=1) + "\n")  # what the emulator saw
@@ -415,6 +467,8 @@ def measured(name, command, cls, emu, args, desired, workdir, ctx):
     if thread:
         thread.join(timeout=120)
     fault_counts = emulator_fault_counts(emu, served, ctx)
+    if cls.get("after") and served:
+        ctx.setdefault("events", []).extend(cls["after"](served, ctx))
     disarm(emu, ctx)
     return raw, fault_counts, no_report
 
@@ -483,7 +537,7 @@ class ClassRun:
         # SCP: 5 accounts, the secure ones first (what they use in us-east-1 is denied; basic
         # accounts use there only services Control Tower's list exempts), then basic ones.
         self.ctx = {"scp_accounts": (secures + basics)[:5] if cls["key"] == "scp" else [],
-                    "absent_service": args.absent_service, "pending_seconds": args.pending_seconds, "expire_after": None}
+                    **args.absent_service, "pending_seconds": args.pending_seconds, "expire_after": None}
         if cls["initial"] == "fault":
             r = self.one("initial under fault", ["apply", "--initial"], "initial")
             r["after_plan"] = check_plan("check after initial", "initial", emu, args, self.desired, self.workdir)
@@ -555,11 +609,9 @@ def summarize(cls, r, n_basic, n_secure, touched, ctx, workdir):
     raw = r["raw"]
     row = {"class": cls["key"], "title": cls["title"], "fault": cls["fault"].format(**ctx), "run": r["name"],
            "accounts": n_basic + n_secure, "basic": n_basic, "secure": n_secure, "customer_touched": touched,
-           "events": r["events"], "faults_injected": r["faults"], "how": cls["how"], "workdir": str(workdir)}
+           "events": r["events"], "faults_injected": r["faults"], "how": cls["how"].format(**ctx), "workdir": str(workdir)}
     if cls["key"] == "scp":
         row["fault_accounts"] = ctx["scp_accounts"]
-    if cls["key"] == "absent":
-        row["fault"] += f" (service: {ctx['absent_service']})"
     if cls["key"].startswith("expiry"):
         row["fault"] += f" (after {ctx['expire_after']} management requests)"
     report = raw["report"] if raw else None
@@ -626,7 +678,7 @@ COLUMNS = """\
 | made, unreported | drifted items that AWS shows repaired after the run but that the report does not list as a change made (`applied` outcome `done`): nothing is lost, but the report is short of what the run did |
 | customer touched | must be 0: accounts whose customer-owned role `customer-admin` (trust, inline and attached policies, tags) or bucket `customer-data-<account>` (every bucket setting, objects and content) differ in any byte from before the initial run |
 | calls, retries, throttled | the report's `api_calls`: calls made (a retried call counts once), attempts beyond the first, attempts answered with throttling |
-| faults injected | the emulator's own count of what it did to the run's requests: throttled, internal_errors (500), unavailable (503), resets, slowed, scp_denied, absent_dropped (no endpoint), expired_refused, securityhub_throttled (Security Hub's own rate limits, on in every class as on AWS) |
+| faults injected | the emulator's own count of what it did to the run's requests: throttled, internal_errors (500), unavailable (503), resets, slowed, scp_denied, expired_refused, securityhub_throttled (Security Hub's own rate limits, on in every class as on AWS). The absent service's class injects nothing here: its endpoint's name fails to resolve in the product's own process |
 | wall s | wall time of the measured run |
 """
 
@@ -740,8 +792,12 @@ def main():
     p.add_argument("--no-overlap", dest="overlap", action="store_false",
                    help="measure the class whose run mostly waits (credentials expired for good) alone, not alongside the others")
     p.add_argument("--basic-opt-in", default="F03,F07,F08", help="features basic accounts opt in to (default F03,F07,F08)")
-    p.add_argument("--absent-service", default="config",
-                   help="the service absent from us-east-1 (default config: basic and secure accounts keep a recorder in every region)")
+    p.add_argument("--absent-service", default="config", type=absent_service,
+                   help="the service absent in every region of class 6: a botocore service name (config, accessanalyzer, "
+                        "detective, ...) or the suffix of the SDK's variable AWS_ENDPOINT_URL_<SERVICE> (CONFIG_SERVICE, "
+                        "ACCESSANALYZER, ...). Default config (AWS Config): every account should report F08 skipped "
+                        "region_unavailable in every region, and secure accounts F13 (Security Hub, which requires F08) "
+                        "skipped blocked_dependency; everything else converges")
     p.add_argument("--pending-seconds", type=float, default=30, help="Security Hub class: how long a new standard stays PENDING (default 30)")
     p.add_argument("--seed", type=int, default=1, help="seed of the emulator's fault draws (default 1)")
     p.add_argument("--parallel-accounts", type=int, default=16)
