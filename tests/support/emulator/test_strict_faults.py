@@ -1,9 +1,10 @@
 """Checks of the emulator's hooks for what real fleets hit (cm_emulator/faults.py): Regions
-denied by a service control policy, a service absent from a Region, server errors,
-connection resets and late answers, credentials that expire mid-run. Each calls real boto3
-clients through `server.py` (started once for this module, as in test_extension.py) and
-checks the error code, HTTP status and wire protocol of every answer against the botocore
-model, the way a strict SDK reads it (wirecheck.py).
+denied by a service control policy, server errors, connection resets and late answers,
+credentials that expire mid-run. Each calls real boto3 clients through `server.py` (started
+once for this module, as in test_extension.py) and checks the error code, HTTP status and
+wire protocol of every answer against the botocore model, the way a strict SDK reads it
+(wirecheck.py). (A service absent from a Region is no hook: its endpoint's name does not
+resolve, which tests get for real from an `AWS_ENDPOINT_URL_<SERVICE>` under `.invalid`.)
 
 Run: <emulator venv>/bin/python -m pytest -q tests/support/emulator
 """
@@ -261,9 +262,7 @@ def test_region_deny_hook_rejects_bad_bodies(endpoint):
     assert hook(endpoint, "deny-regions")["accounts"] == []
 
 
-# ---------------------------------------------------------------- services absent from Regions
-
-ABSENT = "ap-southeast-5"
+# ---------------------------------------------------------------- server errors, resets, late answers
 
 
 def signed_request(endpoint, region, service, body=b"{}", path="/graphs/list"):
@@ -284,51 +283,6 @@ def signed_request(endpoint, region, service, body=b"{}", path="/graphs/list"):
                 data += chunk
         except OSError as e:
             return data, e
-
-
-def test_absent_service_resets_the_connection(endpoint):
-    try:
-        assert hook(endpoint, "absent-services", {"service": "detective", "regions": [ABSENT]}) == {
-            "services": {"detective": [ABSENT]}, "dropped": 0}
-        data, err = signed_request(endpoint, ABSENT, "detective")
-        assert data == b"" and isinstance(err, ConnectionResetError), (data, err)  # a TCP RST, not a byte of answer
-        detective = Client(endpoint, "detective", ABSENT, attempts=3)
-        detective.meta.events.register("before-sleep", lambda **_: None)
-        with pytest.raises(botocore.exceptions.ConnectionClosedError):
-            detective.list_graphs()  # botocore retried the connection error: three attempts, three resets
-        assert hook(endpoint, "absent-services")["dropped"] == 4
-        # the service elsewhere, and other services there, answer
-        assert Client(endpoint, "detective", ALLOWED).list_graphs()["GraphList"] == []
-        assert Client(endpoint, "guardduty", ABSENT).list_detectors()["DetectorIds"] == []
-        data, err = signed_request(endpoint, ALLOWED, "detective")
-        assert data.startswith(b"HTTP/1.1 200") and err is None
-        # a botocore name that is not the signing name, and a signing name
-        hook(endpoint, "absent-services", {"service": "accessanalyzer", "regions": [ABSENT]})
-        with pytest.raises(botocore.exceptions.ConnectionClosedError):
-            Client(endpoint, "accessanalyzer", ABSENT).list_analyzers()
-        hook(endpoint, "absent-services", {"service": "states", "regions": [ABSENT]})
-        with pytest.raises(botocore.exceptions.ConnectionClosedError):
-            Client(endpoint, "stepfunctions", ABSENT).list_state_machines()
-        # S3 and S3 Control both sign as s3, but are two endpoints: `s3` is S3 alone
-        hook(endpoint, "absent-services", {"service": "s3", "regions": [ABSENT]})
-        with pytest.raises(botocore.exceptions.ConnectionClosedError):
-            Client(endpoint, "s3", ABSENT).list_buckets()
-        with pytest.raises(ClientError) as e:
-            Client(endpoint, "s3control", ABSENT).get_public_access_block(AccountId=MANAGEMENT)
-        assert e.value.response["Error"]["Code"] == "NoSuchPublicAccessBlockConfiguration"
-        hook(endpoint, "absent-services", {"service": "states", "regions": []})
-        assert hook(endpoint, "absent-services") == {"services": {"accessanalyzer": [ABSENT], "detective": [ABSENT], "s3": [ABSENT]},
-                                                     "dropped": 7}
-        for bad in ({"service": "no-such-service", "regions": [ABSENT]}, {"service": "detective"},
-                    {"service": "detective", "regions": ABSENT}, ["detective"]):
-            assert refused(endpoint, "absent-services", bad) == 400
-    finally:
-        for service in ("detective", "accessanalyzer", "s3"):
-            hook(endpoint, "absent-services", {"service": service, "regions": None})
-    assert Client(endpoint, "detective", ABSENT).list_graphs()["GraphList"] == []
-
-
-# ---------------------------------------------------------------- server errors, resets, late answers
 
 
 def faults(endpoint, doc=None):
@@ -538,13 +492,11 @@ def test_credentials_expire_at_a_time_and_by_key(endpoint, expiry_off):
 
 def test_reset_switches_every_strict_hook_off(endpoint):
     hook(endpoint, "deny-regions", {"account_id": MEMBER_B, "regions": [DENIED]})
-    hook(endpoint, "absent-services", {"service": "detective", "regions": [DENIED]})
     hook(endpoint, "expire-credentials", {"account_id": "management"})
     faults(endpoint, {"internal_error_share": 0.1, "unavailable_share": 0.1, "reset_share": 0.1, "slow_share": 0.1, "slow_ms": 5})
     post(endpoint + "/moto-api/reset")
     SESSIONS.clear()
     assert hook(endpoint, "deny-regions") == {"accounts": [], "denied": 0, "denied_by_code": {}}
-    assert hook(endpoint, "absent-services") == {"services": {}, "dropped": 0}
     assert hook(endpoint, "expire-credentials") == {"rules": [], "expired": 0}
     state = faults(endpoint)
     assert all(state[k] == 0 for k in ("internal_error_share", "unavailable_share", "reset_share", "slow_share", "slow_ms", "requests"))

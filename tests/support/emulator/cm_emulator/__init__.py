@@ -12,9 +12,10 @@ Modules (each documents what it implements or corrects, and why):
   Test hooks for what real fleets hit, each off until a test sets it: server errors (500/503
   in each service's protocol), connection resets and late answers as seeded shares of
   requests; Regions denied to a member account as a service control policy denies them
-  (AWS Control Tower's Region deny exemptions by default); a service absent from a Region
-  (no endpoint: the connection is reset); credentials that expire mid-run (ExpiredToken /
-  ExpiredTokenException / RequestExpired, as each protocol answers).
+  (AWS Control Tower's Region deny exemptions by default); credentials that expire mid-run
+  (ExpiredToken / ExpiredTokenException / RequestExpired, as each protocol answers). A
+  service absent from a Region is no hook: its endpoint's name does not resolve on AWS, so
+  tests point `AWS_ENDPOINT_URL_<SERVICE>` at a `.invalid` name for a real DNS failure.
 - cbor: minimal CBOR codec (Smithy RPC v2 CBOR).
 - s3: GetBucketRequestPayment/PutBucketRequestPayment; GetBucketVersioning root element;
   Object Lock: GetObjectLockConfiguration's zero period removed, a zero period refused,

@@ -11,9 +11,8 @@ every signed AWS request, applied here before any module or moto sees the reques
 `/cm-emulator/deny-assume-role` (faults: STS AssumeRole into chosen accounts denied).
 `/cm-emulator/securityhub`: securityhub's hook (how long a new standard stays PENDING; request rates).
 Also from faults (`faults.HOOKS`), applied at the same place: `/cm-emulator/deny-regions`
-(Regions denied to a member account as a service control policy denies them),
-`/cm-emulator/absent-services` (a service with no endpoint in a Region: the connection is
-reset) and `/cm-emulator/expire-credentials` (an account's credentials expire mid-run); and
+(Regions denied to a member account as a service control policy denies them) and
+`/cm-emulator/expire-credentials` (an account's credentials expire mid-run); and
 the faults hook's server errors, connection resets and late answers (a late answer is held
 back in `start_response`, after the request was carried out).
 Also `/cm-emulator/iam-propagation` and `/cm-emulator/iam-trust` (iamtrust: IAM's propagation

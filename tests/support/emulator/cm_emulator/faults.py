@@ -2,10 +2,14 @@
 STS AssumeRole denied into chosen accounts (tests of one account failing among others).
 Also what real fleets hit besides: server errors, connection resets and late answers
 (`/cm-emulator/faults`), Regions denied to an account by a service control policy
-(`/cm-emulator/deny-regions`), a service that has no endpoint in a Region
-(`/cm-emulator/absent-services`) and credentials that expire mid-run
+(`/cm-emulator/deny-regions`) and credentials that expire mid-run
 (`/cm-emulator/expire-credentials`). Every hook is off until a test sets it, and
 `POST /moto-api/reset` switches every one off again.
+
+A service AWS does not offer in a Region is no hook here: there its endpoint's name does not
+resolve, and a server the client did reach cannot answer that. A test points the product's
+endpoint for the service (`AWS_ENDPOINT_URL_<SERVICE>`) at a name under `.invalid`, which
+never resolves (RFC 6761), and the SDK meets a real DNS failure.
 
 Test hook (no AWS counterpart), AssumeRole denied:
 - `POST /cm-emulator/deny-assume-role` with JSON `{"account_ids": ["111111111111", ...]}`:
@@ -153,28 +157,6 @@ Test hook (no AWS counterpart), Regions denied by a service control policy:
   "message"}], "denied": n, "denied_by_code": {"<service>:<Code>": n}}` (requests denied since
   the last POST).
 
-Test hook (no AWS counterpart), a service absent from a Region:
-- `POST /cm-emulator/absent-services` with JSON `{"service": "detective", "regions":
-  ["ap-southeast-6"]}`: `service` is a botocore service name (`accessanalyzer`,
-  `stepfunctions`, `s3`, `s3control`, ...) or else a SigV4 signing name (`access-analyzer`,
-  `states`; a botocore name wins: `s3` is S3 alone, whose endpoint S3 Control does not
-  share, though both sign as `s3`). From then on every
-  request for that service signed for one of those Regions gets no answer at all: the
-  connection is reset (TCP RST) before a byte is sent back. Each POST replaces that service's
-  Regions; `"regions": []` or `null` forgets the service.
-- Why a reset: where AWS does not offer a service in a Region there is no endpoint: the
-  name `detective.ap-southeast-6.amazonaws.com` does not resolve, and an SDK fails in DNS
-  before it connects (botocore: EndpointConnectionError; the Rust SDK: a dispatch failure
-  whose connector error is an I/O error, "dns error: failed to lookup address information",
-  retried as transient until its attempts run out). With the single endpoint the product
-  is pointed at here (`AWS_ENDPOINT_URL`), the nearest a server can come is to refuse the
-  request at the transport level: a reset is an I/O error to the client as a DNS failure
-  is (the Rust SDK's hyper connector classifies both as `ConnectorError::io`, transient),
-  with no HTTP status or AWS error code to misread as a service answer. It differs in that
-  the request was sent (the client cannot know whether it took effect; here it never does).
-- `GET /cm-emulator/absent-services`: `{"services": {"<service>": ["<region>", ...]},
-  "dropped": n}`.
-
 Test hook (no AWS counterpart), credentials that expire mid-run:
 - `POST /cm-emulator/expire-credentials` with JSON `{"account_id": "management" |
   "<12-digit id>", "after_requests": N, "at": <epoch seconds>}` or `{"access_key_id": "...",
@@ -200,8 +182,7 @@ Test hook (no AWS counterpart), credentials that expire mid-run:
 - `GET /cm-emulator/expire-credentials`: `{"rules": [{"account_id" or "access_key_id",
   "after_requests", "at", "passed", "expired"}], "expired": n}`.
 
-Order in which a signed request meets the hooks: an absent service (reset at once); then
-latency and the draw; a drawn reset; expired credentials; a denied Region; a drawn throttle
+Order in which a signed request meets the hooks: latency and the draw; a drawn reset; expired credentials; a denied Region; a drawn throttle
 or server error; a drawn late answer; then STS AssumeRole denial, the extension modules and
 moto.
 """
@@ -219,15 +200,13 @@ import uuid
 from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape
 
-from botocore.exceptions import UnknownServiceError
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
 from moto.utilities.utils import PARTITION_NAMES
 
 from . import cbor
-from .wire import (Response, hook_answer, hook_request, identify, models_for_signing_name, object_hook_request,
-                   service_model)
+from .wire import Response, hook_answer, hook_request, identify, models_for_signing_name, object_hook_request
 
 THROTTLE_NAMES = ("ThrottlingException", "TooManyRequestsException", "Throttling")
 MESSAGE = "Rate exceeded"
@@ -263,15 +242,12 @@ _deny_regions = {}  # account -> {"regions": frozenset, "not_actions": "control-
 _deny_counts = {"denied": 0}
 _denied_by_code = {}
 
-_absent = {}  # the service as named -> {"signing": signing name, "models": frozenset of botocore names, "regions": frozenset}
-_absent_count = [0]
-
 _expiry = []  # rules: {"account_id"|"access_key_id", "after_requests", "at", "passed", "expired"}
 _expired_count = [0]
 
 
 def reset():
-    global _rng, _settings, _denied_accounts, _deny_regions, _absent, _expiry
+    global _rng, _settings, _denied_accounts, _deny_regions, _expiry
     with _lock:
         _settings = {}
         _rng = None
@@ -281,15 +257,13 @@ def reset():
         _deny_regions = {}
         _deny_counts["denied"] = 0
         _denied_by_code.clear()
-        _absent = {}
-        _absent_count[0] = 0
         _expiry = []
         _expired_count[0] = 0
 
 
 def active():
     """True while any hook that looks at every AWS request is set (`before` must see them)."""
-    return bool(_settings or _deny_regions or _absent or _expiry)
+    return bool(_settings or _deny_regions or _expiry)
 
 
 # ---------------------------------------------------------------- the faults hook
@@ -386,10 +360,6 @@ def before(req):
     """Called for every signed AWS request while any hook is set: drops the connection (a
     Response whose `wsgi` raises), sleeps, answers with an error (a Response), or lets the
     request through (None; `req.late_ms` set when its answer is to be held back)."""
-    if _absent and _absent_match(req):
-        with _lock:
-            _absent_count[0] += 1
-        return Dropped(req.environ)
     settings = _settings
     outcome, tally = None, False
     if settings:
@@ -655,7 +625,7 @@ def _modeled(found, names, status):
 
 def server_error_answer(req, found, status):
     """HTTP 500 (an internal error) or 503 (service unavailable) in the request's protocol."""
-    model, protocol = found[0], found[1]
+    protocol = found[1]
     message = COMMON_500 if status == 500 else COMMON_503
     if protocol == "ec2":
         code, message = ("InternalError", "An internal error has occurred.") if status == 500 else \
@@ -937,70 +907,6 @@ def _region_denied(req, found, rule):
     return answer
 
 
-# ---------------------------------------------------------------- services absent from Regions
-
-
-def _resolve_service(name):
-    """(signing name, botocore service names) that `name` stands for, or None."""
-    try:
-        model = service_model(name)
-    except UnknownServiceError:
-        model = None
-    if model is not None:
-        return model.metadata.get("signingName") or model.metadata.get("endpointPrefix") or name, frozenset([name])
-    models = models_for_signing_name(name)
-    if models:
-        return name, frozenset(m.service_name for m in models)
-    return None
-
-
-def absent_services_hook(environ):
-    """`POST|GET /cm-emulator/absent-services`."""
-    global _absent
-
-    def state():
-        with _lock:
-            return _absent_state()
-
-    doc, answer = hook_request(environ, state)
-    if answer:
-        return answer
-    if not isinstance(doc, dict) or set(doc) != {"service", "regions"}:
-        return hook_answer(400, {"error": 'body must be {"service": "<botocore or signing name>", "regions": [...]}'})
-    service, regions = doc["service"], doc["regions"]
-    if regions is not None and (not isinstance(regions, list) or not all(isinstance(r, str) and r for r in regions)):
-        return hook_answer(400, {"error": "regions must be a list of region names or null"})
-    resolved = _resolve_service(service) if isinstance(service, str) and service else None
-    if resolved is None:
-        return hook_answer(400, {"error": f"unknown service {service!r}: give a botocore service name or a SigV4 signing name"})
-    signing, names = resolved
-    with _lock:
-        rules = dict(_absent)
-        if regions:
-            rules[service] = {"signing": signing, "models": names, "regions": frozenset(regions), "listed": list(dict.fromkeys(regions))}
-        else:
-            rules.pop(service, None)
-        _absent = rules
-        return hook_answer(200, _absent_state())
-
-
-def _absent_state():
-    return {"services": {s: r["listed"] for s, r in sorted(_absent.items())}, "dropped": _absent_count[0]}
-
-
-def _absent_match(req):
-    for rule in _absent.values():
-        if rule["signing"] != req.service or req.region not in rule["regions"]:
-            continue
-        everything = {m.service_name for m in models_for_signing_name(req.service)}
-        if everything <= rule["models"]:
-            return True
-        found = identify(req)
-        if found and found[0].service_name in rule["models"]:
-            return True
-    return False
-
-
 # ---------------------------------------------------------------- credentials that expire
 
 
@@ -1096,7 +1002,6 @@ def _expired_answer(req, found):
 
 HOOKS = {
     "/cm-emulator/deny-regions": deny_regions_hook,
-    "/cm-emulator/absent-services": absent_services_hook,
     "/cm-emulator/expire-credentials": expire_credentials_hook,
 }
 
