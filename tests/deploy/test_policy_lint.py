@@ -48,6 +48,7 @@ DESIRED_PLACEHOLDERS = {
 DEPLOY_PLACEHOLDERS = {
     "announcement-bucket": "cm-baseline-announcements",
     "prefix": "cm-baseline/announcements",
+    "journal-bucket": "cm-baseline-journal-large-values",
     "management-account-id": "210987654321",
     "region": "ap-northeast-1",
 }
