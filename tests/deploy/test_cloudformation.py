@@ -9,6 +9,9 @@
    `{placeholders}` and the template's intrinsic functions filled in with the same values, so
    that a change to one without the other fails here instead of showing up as a role that
    cm-baseline rewrites (or cannot enter) in every new member account.
+3. The journal stack (cm-baseline-journal) makes the table the daemon's DynamoDB journal
+   expects: key schema exactly pk/sk, String, HASH/RANGE, on-demand, nothing else; and
+   its output is the CM_JOURNAL value the deploy files use.
 
 Run from the repository root: `python -m pytest -q tests/deploy` (needs
 tests/deploy/requirements.txt: cfn-lint, PyYAML, pytest).
@@ -31,6 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 DESIRED = REPO / "desired-state"
 CFN_DIR = REPO / "deploy" / "cloudformation"
 BOOTSTRAP = CFN_DIR / "cm-policymaintainer-init-prod.yaml"
+JOURNAL = CFN_DIR / "cm-baseline-journal.yaml"
 TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json", ".template")
 
 # Stand-ins for the accounts; the same values go into desired state and into the template.
@@ -85,7 +89,9 @@ def lint_failed(proc: subprocess.CompletedProcess) -> bool:
 
 
 def test_there_are_templates():
-    assert BOOTSTRAP in templates(), f"{BOOTSTRAP.relative_to(REPO)} is missing"
+    # Both are linted by test_cfn_lint_finds_no_error_or_warning below.
+    for path in (BOOTSTRAP, JOURNAL):
+        assert path in templates(), f"{path.relative_to(REPO)} is missing"
 
 
 @pytest.mark.parametrize("path", templates(), ids=lambda p: p.name)
@@ -406,10 +412,11 @@ def ctx(request) -> Context:
     return CONTEXTS[request.param]()
 
 
-def test_template_is_plain_yaml():
+@pytest.mark.parametrize("path", [BOOTSTRAP, JOURNAL], ids=lambda p: p.name)
+def test_template_is_plain_yaml(path: Path):
     """Long-form intrinsics (Fn::Sub:, Ref:) only: a plain YAML loader reads the template."""
     try:
-        doc = yaml.safe_load(BOOTSTRAP.read_text())
+        doc = yaml.safe_load(path.read_text())
     except yaml.constructor.ConstructorError as e:
         pytest.fail(f"not plain YAML (write Fn::Sub: instead of !Sub): {e}")
     assert isinstance(doc, dict)
@@ -558,3 +565,52 @@ def test_role_outlives_its_stack():
     ]
     assert resource.get("DeletionPolicy") == "Retain"
     assert resource.get("UpdateReplacePolicy") == "Retain"
+
+
+# ---------------------------------------------------------------------------------------
+# The journal stack
+
+
+def journal_resource(type_: str) -> dict:
+    doc = load_template(JOURNAL)
+    (found,) = [r for r in doc["Resources"].values() if r.get("Type") == type_]
+    return found
+
+
+def test_journal_table_key_schema():
+    """Exactly the table the DynamoDB journal opens: pk/sk, both String, HASH/RANGE,
+    on-demand, and no index (the daemon's DescribeTable at open refuses another shape)."""
+    table = journal_resource("AWS::DynamoDB::Table")
+    props = table["Properties"]
+    assert sorted(props["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert "ProvisionedThroughput" not in props
+    for extra in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "TimeToLiveSpecification"):
+        assert extra not in props, f"the journal table has no {extra}"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert {"Key": "app", "Value": "cm-baseline"} in props["Tags"]
+    assert not any(t["Key"] == OWNER_TAG_KEY for t in props["Tags"]), "the operator's resource, not a member's"
+
+
+def test_journal_outlives_its_stack():
+    for type_ in ("AWS::DynamoDB::Table", "AWS::S3::Bucket"):
+        resource = journal_resource(type_)
+        assert resource.get("DeletionPolicy") == "Retain", type_
+        assert resource.get("UpdateReplacePolicy") == "Retain", type_
+
+
+def test_journal_setting_output():
+    """The CM_JOURNAL value, as deploy/ecs/task-definition.json spells it with placeholders."""
+    outputs = load_template(JOURNAL)["Outputs"]
+    assert outputs["JournalSetting"]["Value"] == {"Fn::Sub": "dynamodb:${Table},s3://${Bucket}/journal/"}
+    task = json.loads((REPO / "deploy/ecs/task-definition.json").read_text())
+    env = {e["name"]: e["value"] for c in task["containerDefinitions"] for e in c.get("environment", [])}
+    assert env.get("CM_JOURNAL") == "dynamodb:cm-baseline-journal,s3://<journal-bucket>/journal/"
