@@ -87,10 +87,7 @@ impl AwsError {
     pub fn region_unavailable(&self) -> bool {
         let denied = matches!(self.code.as_str(), "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation")
             && self.message.contains("service control policy");
-        let no_endpoint = self.code == "dispatch"
-            && ["dns error", "failed to lookup address", "Name or service not known", "no record found"]
-                .iter()
-                .any(|m| self.message.contains(m));
+        let no_endpoint = self.code == "dispatch" && super::no_such_host::says_no_such_host(&self.message);
         denied || no_endpoint
     }
 }
@@ -165,8 +162,11 @@ mod fault_tests {
         assert!(!AwsError::new("AccessDeniedException", "not authorized to perform: securityhub:DescribeHub")
             .region_unavailable());
         let dns =
-            "dispatch failure: io error: error trying to connect: dns error: failed to lookup address information";
+            "dispatch failure: io error: error trying to connect: dns error: failed to lookup address information: Name or service not known";
         assert!(AwsError::new("dispatch", dns).region_unavailable());
         assert!(!AwsError::new("dispatch", "connection refused").region_unavailable());
+        // A resolver that failed for now says nothing of the region.
+        let again = "dispatch failure: io error: dns error: failed to lookup address information: Temporary failure in name resolution";
+        assert!(!AwsError::new("dispatch", again).region_unavailable());
     }
 }

@@ -12,6 +12,7 @@ pub mod counter;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+pub mod no_such_host;
 pub mod pacing;
 
 use aws_config::retry::RetryConfig;
@@ -185,7 +186,8 @@ macro_rules! client {
             self.$name.get(region, || {
                 let conf = $krate::config::Builder::from(&self.sdk)
                     .region(SdkRegion::new(region.to_string()))
-                    .interceptor(self.counter(region));
+                    .interceptor(self.counter(region))
+                .retry_classifier(no_such_host::NoSuchHost);
                 $krate::Client::from_conf(conf.build())
             })
         }
@@ -295,7 +297,8 @@ impl AccountSession {
         self.sts.get(&region, || {
             let conf = aws_sdk_sts::config::Builder::from(&self.sdk)
                 .region(SdkRegion::new(region.clone()))
-                .interceptor(self.counter(&region));
+                .interceptor(self.counter(&region))
+                .retry_classifier(no_such_host::NoSuchHost);
             aws_sdk_sts::Client::from_conf(conf.build())
         })
     }
@@ -306,7 +309,8 @@ impl AccountSession {
         self.organizations.get(&region, || {
             let conf = aws_sdk_organizations::config::Builder::from(&self.sdk)
                 .region(SdkRegion::new(region.clone()))
-                .interceptor(self.counter("global"));
+                .interceptor(self.counter("global"))
+                .retry_classifier(no_such_host::NoSuchHost);
             aws_sdk_organizations::Client::from_conf(conf.build())
         })
     }
@@ -317,7 +321,8 @@ impl AccountSession {
         self.iam.get(&region, || {
             let conf = aws_sdk_iam::config::Builder::from(&self.sdk)
                 .region(SdkRegion::new(region.clone()))
-                .interceptor(self.counter("global"));
+                .interceptor(self.counter("global"))
+                .retry_classifier(no_such_host::NoSuchHost);
             aws_sdk_iam::Client::from_conf(conf.build())
         })
     }
@@ -328,7 +333,8 @@ impl AccountSession {
             let conf = aws_sdk_s3::config::Builder::from(&self.sdk)
                 .region(SdkRegion::new(region.to_string()))
                 .force_path_style(endpoint::overridden(&self.sdk, "S3"))
-                .interceptor(self.counter(region));
+                .interceptor(self.counter(region))
+                .retry_classifier(no_such_host::NoSuchHost);
             aws_sdk_s3::Client::from_conf(conf.build())
         })
     }
@@ -338,7 +344,8 @@ impl AccountSession {
         self.s3control.get(region, || {
             let mut conf = aws_sdk_s3control::config::Builder::from(&self.sdk)
                 .region(SdkRegion::new(region.to_string()))
-                .interceptor(self.counter(region));
+                .interceptor(self.counter(region))
+                .retry_classifier(no_such_host::NoSuchHost);
             if endpoint::overridden(&self.sdk, "S3_CONTROL") {
                 conf = conf.endpoint_resolver(endpoint::NoAccountHostPrefix::default());
             }
