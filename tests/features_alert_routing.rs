@@ -106,6 +106,10 @@ fn a_fresh_secure_account_converges_with_roles_bus_machine_and_rules() {
     let def: Value = serde_json::from_str(m["definition"].as_str().unwrap()).unwrap();
     let entry = &def["States"]["Publish"]["Parameters"]["Entries"][0];
     assert_eq!(entry["EventBusName"], format!("arn:aws:events:{HOME}:{id}:event-bus/{BUS}"));
+    // The alerts name the account as its account file does.
+    let name = std::fs::read_to_string(fleet.desired().join(format!("accounts/{id}.yaml"))).unwrap();
+    let name = name.lines().find_map(|l| l.strip_prefix("name: ")).unwrap();
+    assert_eq!(def["States"]["Context"]["Result"]["account_name"], name, "{def}");
     let tags =
         call_in(&fleet, id, "stepfunctions", "list_tags_for_resource", json!({"resourceArn": machine_arn}), HOME);
     assert!(tags["tags"].as_array().unwrap().iter().any(|t| t["key"] == "cm:Members" && t["value"] == "SecureAccount"));

@@ -266,8 +266,8 @@ fn yaml_files(dir: &Path, errors: &mut Vec<LoadError>) -> Vec<PathBuf> {
 }
 
 /// Placeholders every resource may use; settings may add more under `variables`.
-pub const BUILTIN_PLACEHOLDERS: [&str; 5] =
-    ["account_id", "region", "home_region", "partition", "management_account_id"];
+pub const BUILTIN_PLACEHOLDERS: [&str; 6] =
+    ["account_id", "account_name", "region", "home_region", "partition", "management_account_id"];
 
 /// Finds `{name}` placeholders in `text` that are not known, with their line and column.
 fn unknown_placeholders(file: &Path, text: &str, known: &BTreeSet<String>) -> Vec<LoadError> {

@@ -87,15 +87,29 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
+/// Replaces each `{name}` of `vars` in the strings of `v`, in one pass: a value put in is
+/// never read for placeholders again (an account named `{home_region}` stays so named).
 fn substitute(v: &mut serde_json::Value, vars: &BTreeMap<String, String>) {
     match v {
         serde_json::Value::String(s) if s.contains('{') => {
-            for (k, val) in vars {
-                let p = format!("{{{k}}}");
-                if s.contains(&p) {
-                    *s = s.replace(&p, val);
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(open) = rest.find('{') {
+                out.push_str(&rest[..open]);
+                let after = &rest[open + 1..];
+                match after.find('}').and_then(|close| vars.get(&after[..close]).map(|val| (close, val))) {
+                    Some((close, val)) => {
+                        out.push_str(val);
+                        rest = &after[close + 1..];
+                    }
+                    None => {
+                        out.push('{');
+                        rest = after;
+                    }
                 }
             }
+            out.push_str(rest);
+            *s = out;
         }
         serde_json::Value::Array(a) => a.iter_mut().for_each(|x| substitute(x, vars)),
         serde_json::Value::Object(o) => o.values_mut().for_each(|x| substitute(x, vars)),
@@ -178,6 +192,8 @@ pub fn resolve(
 
     let mut vars: BTreeMap<String, String> = s.variables.clone();
     vars.insert("account_id".into(), account.account_id.to_string());
+    // An account file without `name:` gets its id as its name.
+    vars.insert("account_name".into(), account.name.clone().unwrap_or_else(|| account.account_id.to_string()));
     vars.insert("home_region".into(), home.clone());
     vars.insert("partition".into(), partition.into());
     vars.insert("management_account_id".into(), management_account_id.into());
@@ -244,4 +260,25 @@ pub fn resolve(
         lockout_guard: s.lockout_guard.clone(),
         features,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::substitute;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn placeholders_are_replaced_once_and_values_are_not_read_again() {
+        let vars: BTreeMap<String, String> =
+            [("account_name", "{home_region} \"co\""), ("home_region", "ap-northeast-1")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let mut v = serde_json::json!({"a": ["{account_name} in {home_region}", "{unknown} {", "}{home_region}{"]});
+        substitute(&mut v, &vars);
+        assert_eq!(
+            v,
+            serde_json::json!({"a": ["{home_region} \"co\" in ap-northeast-1", "{unknown} {", "}ap-northeast-1{"]})
+        );
+    }
 }
