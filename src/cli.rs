@@ -36,6 +36,11 @@ pub struct Cli {
     /// every command of one fleet the same directory.
     #[arg(long, global = true, default_value = "./state", env = "CM_STATE_DIR")]
     pub state_dir: PathBuf,
+    /// Where the journal is kept: `sqlite:PATH` (default: journal.sqlite in the state
+    /// directory), `dynamodb:TABLE`, or `dynamodb:TABLE,s3://BUCKET/PREFIX` (large values in
+    /// S3). Every process of one fleet gives the same (the daemon, `apply`, `runs approve`).
+    #[arg(long, global = true, env = "CM_JOURNAL", value_parser = journal::Location::parse)]
+    pub journal: Option<journal::Location>,
     /// Log format: human on a terminal, JSON lines otherwise (auto).
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub log_format: LogFormat,
@@ -134,6 +139,19 @@ pub enum RunsCommand {
     },
     /// Let a run stopped by the blast-radius brake go ahead (the daemon picks it up).
     Approve { id: i64 },
+    /// Write everything the journal holds (runs, approvals, pins, kept desired state,
+    /// ownership records) as JSON lines, to move it to another store (`runs import`).
+    Export {
+        /// The file written (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Read what `runs export` wrote into this journal, which must hold no run yet
+    /// (`--journal` names it: for example SQLite on a host, exported, into DynamoDB for ECS).
+    Import {
+        /// The file `runs export` wrote.
+        file: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -225,6 +243,7 @@ pub async fn main(cli: Cli) -> i32 {
             return EXIT_ERROR;
         }
     };
+    let journal_at = cli.journal.clone().unwrap_or_else(|| journal::Location::in_state_dir(&cli.state_dir));
     match cli.command {
         Command::Validate => match load(&cli.desired_state) {
             Ok(d) => {
@@ -249,13 +268,14 @@ pub async fn main(cli: Cli) -> i32 {
             print!("{}", render_accounts(&d, &inv, args.format));
             EXIT_OK
         }
-        Command::Plan(args) => reconcile(&cli.desired_state, &cli.state_dir, args, false, shard).await,
-        Command::Apply(args) => reconcile(&cli.desired_state, &cli.state_dir, args, true, shard).await,
+        Command::Plan(args) => reconcile(&cli.desired_state, &journal_at, args, false, shard).await,
+        Command::Apply(args) => reconcile(&cli.desired_state, &journal_at, args, true, shard).await,
         Command::Daemon(args) => {
             let opts = crate::daemon::DaemonOptions {
                 desired_dir: cli.desired_state.clone(),
                 announce_dir: args.announce_dir.unwrap_or_else(|| cli.state_dir.join("announcements")),
                 state_dir: cli.state_dir.clone(),
+                journal: journal_at.clone(),
                 listen: args.listen,
                 run_now: args.run_now,
                 limits: CallLimits {
@@ -272,12 +292,12 @@ pub async fn main(cli: Cli) -> i32 {
             };
             crate::daemon::main(opts).await
         }
-        Command::Runs(args) => runs(&cli.state_dir, args).await,
+        Command::Runs(args) => runs(&journal_at, args).await,
         Command::Healthcheck { listen } => healthcheck(listen),
         Command::Announce { out_dir } => {
             let Ok(d) = load(&cli.desired_state) else { return EXIT_ERROR };
             let Ok((fleet, inv)) = fleet_inventory(&d, CallLimits::default(), shard).await else { return EXIT_ERROR };
-            let Ok(journal) = open_journal(&cli.state_dir, false) else { return EXIT_ERROR };
+            let Ok(journal) = open_journal(&journal_at, false).await else { return EXIT_ERROR };
             let opts = RunOptions {
                 mode: Mode::Maintenance,
                 apply: false,
@@ -328,25 +348,24 @@ pub async fn main(cli: Cli) -> i32 {
     }
 }
 
-/// The journal of `state_dir`: created by a command that writes (`apply`); a command that
-/// only reads opens it when it exists.
-fn open_journal(state_dir: &std::path::Path, create: bool) -> Result<Option<Arc<dyn Journal>>, i32> {
-    let opened = if create { journal::open(state_dir).map(Some) } else { journal::open_existing(state_dir) };
-    opened.map_err(|e| {
-        eprintln!("error: {e} (see --state-dir)");
+/// The journal at `at`: a SQLite file is created by a command that writes (`apply`); a
+/// command that only reads opens it when it exists.
+async fn open_journal(at: &journal::Location, create: bool) -> Result<Option<Arc<dyn Journal>>, i32> {
+    journal::open_at(at, create).await.map_err(|e| {
+        eprintln!("error: {e} (journal {at}; see --journal, --state-dir)");
         EXIT_ERROR
     })
 }
 
 async fn reconcile(
     dir: &std::path::Path,
-    state_dir: &std::path::Path,
+    journal_at: &journal::Location,
     args: RunArgs,
     apply: bool,
     shard: crate::inventory::Shard,
 ) -> i32 {
     let Ok(d) = load(dir) else { return EXIT_ERROR };
-    let Ok(journal) = open_journal(state_dir, apply) else { return EXIT_ERROR };
+    let Ok(journal) = open_journal(journal_at, apply).await else { return EXIT_ERROR };
     let limits = CallLimits {
         fleet_concurrency: args.max_calls,
         account_concurrency: args.account_calls,
@@ -562,11 +581,14 @@ fn render_accounts(d: &DesiredState, inv: &Inventory, format: Format) -> String 
     }
 }
 
-async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
-    let j = match journal::open_existing(state_dir) {
+async fn runs(at: &journal::Location, args: RunsArgs) -> i32 {
+    if let Some(RunsCommand::Import { file }) = &args.command {
+        return import(at, file).await;
+    }
+    let j = match journal::open_at(at, false).await {
         Ok(Some(j)) => j,
         Ok(None) => {
-            eprintln!("error: no journal at {} (see --state-dir)", journal::sqlite_path(state_dir).display());
+            eprintln!("error: no journal at {at} (see --journal, --state-dir)");
             return EXIT_ERROR;
         }
         Err(e) => {
@@ -662,6 +684,46 @@ async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
             print!("{}", report.render(format, false));
             EXIT_OK
         }
+        RunsCommand::Import { .. } => EXIT_ERROR, // handled above: the journal may not exist yet
+        RunsCommand::Export { out } => {
+            let entries = match journal::export(&*j).await {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_ERROR;
+                }
+            };
+            let mut text = String::new();
+            for e in &entries {
+                match serde_json::to_string(e) {
+                    Ok(line) => {
+                        text.push_str(&line);
+                        text.push('\n');
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot write the export: {e}");
+                        return EXIT_ERROR;
+                    }
+                }
+            }
+            let written = match &out {
+                Some(path) => std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display())),
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(text.as_bytes()).map_err(|e| e.to_string())
+                }
+            };
+            match written {
+                Ok(()) => {
+                    eprintln!("exported {} entries from {at}", entries.len());
+                    EXIT_OK
+                }
+                Err(e) => {
+                    eprintln!("error: cannot write the export: {e}");
+                    EXIT_ERROR
+                }
+            }
+        }
         RunsCommand::Approve { id } => {
             let by = format!("{} (command line)", os_user());
             match j.approve(id, &by).await {
@@ -685,6 +747,39 @@ async fn runs(state_dir: &std::path::Path, args: RunsArgs) -> i32 {
                     EXIT_ERROR
                 }
             }
+        }
+    }
+}
+
+/// `runs import FILE` into the journal at `at` (created when it is a SQLite file). Every
+/// line is read and checked before anything is written.
+async fn import(at: &journal::Location, file: &std::path::Path) -> i32 {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return EXIT_ERROR;
+        }
+    };
+    let mut entries = vec![];
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str::<journal::Exported>(line) {
+            Ok(e) => entries.push(e),
+            Err(e) => {
+                eprintln!("error: {}:{}:{}: {e} (not a line of `runs export`)", file.display(), n + 1, e.column());
+                return EXIT_ERROR;
+            }
+        }
+    }
+    let Ok(Some(j)) = open_journal(at, true).await else { return EXIT_ERROR };
+    match journal::import(&*j, &entries).await {
+        Ok(()) => {
+            eprintln!("imported {} entries into {at}", entries.len());
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_ERROR
         }
     }
 }

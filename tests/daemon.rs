@@ -162,8 +162,10 @@ fn helpdesk_description(fleet: &Fleet, account: &str) -> String {
         .to_string()
 }
 
+/// Whether the baseline's roles were made in `account`: cm-helpdesk, which only
+/// cm-baseline makes (the member role cm-policymaintainer is there from the StackSet on).
 fn managed_role(fleet: &Fleet, account: &str) -> bool {
-    fleet.emu.aws(account, "iam", "get_role", json!({"RoleName": "cm-policymaintainer"})).is_ok()
+    fleet.emu.aws(account, "iam", "get_role", json!({"RoleName": "cm-helpdesk"})).is_ok()
 }
 
 #[test]
@@ -221,8 +223,8 @@ fn a_scheduled_maintenance_runs_is_journaled_and_shows_in_metrics() {
         "cm_runs_total{kind=\"maintenance\",status=\"done\"} 1",
         "cm_runs_total{kind=\"announce\",status=\"done\"} 1",
         "cm_accounts_total{outcome=\"done\"} 2",
-        "cm_changes_total{feature=\"F01\",action=\"create\"} 8",
-        "cm_api_calls_total{service=\"iam\",operation=\"CreateRole\",outcome=\"ok\"} 8",
+        "cm_changes_total{feature=\"F01\",action=\"create\"} 6",
+        "cm_api_calls_total{service=\"iam\",operation=\"CreateRole\",outcome=\"ok\"} 6",
         "cm_desired_state_valid 1",
         "cm_aws_ok 1",
     ] {
@@ -235,9 +237,10 @@ fn a_scheduled_maintenance_runs_is_journaled_and_shows_in_metrics() {
     // and resource.
     let log = std::fs::read_to_string(state.join("daemon.log")).unwrap();
     let applied = applied_events(&log);
-    assert_eq!(applied.len(), 8, "four roles in each of two accounts:\n{log}");
+    // (The fourth, the member role cm-policymaintainer, was there from the StackSet on.)
+    assert_eq!(applied.len(), 6, "three roles in each of two accounts:\n{log}");
     for a in &fleet.accounts {
-        assert_eq!(applied.iter().filter(|e| e["fields"]["account"] == a.as_str()).count(), 4, "{a}");
+        assert_eq!(applied.iter().filter(|e| e["fields"]["account"] == a.as_str()).count(), 3, "{a}");
     }
     assert!(json_lines(&log)
         .iter()
@@ -265,7 +268,7 @@ fn a_scheduled_maintenance_runs_is_journaled_and_shows_in_metrics() {
     for r in rows {
         assert_eq!((r["status"].as_str(), r["done_count"].as_i64()), (Some("done"), Some(1)), "{r}");
         assert_eq!(r["report"]["account_id"], r["account_id"], "{r}");
-        assert_eq!(r["report"]["applied"].as_array().map(Vec::len), Some(4), "{r}");
+        assert_eq!(r["report"]["applied"].as_array().map(Vec::len), Some(3), "{r}");
     }
     // The run's summary line counts the journaled accounts' calls.
     let calls: u64 = rows.iter().filter_map(|r| r["report"]["api_calls"]["total"].as_u64()).sum();
@@ -317,10 +320,10 @@ fn killed_mid_run_the_daemon_resumes_and_every_account_is_done_exactly_once() {
         let a = after.iter().find(|a| a.account_id == b.account_id).unwrap();
         assert_eq!(a.attempts, b.attempts, "{} was redone", a.account_id);
     }
-    // The emulator's side: each account's four cm-* roles were created once, across the
-    // kill (an account cut off mid-apply has its remaining roles created after the
-    // restart, never one twice), and an account done before the kill saw no request at
-    // all after the restart.
+    // The emulator's side: each account's three cm-* roles (the member role came with the
+    // StackSet) were created once, across the kill (an account cut off mid-apply has its
+    // remaining roles created after the restart, never one twice), and an account done
+    // before the kill saw no request at all after the restart.
     let second = faults(&fleet, None);
     for a in &fleet.accounts {
         assert!(managed_role(&fleet, a), "{a} was forgotten");
@@ -329,7 +332,7 @@ fn killed_mid_run_the_daemon_resumes_and_every_account_is_done_exactly_once() {
     let mut resumed = 0;
     for a in &fleet.accounts {
         let creates = tallied(&first, a, Some("CreateRole")) + tallied(&second, a, Some("CreateRole"));
-        assert_eq!(creates, 4, "{a}: CreateRole {creates} times");
+        assert_eq!(creates, 3, "{a}: CreateRole {creates} times");
         let later = tallied(&second, a, None);
         if done_first.contains(a) {
             assert_eq!(later, 0, "{a} was done before the kill, yet worked on after the restart");
@@ -398,7 +401,7 @@ fn sigterm_mid_run_finishes_in_flight_accounts_and_exits_zero() {
     assert_eq!(runs(&state)[0].status, "stopped");
 
     // The next start resumes the run and finishes it: every account done exactly once,
-    // each of its four roles created once (the cut-off ones' rest after the restart).
+    // each of its three roles created once (the cut-off ones' rest after the restart).
     periods.push(faults(&fleet, None));
     faults(&fleet, Some(json!({"tally": true})));
     let p = port();
@@ -411,7 +414,7 @@ fn sigterm_mid_run_finishes_in_flight_accounts_and_exits_zero() {
     assert!(rows.iter().all(|r| r.status == "done" && r.done_count == 1), "{rows:?}");
     for a in &fleet.accounts {
         let creates: u64 = periods.iter().map(|p| tallied(p, a, Some("CreateRole"))).sum();
-        assert_eq!(creates, 4, "{a}: CreateRole {creates} times");
+        assert_eq!(creates, 3, "{a}: CreateRole {creates} times");
     }
 }
 
@@ -1071,4 +1074,80 @@ fn a_journal_that_cannot_be_written_mid_run_stops_the_run_and_loses_nothing() {
     }
     wait_until(30, "/readyz to pass", || http_get(p, "/readyz").is_some_and(|(s, _)| s == 200));
     assert_eq!(terminate(&mut d), Some(0), "the daemon kept its lease through the busy journal");
+}
+
+/// The DynamoDB journal of `journal` (a `--journal` value), opened as another process would.
+fn dynamo(fleet: &Fleet, journal: &str) -> std::sync::Arc<dyn Journal> {
+    let at = cm_baseline::journal::Location::parse(journal).expect("a journal location");
+    support::block_on(async {
+        // The test process has no AWS environment: the emulator's endpoint, given here.
+        let sdk = fleet.emu.sdk().await;
+        let cm_baseline::journal::Location::DynamoDb { table, s3 } = at else { panic!("not DynamoDB") };
+        std::sync::Arc::new(cm_baseline::journal::dynamodb::DynamoJournal::open(&sdk, &table, s3).await.unwrap())
+            as std::sync::Arc<dyn Journal>
+    })
+}
+
+#[test]
+fn a_replaced_task_resumes_its_run_from_dynamodb_with_an_empty_disk_and_does_nothing_twice() {
+    let members: Vec<(String, &str)> = (0..6).map(|i| (format!("co-{i}"), "basic")).collect();
+    let members: Vec<(&str, &str)> = members.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let fleet = Fleet::new(&members);
+    daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 1.0);
+    let journal = support::block_on(fleet.emu.journal_table("cm-baseline-journal"));
+    let env = [("CM_JOURNAL", journal.as_str())];
+    let j = dynamo(&fleet, &journal);
+    let runs = || support::block_on(j.runs(10)).unwrap();
+    let rows = |id| support::block_on(j.accounts(id)).unwrap();
+    faults(&fleet, Some(json!({"tally": true})));
+
+    // The first task, on a disk of its own.
+    let disk = tempfile::tempdir().unwrap();
+    let p = port();
+    let mut d = fleet.daemon_with(&disk.path().join("state"), p, &["--run-now", "--parallel-accounts", "1"], &env);
+    wait_until(120, "two accounts done", || runs().first().is_some_and(|r| count(&rows(r.id), "done") >= 2));
+    // A second daemon on the same table is refused by the lease, whatever its disk.
+    let other = tempfile::tempdir().unwrap();
+    let mut second = fleet.daemon_with(other.path(), port(), &[], &env);
+    wait_until(60, "the second daemon to give up", || second.try_wait().ok().flatten().is_some());
+    assert_eq!(second.wait().unwrap().code(), Some(1));
+    let said = std::fs::read_to_string(other.path().join("daemon.log")).unwrap();
+    assert!(said.contains("the fleet is in use by cm-baseline daemon"), "{said}");
+
+    // The task is replaced: killed, and its disk gone with it.
+    d.kill().unwrap();
+    let _ = d.wait();
+    drop(disk);
+    let run = runs()[0].clone();
+    let before = rows(run.id);
+    let done_before = count(&before, "done");
+    assert!((2..6).contains(&done_before), "{before:?}");
+    let first = faults(&fleet, None);
+    faults(&fleet, Some(json!({"tally": true})));
+
+    // The new task starts with an empty disk: the lease of the dead one is taken over, the
+    // run resumed with the desired state it pinned (kept in the journal), and finished.
+    let fresh = tempfile::tempdir().unwrap();
+    let mut d = fleet.daemon_with(&fresh.path().join("state"), p, &[], &env);
+    wait_until(180, "the resumed run to finish", || runs().first().is_some_and(|r| r.status == "done"));
+    assert_eq!(runs().len(), 1, "the new task started a new run instead of resuming");
+    let after = rows(run.id);
+    assert!(after.iter().all(|r| r.status == "done" && r.done_count == 1), "{after:?}");
+    for b in before.iter().filter(|b| b.status == "done") {
+        let a = after.iter().find(|a| a.account_id == b.account_id).unwrap();
+        assert_eq!(a.attempts, b.attempts, "{} was redone", a.account_id);
+    }
+    let second_period = faults(&fleet, None);
+    let done_first = with_status(&before, "done");
+    for a in &fleet.accounts {
+        let creates = tallied(&first, a, Some("CreateRole")) + tallied(&second_period, a, Some("CreateRole"));
+        assert_eq!(creates, 3, "{a}: CreateRole {creates} times");
+        if done_first.contains(a) {
+            assert_eq!(tallied(&second_period, a, None), 0, "{a} was done before the kill, yet worked on again");
+        }
+    }
+    let log = std::fs::read_to_string(fresh.path().join("state/daemon.log")).unwrap();
+    assert!(log.contains("resum"), "{log}");
+    eprintln!("task replacement: {done_before} of 6 done before kill -9, 6 after, each once");
+    assert_eq!(terminate(&mut d), Some(0));
 }

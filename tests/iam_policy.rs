@@ -415,7 +415,12 @@ fn scan_file(f: &File, global: &HashMap<String, String>) -> Scan {
                         typed.iter().find(|(_, n, _)| n == v).map(|(_, _, k)| {
                             Bound::Client(
                                 k.clone(),
-                                k == "sts" || k == "organizations" || f.name.starts_with("src/aws/"),
+                                // The journal's store is the operator's, reached with the
+                                // daemon's own credentials, as the management account's are.
+                                k == "sts"
+                                    || k == "organizations"
+                                    || f.name.starts_with("src/aws/")
+                                    || f.name.starts_with("src/journal/"),
                             )
                         })
                     })
@@ -541,6 +546,7 @@ fn prefix(krate: &str) -> Option<&'static str> {
         "cloudtrail" => "cloudtrail",
         "computeoptimizer" => "compute-optimizer",
         "config" => "config",
+        "dynamodb" => "dynamodb",
         "detective" => "detective",
         "ec2" => "ec2",
         "eventbridge" => "events",

@@ -43,7 +43,10 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     pub desired_dir: PathBuf,
+    /// Reports, announcements and the local copy of pinned desired state.
     pub state_dir: PathBuf,
+    /// The journal (`--journal`; by default SQLite in the state directory).
+    pub journal: journal::Location,
     /// Where announcements are written.
     pub announce_dir: PathBuf,
     pub listen: SocketAddr,
@@ -83,10 +86,14 @@ struct Daemon {
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the exit code.
 pub async fn main(opts: DaemonOptions) -> i32 {
-    let journal = match journal::open(&opts.state_dir) {
-        Ok(j) => j,
+    let journal = match journal::open_at(&opts.journal, true).await {
+        Ok(Some(j)) => j,
+        Ok(None) => {
+            eprintln!("error: no journal at {}", opts.journal);
+            return 1;
+        }
         Err(e) => {
-            eprintln!("error: cannot open the journal in {}: {e}", opts.state_dir.display());
+            eprintln!("error: cannot open the journal {}: {e}", opts.journal);
             return 1;
         }
     };
@@ -221,9 +228,45 @@ impl Daemon {
         self.opts.state_dir.join("pinned").join(digest)
     }
 
-    /// Keeps `snap` in the state directory (once per digest); returns its digest.
-    fn keep(&self, snap: &desired::snapshot::Snapshot) -> journal::Result<String> {
+    /// Keeps `snap` in the journal (once per digest), so that the run it pins can load it
+    /// wherever it runs, and in the state directory, where it is loaded from; returns its
+    /// digest.
+    async fn keep(&self, snap: &desired::snapshot::Snapshot) -> journal::Result<String> {
         let digest = snap.digest();
+        self.journal.keep_desired(&digest, &snap.to_bytes()).await?;
+        self.unpack(snap, &digest)?;
+        Ok(digest)
+    }
+
+    /// The pinned desired state of `digest` in the state directory: written there from the
+    /// journal when missing (a replaced task starts with an empty disk).
+    async fn pinned(&self, digest: &str) -> journal::Result<Result<PathBuf, String>> {
+        let dir = self.pinned_dir(digest);
+        if dir.exists() {
+            return Ok(Ok(dir));
+        }
+        let Some(bytes) = self.journal.desired_kept(digest).await? else {
+            return Ok(Err(format!(
+                "the desired state pinned as {digest} is neither in the journal nor in {}",
+                dir.display()
+            )));
+        };
+        let snap = match desired::snapshot::Snapshot::from_bytes(&bytes) {
+            Ok(s) if s.digest() == digest => s,
+            Ok(_) => {
+                return Ok(Err(format!(
+                    "the journal's copy of the desired state pinned as {digest} has another digest"
+                )))
+            }
+            Err(e) => return Ok(Err(format!("the journal's copy of the desired state pinned as {digest}: {e}"))),
+        };
+        self.unpack(&snap, digest)?;
+        Ok(Ok(dir))
+    }
+
+    /// Writes `snap` under the state directory's `pinned/<digest>` (once).
+    fn unpack(&self, snap: &desired::snapshot::Snapshot, digest: &str) -> journal::Result<()> {
+        let digest = digest.to_string();
         let dir = self.pinned_dir(&digest);
         if !dir.exists() {
             let tmp = self.opts.state_dir.join("pinned").join(format!(".{digest}.tmp"));
@@ -237,7 +280,7 @@ impl Daemon {
                 .and_then(|()| std::fs::rename(&tmp, &dir))
                 .map_err(|e| journal::JournalError(format!("cannot keep desired state in {}: {e}", dir.display())))?;
         }
-        Ok(digest)
+        Ok(())
     }
 
     /// The desired state a maintenance run applies, its digest and how it was chosen: a
@@ -253,12 +296,12 @@ impl Daemon {
         let on_disk = self.load();
         let snap = desired::snapshot::Snapshot::read(&self.opts.desired_dir)
             .map_err(|e| journal::JournalError(format!("cannot read desired state: {e}")));
-        let load_pinned = |digest: &str| {
-            desired::load(&self.pinned_dir(digest)).map_err(|e| format!("the desired state pinned as {digest}: {e}"))
+        let load_pinned = |dir: Result<PathBuf, String>, digest: &str| {
+            dir.and_then(|dir| desired::load(&dir).map_err(|e| format!("the desired state pinned as {digest}: {e}")))
         };
         if let Some(id) = resume {
             if let Some((digest, how)) = self.journal.run_desired(id).await? {
-                return Ok(load_pinned(&digest).map(|d| (d, digest, how)));
+                return Ok(load_pinned(self.pinned(&digest).await?, &digest).map(|d| (d, digest, how)));
             }
         }
         let d = match on_disk {
@@ -272,14 +315,14 @@ impl Daemon {
             } else {
                 "desired state as on disk (a run started before desired state was pinned)"
             };
-            return Ok(Ok((d, self.keep(&snap)?, how.to_string())));
+            return Ok(Ok((d, self.keep(&snap).await?, how.to_string())));
         }
         let now = chrono::Utc::now();
         let window_start = (now - chrono::Duration::days(7)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let until = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         match self.journal.pin_between(&window_start, &until).await? {
             Some((at, digest)) => {
-                let pinned = match load_pinned(&digest) {
+                let pinned = match load_pinned(self.pinned(&digest).await?, &digest) {
                     Ok(p) => p,
                     Err(e) => return Ok(Err(e)),
                 };
@@ -302,7 +345,7 @@ impl Daemon {
             )),
             None => Ok(Ok((
                 d,
-                self.keep(&snap)?,
+                self.keep(&snap).await?,
                 "unannounced: daemon.require_announcement is false, desired state as on disk".into(),
             ))),
         }
@@ -909,7 +952,7 @@ impl Daemon {
         let next = d.settings.daemon.maintenance_schedule().next_after(chrono::Utc::now());
         // What is announced is pinned: that maintenance applies exactly this desired state.
         let pinned = match (desired::snapshot::Snapshot::read(&d.dir), next) {
-            (Ok(snap), Some(at)) => match self.keep(&snap) {
+            (Ok(snap), Some(at)) => match self.keep(&snap).await {
                 Ok(digest) => {
                     let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
                     match self.journal.pin(&at, &digest).await {

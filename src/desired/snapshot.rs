@@ -50,6 +50,39 @@ impl Snapshot {
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The files as one byte string (each path and content with its length): what the
+    /// journal keeps of a pinned desired state.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (path, content) in &self.files {
+            out.extend((path.len() as u64).to_be_bytes());
+            out.extend(path.as_bytes());
+            out.extend((content.len() as u64).to_be_bytes());
+            out.extend(content);
+        }
+        out
+    }
+
+    /// The snapshot [`to_bytes`](Self::to_bytes) gave; `Err` when `bytes` is not one.
+    pub fn from_bytes(mut bytes: &[u8]) -> Result<Snapshot, String> {
+        fn take<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
+            let (len, rest) = bytes.split_at_checked(8).ok_or("truncated length")?;
+            let len = u64::from_be_bytes(len.try_into().map_err(|_| "bad length")?) as usize;
+            let (value, rest) = rest.split_at_checked(len).ok_or("truncated value")?;
+            *bytes = rest;
+            Ok(value)
+        }
+        let mut files = BTreeMap::new();
+        while !bytes.is_empty() {
+            let path = String::from_utf8(take(&mut bytes)?.to_vec()).map_err(|e| format!("path: {e}"))?;
+            if path.split('/').any(|p| p == ".." || p.is_empty()) {
+                return Err(format!("unsafe path {path:?}"));
+            }
+            files.insert(path, take(&mut bytes)?.to_vec());
+        }
+        Ok(Snapshot { files })
+    }
+
     /// Writes the files under `dir` (made when missing).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         for (rel, content) in &self.files {
@@ -101,5 +134,12 @@ mod tests {
         a.write(copy.path()).unwrap();
         assert_eq!(Snapshot::read(copy.path()).unwrap(), a);
         assert_eq!(a.digest().len(), 64);
+        // As the journal keeps it: the same snapshot back, and nothing else taken for one.
+        let back = Snapshot::from_bytes(&a.to_bytes()).unwrap();
+        assert_eq!((back.digest(), &back), (a.digest(), &a));
+        let bytes = a.to_bytes();
+        assert!(Snapshot::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        let evil = Snapshot { files: [("../x".to_string(), vec![1])].into() };
+        assert!(Snapshot::from_bytes(&evil.to_bytes()).unwrap_err().contains("unsafe path"));
     }
 }

@@ -6,14 +6,20 @@
 //! cut short before its tag was written.
 //!
 //! The daemon, the CLI (`plan`, `apply`, `runs`) and the planner's inputs reach it only
-//! through the [`Journal`] trait, so that the store (SQLite on one host today) can be
-//! another (a DynamoDB table on ECS) without the rest of the code knowing. Every method is
-//! asynchronous and every error is returned: a journal that cannot be written stops what
-//! depends on it, it is never ignored.
+//! through the [`Journal`] trait, so that the store is chosen in one place ([`Location`],
+//! `--journal`) and the rest of the code does not know which it has: SQLite on one host
+//! (systemd; the default, a file in the state directory), or a DynamoDB table where the
+//! service has no disk of its own and shards share one fleet (ECS, Kubernetes). Every
+//! method is asynchronous and every error is returned: a journal that cannot be written
+//! stops what depends on it, it is never ignored. [`contract`] holds the checks every store
+//! passes.
 
+#[doc(hidden)]
+pub mod contract;
+pub mod dynamodb;
 mod sqlite;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -57,7 +63,7 @@ pub mod run_status {
     pub const SUPERSEDED: &str = "superseded";
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunRow {
     pub id: i64,
     pub kind: String,
@@ -67,7 +73,7 @@ pub struct RunRow {
     pub detail: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AccountRow {
     pub account_id: String,
     pub status: String,
@@ -106,7 +112,7 @@ pub mod how {
 }
 
 /// One resource of one account that this tool made, wrote or took over.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Record {
     pub kind: String,
     /// A region, or `global`.
@@ -183,12 +189,121 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     /// The desired state a run applies: digest and how it was chosen.
     fn run_desired(&self, run_id: i64) -> Fut<'_, Option<(String, String)>>;
 
+    /// Keeps desired state as an announcement pinned it (a [`Snapshot`] as bytes), under its
+    /// digest, so that the run it pins can load it wherever it runs (a replaced task has an
+    /// empty disk). Kept once per digest.
+    ///
+    /// [`Snapshot`]: crate::desired::snapshot::Snapshot
+    fn keep_desired<'a>(&'a self, digest: &'a str, content: &'a [u8]) -> Fut<'a, ()>;
+    /// What [`keep_desired`](Journal::keep_desired) kept under `digest`.
+    fn desired_kept<'a>(&'a self, digest: &'a str) -> Fut<'a, Option<Vec<u8>>>;
+
+    /// Every pin, oldest first: (maintenance time, digest).
+    fn pins(&self) -> Fut<'_, Vec<(String, String)>>;
+    /// The accounts that have ownership records.
+    fn record_accounts(&self) -> Fut<'_, Vec<String>>;
+    /// Writes a run as another journal had it, with its id (`runs import`): refused when
+    /// the run exists; later runs are numbered after it.
+    fn restore_run<'a>(&'a self, run: &'a ExportedRun) -> Fut<'a, ()>;
+
     /// Every ownership record of `account`.
     fn records<'a>(&'a self, account: &'a str) -> Fut<'a, Vec<Record>>;
     /// Writes (or replaces) the record of one resource.
     fn record<'a>(&'a self, account: &'a str, r: &'a Record) -> Fut<'a, ()>;
     /// Removes the record of one resource (deleted, or never made).
     fn forget<'a>(&'a self, account: &'a str, kind: &'a str, region: &'a str, name: &'a str) -> Fut<'a, ()>;
+}
+
+/// A run with everything the journal holds of it, as `runs export` writes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExportedRun {
+    pub run: RunRow,
+    pub accounts: Vec<AccountRow>,
+    /// (account, plan JSON) kept by the brake.
+    pub plans: Vec<(String, String)>,
+    /// (who, when).
+    pub approval: Option<(String, String)>,
+    /// (digest, how it was chosen) of the desired state it applies.
+    pub desired: Option<(String, String)>,
+}
+
+/// One line of `runs export`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Exported {
+    Run(Box<ExportedRun>),
+    Pin {
+        maintenance_at: String,
+        digest: String,
+    },
+    /// A kept desired state, its bytes in hex.
+    DesiredKept {
+        digest: String,
+        content_hex: String,
+    },
+    Records {
+        account: String,
+        records: Vec<Record>,
+    },
+}
+
+/// Everything `j` holds, oldest run first, as `runs export` writes it.
+pub async fn export(j: &dyn Journal) -> Result<Vec<Exported>> {
+    let mut out = vec![];
+    let mut digests = std::collections::BTreeSet::new();
+    let mut runs = j.runs(usize::MAX).await?;
+    runs.reverse();
+    for run in runs {
+        let id = run.id;
+        let desired = j.run_desired(id).await?;
+        if let Some((d, _)) = &desired {
+            digests.insert(d.clone());
+        }
+        let (accounts, plans, approval) = (j.accounts(id).await?, j.plans(id).await?, j.approval(id).await?);
+        out.push(Exported::Run(Box::new(ExportedRun { run, accounts, plans, approval, desired })));
+    }
+    for (maintenance_at, digest) in j.pins().await? {
+        digests.insert(digest.clone());
+        out.push(Exported::Pin { maintenance_at, digest });
+    }
+    for digest in digests {
+        if let Some(bytes) = j.desired_kept(&digest).await? {
+            let content_hex = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            out.push(Exported::DesiredKept { digest, content_hex });
+        }
+    }
+    for account in j.record_accounts().await? {
+        let records = j.records(&account).await?;
+        out.push(Exported::Records { account, records });
+    }
+    Ok(out)
+}
+
+/// Writes `entries` (from [`export`]) into `j`, which must hold no run yet.
+pub async fn import(j: &dyn Journal, entries: &[Exported]) -> Result<()> {
+    if let Some(r) = j.runs(1).await?.first() {
+        return Err(JournalError(format!("the journal to import into is not empty (it has run {})", r.id)));
+    }
+    for e in entries {
+        match e {
+            Exported::Run(r) => j.restore_run(r).await?,
+            Exported::Pin { maintenance_at, digest } => j.pin(maintenance_at, digest).await?,
+            Exported::DesiredKept { digest, content_hex } => {
+                let bytes = (0..content_hex.len())
+                    .step_by(2)
+                    .map(|i| content_hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(|| JournalError(format!("kept desired state {digest}: content_hex is not hex")))?;
+                j.keep_desired(digest, &bytes).await?
+            }
+            Exported::Records { account, records } => {
+                for r in records {
+                    j.record(account, r).await?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A run refused before it started: recorded with why, and no accounts.
@@ -310,21 +425,102 @@ pub fn sqlite_path(state_dir: &Path) -> std::path::PathBuf {
     state_dir.join("journal.sqlite")
 }
 
-/// Opens (creating when missing) the SQLite journal of `state_dir`.
-pub fn open(state_dir: &Path) -> Result<Arc<dyn Journal>> {
-    std::fs::create_dir_all(state_dir)
-        .map_err(|e| JournalError(format!("cannot create the state directory {}: {e}", state_dir.display())))?;
-    Ok(Arc::new(SqliteJournal::open(&sqlite_path(state_dir))?))
+/// Where the journal is kept: `--journal` / `CM_JOURNAL`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Location {
+    /// `sqlite:PATH`; by default `<state dir>/journal.sqlite`.
+    Sqlite(std::path::PathBuf),
+    /// `dynamodb:TABLE` or `dynamodb:TABLE,s3://BUCKET/PREFIX` (large values in S3), in the
+    /// region of the AWS environment (`AWS_REGION`).
+    DynamoDb { table: String, s3: Option<dynamodb::S3Location> },
 }
 
-/// Opens the journal of `state_dir` if there is one; a command that only reads (`plan`)
-/// creates nothing.
-pub fn open_existing(state_dir: &Path) -> Result<Option<Arc<dyn Journal>>> {
-    let path = sqlite_path(state_dir);
-    if !path.exists() {
-        return Ok(None);
+impl Location {
+    /// Parses `sqlite:PATH`, `dynamodb:TABLE` or `dynamodb:TABLE,s3://BUCKET[/PREFIX]`.
+    pub fn parse(text: &str) -> std::result::Result<Location, String> {
+        let hint = "expected sqlite:PATH, dynamodb:TABLE or dynamodb:TABLE,s3://BUCKET/PREFIX";
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            if path.is_empty() {
+                return Err(format!("`{text}`: no path; {hint}"));
+            }
+            return Ok(Location::Sqlite(path.into()));
+        }
+        let Some(rest) = text.strip_prefix("dynamodb:") else {
+            return Err(format!("`{text}`: unknown journal store; {hint}"));
+        };
+        let (table, s3) = match rest.split_once(',') {
+            Some((t, s3)) => (t, Some(s3)),
+            None => (rest, None),
+        };
+        // DynamoDB's rule for table names.
+        if table.len() < 3
+            || table.len() > 255
+            || !table.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(format!(
+                "`{table}` is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, `_`, `-`, `.`); {hint}"
+            ));
+        }
+        let s3 = match s3 {
+            None => None,
+            Some(uri) => {
+                let Some(rest) = uri.strip_prefix("s3://").filter(|r| !r.is_empty() && !r.starts_with('/')) else {
+                    return Err(format!("`{uri}`: expected s3://BUCKET/PREFIX; {hint}"));
+                };
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                let prefix =
+                    if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
+                Some(dynamodb::S3Location { bucket: bucket.to_string(), prefix })
+            }
+        };
+        Ok(Location::DynamoDb { table: table.to_string(), s3 })
     }
-    Ok(Some(Arc::new(SqliteJournal::open(&path)?)))
+
+    /// The default: SQLite in the state directory.
+    pub fn in_state_dir(state_dir: &Path) -> Location {
+        Location::Sqlite(sqlite_path(state_dir))
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            Location::DynamoDb { table, s3: None } => write!(f, "dynamodb:{table}"),
+            Location::DynamoDb { table, s3: Some(l) } => write!(f, "dynamodb:{table},s3://{}/{}", l.bucket, l.prefix),
+        }
+    }
+}
+
+/// Opens the journal at `at`. A SQLite file that does not exist is created when `create`
+/// (a command that writes), else `Ok(None)` (a command that only reads creates nothing). A
+/// DynamoDB table is never created here: it must exist.
+pub async fn open_at(at: &Location, create: bool) -> Result<Option<Arc<dyn Journal>>> {
+    match at {
+        Location::Sqlite(path) => {
+            if !create && !path.exists() {
+                return Ok(None);
+            }
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| JournalError(format!("cannot create the directory {}: {e}", dir.display())))?;
+            }
+            Ok(Some(Arc::new(SqliteJournal::open(path)?)))
+        }
+        Location::DynamoDb { table, s3 } => {
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(8))
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(std::time::Duration::from_secs(10))
+                        .operation_attempt_timeout(std::time::Duration::from_secs(30))
+                        .build(),
+                )
+                .load()
+                .await;
+            Ok(Some(Arc::new(dynamodb::DynamoJournal::open(&sdk, table, s3.clone()).await?)))
+        }
+    }
 }
 
 pub(crate) fn now() -> String {
@@ -334,6 +530,31 @@ pub(crate) fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journal_locations_are_parsed_and_bad_ones_say_what_is_expected() {
+        assert_eq!(Location::parse("sqlite:/var/lib/j.sqlite"), Ok(Location::Sqlite("/var/lib/j.sqlite".into())));
+        assert_eq!(
+            Location::parse("dynamodb:cm-journal"),
+            Ok(Location::DynamoDb { table: "cm-journal".into(), s3: None })
+        );
+        let with_s3 = Location::parse("dynamodb:cm-journal,s3://bucket/a/b").unwrap();
+        let s3 = Some(dynamodb::S3Location { bucket: "bucket".into(), prefix: "a/b/".into() });
+        assert_eq!(with_s3, Location::DynamoDb { table: "cm-journal".into(), s3 });
+        assert_eq!(with_s3.to_string(), "dynamodb:cm-journal,s3://bucket/a/b/");
+        let bare = Location::parse("dynamodb:t-1,s3://bucket").unwrap();
+        assert_eq!(bare.to_string(), "dynamodb:t-1,s3://bucket/");
+        for (bad, says) in [
+            ("postgres:x", "unknown journal store"),
+            ("sqlite:", "no path"),
+            ("dynamodb:a", "is not a DynamoDB table name"),
+            ("dynamodb:bad/name", "is not a DynamoDB table name"),
+            ("dynamodb:table,bucket", "expected s3://BUCKET/PREFIX"),
+        ] {
+            let e = Location::parse(bad).unwrap_err();
+            assert!(e.contains(says) && e.contains("expected sqlite:PATH"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn a_holder_on_this_host_whose_process_is_gone_is_dead() {

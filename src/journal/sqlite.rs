@@ -74,6 +74,10 @@ impl SqliteJournal {
                  digest TEXT NOT NULL,
                  how TEXT NOT NULL
              );
+             CREATE TABLE IF NOT EXISTS desired_kept (
+                 digest TEXT PRIMARY KEY,
+                 content BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS records (
                  account_id TEXT NOT NULL,
                  kind TEXT NOT NULL,
@@ -266,27 +270,34 @@ impl Journal for SqliteJournal {
         })
     }
 
-    /// Marks an account started.
+    /// Marks an account started; never one already done in the run.
     fn account_started<'a>(&'a self, run_id: i64, account: &'a str) -> Fut<'a, ()> {
         Box::pin(async move {
-            self.with(|db| {
-                db.execute(
+            let n = self.with(|db| {
+                let n = db.execute(
                     "UPDATE run_accounts SET status = ?3, attempts = attempts + 1, updated_at = ?4
-                     WHERE run_id = ?1 AND account_id = ?2",
+                     WHERE run_id = ?1 AND account_id = ?2 AND status <> 'done'",
                     params![run_id, account, RUNNING, now()],
                 )?;
-                Ok(())
-            })
+                Ok(n)
+            })?;
+            if n == 0 {
+                return Err(JournalError(format!(
+                    "account {account} of run {run_id} is already done (or not in the run)"
+                )));
+            }
+            Ok(())
         })
     }
 
-    /// Records an account's outcome with its report.
+    /// Records an account's outcome with its report; never twice once done.
     fn account_finished<'a>(&'a self, run_id: i64, o: &'a Outcome<'a>) -> Fut<'a, ()> {
         Box::pin(async move {
-            self.with(|db| {
+            let n = self.with(|db| {
                 db.execute(
                     "UPDATE run_accounts SET status = ?3, done_count = done_count + (?3 = 'done'), changes = ?4,
-                     api_calls = ?5, error = ?6, report = ?7, updated_at = ?8 WHERE run_id = ?1 AND account_id = ?2",
+                     api_calls = ?5, error = ?6, report = ?7, updated_at = ?8
+                     WHERE run_id = ?1 AND account_id = ?2 AND status <> 'done'",
                     params![
                         run_id,
                         o.account,
@@ -297,9 +308,15 @@ impl Journal for SqliteJournal {
                         o.report,
                         now()
                     ],
-                )?;
-                Ok(())
-            })
+                )
+            })?;
+            if n == 0 {
+                return Err(JournalError(format!(
+                    "account {} of run {run_id} is already recorded done: its outcome is not written twice",
+                    o.account
+                )));
+            }
+            Ok(())
         })
     }
     fn approve<'a>(&'a self, id: i64, by: &'a str) -> Fut<'a, bool> {
@@ -442,6 +459,96 @@ impl Journal for SqliteJournal {
         })
     }
 
+    fn pins(&self) -> Fut<'_, Vec<(String, String)>> {
+        Box::pin(async move {
+            self.with(|db| {
+                let mut st = db.prepare("SELECT maintenance_at, digest FROM pins ORDER BY maintenance_at")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Sql<Vec<_>>>()?;
+                Ok(rows)
+            })
+        })
+    }
+
+    fn record_accounts(&self) -> Fut<'_, Vec<String>> {
+        Box::pin(async move {
+            self.with(|db| {
+                let mut st = db.prepare("SELECT DISTINCT account_id FROM records ORDER BY account_id")?;
+                let rows = st.query_map([], |r| r.get(0))?.collect::<Sql<Vec<_>>>()?;
+                Ok(rows)
+            })
+        })
+    }
+
+    fn restore_run<'a>(&'a self, e: &'a super::ExportedRun) -> Fut<'a, ()> {
+        Box::pin(async move {
+            self.with(|db| {
+                let tx = db.transaction()?;
+                let r = &e.run;
+                tx.execute(
+                    "INSERT INTO runs (id, kind, status, started_at, finished_at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![r.id, r.kind, r.status, r.started_at, r.finished_at, r.detail],
+                )?;
+                for a in &e.accounts {
+                    tx.execute(
+                        "INSERT INTO run_accounts (run_id, account_id, status, attempts, done_count, changes, api_calls,
+                         error, report, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        params![
+                            r.id,
+                            a.account_id,
+                            a.status,
+                            a.attempts,
+                            a.done_count,
+                            a.changes,
+                            a.api_calls,
+                            a.error,
+                            a.report,
+                            now()
+                        ],
+                    )?;
+                }
+                for (account, plan) in &e.plans {
+                    tx.execute(
+                        "INSERT INTO plans (run_id, account_id, plan) VALUES (?1, ?2, ?3)",
+                        params![r.id, account, plan],
+                    )?;
+                }
+                if let Some((by, at)) = &e.approval {
+                    tx.execute(
+                        "INSERT INTO approvals (run_id, approved_by, approved_at) VALUES (?1, ?2, ?3)",
+                        params![r.id, by, at],
+                    )?;
+                }
+                if let Some((digest, how)) = &e.desired {
+                    tx.execute(
+                        "INSERT INTO run_desired (run_id, digest, how) VALUES (?1, ?2, ?3)",
+                        params![r.id, digest, how],
+                    )?;
+                }
+                tx.commit()
+            })
+        })
+    }
+
+    fn keep_desired<'a>(&'a self, digest: &'a str, content: &'a [u8]) -> Fut<'a, ()> {
+        Box::pin(async move {
+            self.with(|db| {
+                db.execute(
+                    "INSERT OR IGNORE INTO desired_kept (digest, content) VALUES (?1, ?2)",
+                    params![digest, content],
+                )?;
+                Ok(())
+            })
+        })
+    }
+
+    fn desired_kept<'a>(&'a self, digest: &'a str) -> Fut<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            self.with(|db| {
+                db.query_row("SELECT content FROM desired_kept WHERE digest = ?1", [digest], |r| r.get(0)).optional()
+            })
+        })
+    }
+
     fn records<'a>(&'a self, account: &'a str) -> Fut<'a, Vec<Record>> {
         Box::pin(async move {
             self.with(|db| {
@@ -506,166 +613,17 @@ fn run_row(r: &rusqlite::Row<'_>) -> Sql<RunRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{is_open, DONE};
+    use std::sync::Arc;
 
+    /// The journal contract, on SQLite files (each store opened twice: two processes).
     #[tokio::test]
-    async fn a_run_is_resumed_where_it_stopped() {
+    async fn the_sqlite_store_keeps_the_journal_contract() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.sqlite");
-        let accounts: Vec<String> =
-            ["111111111111", "222222222222", "333333333333"].iter().map(|s| s.to_string()).collect();
-        {
-            let j = SqliteJournal::open(&path).unwrap();
-            let id = j.start_run("maintenance", run_status::RUNNING, &accounts).await.unwrap();
-            j.account_started(id, "111111111111").await.unwrap();
-            let o =
-                Outcome { account: "111111111111", status: DONE, changes: 3, api_calls: 40, error: None, report: "{}" };
-            j.account_finished(id, &o).await.unwrap();
-            j.account_started(id, "222222222222").await.unwrap();
-            // The process dies here.
-        }
-        let j = SqliteJournal::open(&path).unwrap();
-        let run = j.unfinished_run().await.unwrap().unwrap();
-        let rows = j.accounts(run.id).await.unwrap();
-        let status: Vec<(&str, &str)> = rows.iter().map(|r| (r.account_id.as_str(), r.status.as_str())).collect();
-        assert_eq!(status, [("111111111111", "done"), ("222222222222", "running"), ("333333333333", "pending")]);
-        assert_eq!(rows[0].done_count, 1);
-        j.finish_run(run.id, run_status::DONE, None).await.unwrap();
-        assert!(j.unfinished_run().await.unwrap().is_none());
-        assert_eq!(j.runs(10).await.unwrap()[0].status, "done");
-    }
-
-    async fn statuses(j: &SqliteJournal, run: i64) -> Vec<(String, String, Option<String>)> {
-        j.accounts(run).await.unwrap().into_iter().map(|r| (r.account_id, r.status, r.error)).collect()
-    }
-
-    #[tokio::test]
-    async fn accounts_cut_off_go_back_to_pending_and_gone_ones_are_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = SqliteJournal::open(&dir.path().join("journal.sqlite")).unwrap();
-        let accounts: Vec<String> = ["111111111111", "222222222222", "333333333333"].map(String::from).to_vec();
-        let id = j.start_run("maintenance", run_status::RUNNING, &accounts).await.unwrap();
-        j.account_started(id, "111111111111").await.unwrap();
-        j.account_started(id, "222222222222").await.unwrap();
-        let o = Outcome { account: "222222222222", status: DONE, changes: 1, api_calls: 9, error: None, report: "{}" };
-        j.account_finished(id, &o).await.unwrap();
-        // The stop deadline passes with 111111111111 still in flight.
-        assert_eq!(j.requeue_running(id).await.unwrap(), 1);
-        j.account_skipped(id, "333333333333", "no longer in the Organization").await.unwrap();
-        let pending = |s: &str| (s.to_string(), PENDING.to_string(), None);
-        assert_eq!(
-            statuses(&j, id).await,
-            [
-                pending("111111111111"),
-                ("222222222222".into(), DONE.into(), None),
-                ("333333333333".into(), SKIPPED.into(), Some("no longer in the Organization".into())),
-            ]
-        );
-        let open: Vec<String> =
-            j.accounts(id).await.unwrap().into_iter().filter(|r| is_open(&r.status)).map(|r| r.account_id).collect();
-        assert_eq!(open, ["111111111111"]);
-        assert_eq!(j.accounts(id).await.unwrap()[0].attempts, 1, "requeued, its attempt is still counted");
-    }
-
-    #[tokio::test]
-    async fn a_newer_run_supersedes_older_unfinished_ones_so_they_are_never_resumed() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = SqliteJournal::open(&dir.path().join("journal.sqlite")).unwrap();
-        let accounts: Vec<String> = ["111111111111", "222222222222"].map(String::from).to_vec();
-        let stopped = j.start_run("maintenance", run_status::RUNNING, &accounts).await.unwrap();
-        let o = Outcome { account: "111111111111", status: DONE, changes: 1, api_calls: 9, error: None, report: "{}" };
-        j.account_finished(stopped, &o).await.unwrap();
-        j.finish_run(stopped, run_status::STOPPED, Some("1 account(s) not done")).await.unwrap();
-        let braked = j.start_run("maintenance", run_status::PLANNING, &accounts).await.unwrap();
-        j.set_run_status(braked, run_status::BRAKED, Some("too many")).await.unwrap();
-        let done = j.start_run("maintenance", run_status::RUNNING, &[]).await.unwrap();
-        j.finish_run(done, run_status::DONE, None).await.unwrap();
-        assert_eq!(j.unfinished_run().await.unwrap().map(|r| r.id), Some(stopped), "the stale run would be resumed");
-
-        let newer = j.start_run("maintenance", run_status::PLANNING, &accounts).await.unwrap();
-        assert_eq!(j.supersede_older("maintenance", newer).await.unwrap(), [stopped, braked]);
-        assert_eq!(j.unfinished_run().await.unwrap().map(|r| r.id), Some(newer));
-        for old in [stopped, braked] {
-            let r = j.run(old).await.unwrap().unwrap();
-            assert_eq!(
-                (r.status.as_str(), r.detail.as_deref()),
-                ("superseded", Some(&*format!("superseded by run {newer}")))
-            );
-            assert!(r.finished_at.is_some());
-        }
-        let why = Some(format!("superseded by run {newer}"));
-        assert_eq!(
-            statuses(&j, stopped).await,
-            [("111111111111".into(), DONE.into(), None), ("222222222222".into(), SKIPPED.into(), why)]
-        );
-        assert!(j.accounts(braked).await.unwrap().iter().all(|r| r.status == SKIPPED));
-        assert_eq!(j.run(done).await.unwrap().unwrap().status, "done", "finished runs are left as they are");
-        j.finish_run(newer, run_status::DONE, None).await.unwrap();
-        assert!(j.unfinished_run().await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn ownership_records_are_kept_per_account_and_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.sqlite");
-        let r = |kind: &str, region: &str, how: &str| Record {
-            kind: kind.into(),
-            region: region.into(),
-            name: "account".into(),
-            feature: "F03".into(),
-            how: how.into(),
-            at: "2026-12-01T00:00:00Z".into(),
-        };
-        {
-            let j = SqliteJournal::open(&path).unwrap();
-            j.record("111111111111", &r("iam_password_policy", "global", "made")).await.unwrap();
-            j.record("111111111111", &r("ebs_default_encryption", "us-east-1", "creating")).await.unwrap();
-            // Written again: replaced, not doubled.
-            j.record("111111111111", &r("ebs_default_encryption", "us-east-1", "made")).await.unwrap();
-            j.record("222222222222", &r("iam_password_policy", "global", "adopted")).await.unwrap();
-        }
-        let j = SqliteJournal::open(&path).unwrap();
-        let mine = j.records("111111111111").await.unwrap();
-        assert_eq!(
-            mine,
-            [r("ebs_default_encryption", "us-east-1", "made"), r("iam_password_policy", "global", "made")]
-        );
-        j.forget("111111111111", "ebs_default_encryption", "us-east-1", "account").await.unwrap();
-        assert_eq!(j.records("111111111111").await.unwrap(), [r("iam_password_policy", "global", "made")]);
-        assert_eq!(j.records("222222222222").await.unwrap(), [r("iam_password_policy", "global", "adopted")]);
-        assert!(j.records("333333333333").await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn approval_is_atomic_and_says_who_and_when() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = SqliteJournal::open(&dir.path().join("journal.sqlite")).unwrap();
-        let id = j.start_run("maintenance", run_status::PLANNING, &["111111111111".into()]).await.unwrap();
-        assert!(!j.approve(id, "alice").await.unwrap(), "a run that is not braked cannot be approved");
-        j.set_run_status(id, run_status::BRAKED, Some("too many")).await.unwrap();
-        assert!(j.approve(id, "alice").await.unwrap());
-        assert!(!j.approve(id, "bob").await.unwrap(), "approved once only");
-        assert_eq!(j.run(id).await.unwrap().unwrap().status, run_status::APPROVED);
-        let (by, at) = j.approval(id).await.unwrap().unwrap();
-        assert_eq!(by, "alice");
-        assert!(at.ends_with('Z'), "{at}");
-        j.save_plans(id, &[("111111111111".into(), "[]".into())]).await.unwrap();
-        assert_eq!(j.plans(id).await.unwrap(), [("111111111111".to_string(), "[]".to_string())]);
-    }
-
-    #[tokio::test]
-    async fn the_lease_is_held_by_one_holder_until_released_or_expired() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.sqlite");
-        let a = SqliteJournal::open(&path).unwrap();
-        let b = SqliteJournal::open(&path).unwrap();
-        assert_eq!(a.acquire_lease("daemon a", 60).await.unwrap(), None);
-        assert_eq!(a.acquire_lease("daemon a", 60).await.unwrap(), None, "renewed by its holder");
-        let held = b.acquire_lease("apply b", 60).await.unwrap().unwrap();
-        assert_eq!(held.0, "daemon a");
-        a.release_lease("daemon a").await.unwrap();
-        assert_eq!(b.acquire_lease("apply b", -1).await.unwrap(), None);
-        // b's lease has run out (its holder died): the next one takes it.
-        assert_eq!(a.acquire_lease("daemon a", 60).await.unwrap(), None);
+        let root = dir.path().to_path_buf();
+        crate::journal::contract::all(|name| {
+            let path = root.join(format!("{name}.sqlite"));
+            async move { Arc::new(SqliteJournal::open(&path).unwrap()) as Arc<dyn Journal> }
+        })
+        .await;
     }
 }

@@ -312,6 +312,11 @@ pub fn port() -> u16 {
 impl Fleet {
     /// Starts `cm-baseline daemon` against this fleet (stdout/stderr to `<state>/daemon.log`).
     pub fn daemon(&self, state: &Path, listen_port: u16, args: &[&str]) -> Child {
+        self.daemon_with(state, listen_port, args, &[])
+    }
+
+    /// [`daemon`](Self::daemon) with environment variables `env` set (`CM_JOURNAL`, ...).
+    pub fn daemon_with(&self, state: &Path, listen_port: u16, args: &[&str], env: &[(&str, &str)]) -> Child {
         std::fs::create_dir_all(state).expect("state dir");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(state.join("daemon.log")).expect("log");
         Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
@@ -327,6 +332,7 @@ impl Fleet {
             .env("AWS_REGION", HOME)
             .env("CM_LOG", "info")
             .env_remove("AWS_PROFILE")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -446,5 +452,65 @@ impl Emulator {
     /// POSTs `body` to the extension's test hook at `path`; panics unless it answers 200.
     pub fn hook(&self, path: &str, body: Value) {
         post_hook(&self.endpoint, path, body)
+    }
+}
+
+/// Runs `f` to completion on a runtime of its own (timers and sockets enabled), from a
+/// test's plain thread.
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(f)
+}
+
+impl Emulator {
+    /// The SDK's configuration for calls to this emulator as the management account.
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new(HOME))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await
+    }
+
+    /// Makes a journal table and a bucket for its large values in the management account,
+    /// as deploy/cloudformation/cm-baseline-journal.yaml does; returns the `--journal`
+    /// (`CM_JOURNAL`) value that names them.
+    pub async fn journal_table(&self, table: &str) -> String {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let sdk = self.sdk().await;
+        let attr = |n: &str| {
+            AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap()
+        };
+        let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
+        aws_sdk_dynamodb::Client::new(&sdk)
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk"))
+            .attribute_definitions(attr("sk"))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!("create table {table}: {}", aws_smithy_types::error::display::DisplayErrorContext(&e))
+            });
+        let bucket = format!("{}-large", table.to_ascii_lowercase().replace('_', "-"));
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+        s3.create_bucket()
+            .bucket(&bucket)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::ApNortheast1)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!("create bucket {bucket}: {}", aws_smithy_types::error::display::DisplayErrorContext(&e))
+            });
+        format!("dynamodb:{table},s3://{bucket}/journal/")
     }
 }
