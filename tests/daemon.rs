@@ -231,6 +231,39 @@ fn a_scheduled_maintenance_runs_is_journaled_and_shows_in_metrics() {
         assert!(metrics.contains(line), "metrics lack {line}:\n{metrics}");
     }
     assert!(!metrics.contains("cm_announcement_uploads_total{outcome=\"ok\"}"), "{metrics}");
+    // Read by the Prometheus project's own parser: exactly the families the alert rules and
+    // the dashboard are checked against (deploy/monitoring/metrics.txt), of their types.
+    let families = prometheus_families(&metrics);
+    let listed = std::fs::read_to_string(support::repo().join("deploy/monitoring/metrics.txt")).unwrap();
+    let want: std::collections::BTreeMap<String, String> = listed
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, kind)| {
+            // OpenMetrics names a counter's family without the `_total` of its samples.
+            let family = if kind == "counter" { name.strip_suffix("_total").unwrap_or(name) } else { name };
+            (family.to_string(), kind.to_string())
+        })
+        .collect();
+    let got: std::collections::BTreeMap<String, String> = families
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["type"].as_str().unwrap_or("").to_string()))
+        .collect();
+    // Every family is listed, of its type; a labelled counter nothing has counted yet has no
+    // sample, and no family: this daemon has no webhook to notify.
+    let missing: Vec<&String> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+    assert_eq!(missing, ["cm_notifications"], "{got:?}");
+    assert!(got.iter().all(|(k, t)| want.get(k) == Some(t)), "/metrics has families metrics.txt lacks: {got:?}");
+    let has = |family: &str, key: &str, value: &str| {
+        families[family]["labels"].as_array().is_some_and(|sets| sets.iter().any(|l| l[key] == value))
+    };
+    assert!(has("cm_aws_call_duration_seconds", "service", "iam"), "{families}");
+    assert!(has("cm_aws_call_duration_seconds", "le", "+Inf"), "{families}");
+    assert!(has("cm_run_duration_seconds", "kind", "maintenance"), "{families}");
+    assert!(has("cm_latest_run_accounts", "status", "done"), "{families}");
+    assert!(has("cm_last_successful_run_timestamp_seconds", "kind", "maintenance"), "{families}");
+    assert!(metrics.contains("cm_pending_approvals 0"), "{metrics}");
     assert_eq!(terminate(&mut d), Some(0));
 
     // The daemon's log: JSON lines, each change applied with its account, region, feature
@@ -1074,6 +1107,20 @@ fn a_journal_that_cannot_be_written_mid_run_stops_the_run_and_loses_nothing() {
     }
     wait_until(30, "/readyz to pass", || http_get(p, "/readyz").is_some_and(|(s, _)| s == 200));
     assert_eq!(terminate(&mut d), Some(0), "the daemon kept its lease through the busy journal");
+}
+
+/// The metric families of a scrape, as the Prometheus client's OpenMetrics parser reads
+/// them (tests/support/promparse.py): name → type, sample names, label sets.
+fn prometheus_families(scrape: &str) -> Value {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), scrape).unwrap();
+    let out = Command::new(support::python())
+        .arg(support::repo().join("tests/support/promparse.py"))
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the Prometheus parser refused the scrape: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The DynamoDB journal of `journal` (a `--journal` value), opened as another process would.

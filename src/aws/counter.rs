@@ -1,7 +1,9 @@
 //! Counts every AWS call and attempt, as an SDK interceptor installed on every client.
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -55,9 +57,21 @@ impl CallCount {
 /// takes them with [`take_account`](Self::take_account) when it finishes, for its report.
 /// Fleet-wide totals, by service, operation and outcome, are kept since the process
 /// started. Memory therefore depends on the accounts in flight, not on the fleet's size.
-#[derive(Default, Debug)]
+/// Told the service and seconds of a call.
+type LatencyObserver = Box<dyn Fn(&str, f64) + Send + Sync>;
+
+#[derive(Default)]
 pub struct CallStats {
     inner: Mutex<Counts>,
+    /// Told the service and seconds of every call as it ends (the daemon's latency
+    /// histograms); set once.
+    latency: std::sync::OnceLock<LatencyObserver>,
+}
+
+impl std::fmt::Debug for CallStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallStats").field("inner", &self.inner).finish_non_exhaustive()
+    }
 }
 
 #[derive(Default, Debug)]
@@ -81,6 +95,14 @@ impl CallStats {
             c.totals.entry(total).or_default().add(&count);
             c.accounts.entry(account.to_string()).or_default().entry(key).or_default().add(&count);
         })
+    }
+
+    /// Has `observe` told the service and duration (seconds, retries included) of every
+    /// call from now on. Only the first observer set is kept.
+    pub fn on_latency(&self, observe: impl Fn(&str, f64) + Send + Sync + 'static) {
+        if self.latency.set(Box::new(observe)).is_err() {
+            tracing::warn!("a second latency observer was given; the first is kept");
+        }
     }
 
     /// Every call since the process started, by service, operation and outcome.
@@ -161,6 +183,15 @@ impl Intercept for CallCounter {
         "CallCounter"
     }
 
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state().store_put(CallStart(std::time::Instant::now()));
+        Ok(())
+    }
+
     fn read_after_attempt(
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
@@ -211,6 +242,9 @@ impl Intercept for CallCounter {
             region: self.region.clone(),
             outcome: outcome.into(),
         };
+        if let (Some(observe), Some(start)) = (self.stats.latency.get(), cfg.load::<CallStart>()) {
+            observe(&key.service, start.0.elapsed().as_secs_f64());
+        }
         let count = CallCount { calls: 1, retries: a.attempts.saturating_sub(1), throttled: a.throttled };
         self.stats.record(&self.account, key, count);
         Ok(())
@@ -219,6 +253,14 @@ impl Intercept for CallCounter {
 
 #[derive(Debug, Default, Clone)]
 struct AttemptSlot(Attempt);
+
+/// When the call began, for its latency.
+#[derive(Debug, Clone)]
+struct CallStart(std::time::Instant);
+
+impl aws_smithy_types::config_bag::Storable for CallStart {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
 
 impl aws_smithy_types::config_bag::Storable for AttemptSlot {
     type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;

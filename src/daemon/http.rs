@@ -76,8 +76,8 @@ pub fn router(metrics: Arc<Metrics>, journal: Arc<dyn Journal>, approvers: Optio
     let base = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .route("/metrics", get(metrics_text))
-        .with_state(metrics)
+        .with_state(metrics.clone())
+        .merge(Router::new().route("/metrics", get(metrics_text)).with_state((metrics, journal.clone())))
         .merge(
             Router::new()
                 .route("/reports/{name}", get(|State(f): State<Files>, Path(n): Path<String>| serve(f.reports, n)))
@@ -106,8 +106,13 @@ async fn ready(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     }
 }
 
-async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render())
+/// The metrics, with what they show of the journal read now: the same truth as `runs`.
+async fn metrics_text(State((m, journal)): State<(Arc<Metrics>, Arc<dyn Journal>)>) -> impl IntoResponse {
+    if let Err(e) = m.refresh(&*journal).await {
+        tracing::warn!(error = %e, "metrics: cannot read the journal; its figures are the last read");
+        m.journal_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render())
 }
 
 /// One report file of `dir`: a plain name ending in `.md` or `.json`, nothing else.
