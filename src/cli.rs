@@ -225,7 +225,10 @@ async fn fleet_inventory(
             Ok((fleet, inv))
         }
         Err(e) => {
-            eprintln!("error: cannot list the Organization's accounts: {e}");
+            match e.explain() {
+                Some(why) => eprintln!("error: cannot list the Organization's accounts: {why}"),
+                None => eprintln!("error: cannot list the Organization's accounts: {e}"),
+            }
             Err(EXIT_ERROR)
         }
     }

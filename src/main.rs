@@ -4,7 +4,9 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("CM_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // The SDK's credential chain warns of every provider it tried; the command says once
+    // what was missing (CM_LOG=aws_config=warn shows them).
+    let filter = EnvFilter::try_from_env("CM_LOG").unwrap_or_else(|_| EnvFilter::new("warn,aws_config=error"));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Human => false,

@@ -447,3 +447,39 @@ fn an_account_setting_cannot_be_ensured_absent() {
     assert!(line.starts_with("F03-password-policy.yaml:"), "{line}");
     assert!(line.contains("iam_password_policy: `ensure: absent` on an account setting"), "{line}");
 }
+
+/// The binary with `args`, in an empty home, with no AWS environment at all.
+fn bare(args: &[&str]) -> (i32, String) {
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cm-baseline"))
+        .args(args)
+        .current_dir(home.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        // No instance metadata to wait for: the chain's last provider answers at once.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[test]
+fn a_new_operator_is_told_in_a_few_lines_what_is_missing_and_what_to_set() {
+    // No desired-state directory: said once, with where it looked and how to point elsewhere.
+    let (code, err) = bare(&["validate"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(err.contains("./desired-state: no desired state here: does not exist"), "{err}");
+    assert!(err.contains("--desired-state DIR or CM_DESIRED_STATE"), "{err}");
+
+    // No credentials anywhere: one error, no SDK internals, what to set.
+    let (code, err) = bare(&["--desired-state", shipped().to_str().unwrap(), "plan"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error: cannot list the Organization's accounts: no AWS credentials found."), "{err}");
+    assert!(err.contains("AWS_PROFILE=NAME"), "{err}");
+    assert!(err.lines().count() <= 3, "{err}");
+    for internal in ["DispatchFailure", "ProviderError", "headers", "IMDS"] {
+        assert!(!err.contains(internal), "{internal} in:\n{err}");
+    }
+}

@@ -17,6 +17,53 @@ impl AwsError {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self { code: code.into(), message: message.into() }
     }
+
+    /// What an operator should know of a failure that is not AWS's answer but the way to it
+    /// (no credentials, no network) or the credentials themselves, in a few lines, instead of
+    /// the SDK's error chain; `None` for any other failure.
+    pub fn explain(&self) -> Option<String> {
+        let m = &self.message;
+        if self.code == "dispatch"
+            && [
+                "loading credentials",
+                "no credentials found",
+                "no providers in chain",
+                "credential provider was not enabled",
+            ]
+            .iter()
+            .any(|s| m.contains(s))
+        {
+            return Some(
+                concat!(
+                    "no AWS credentials found. Looked in: the environment (AWS_ACCESS_KEY_ID), the shared files ",
+                    "(~/.aws/credentials, ~/.aws/config: AWS_PROFILE or `default`), SSO, web identity, the ECS task ",
+                    "role and EC2 instance metadata.\n  Set one: AWS_PROFILE=NAME (after `aws sso login --profile NAME` ",
+                    "for SSO), or run where a role is given (ECS task role, instance profile, IRSA)."
+                )
+                    .to_string(),
+            );
+        }
+        if self.code == "dispatch"
+            && ["dns error", "Connection refused", "connection refused", "tcp connect error", "timed out"]
+                .iter()
+                .any(|s| m.contains(s))
+        {
+            let at =
+                std::env::var("AWS_ENDPOINT_URL").map(|u| format!(" at {u} (AWS_ENDPOINT_URL)")).unwrap_or_default();
+            return Some(format!(
+                "AWS cannot be reached{at}: {}.\n  Check the network, a proxy (HTTPS_PROXY, NO_PROXY) and AWS_ENDPOINT_URL if set.",
+                if m.contains("dns error") { "the host name does not resolve" } else { "no connection" }
+            ));
+        }
+        if CREDENTIAL_CODES.contains(&self.code.as_str()) {
+            return Some(format!(
+                "AWS refused the credentials ({}): expired or invalid.\n  Renew them (`aws sso login`, a new session) or \
+                 check which are in use: AWS_PROFILE, AWS_ACCESS_KEY_ID.",
+                self.code
+            ));
+        }
+        None
+    }
 }
 
 /// How a failure is handled: it is the account's (reported), passing (the account is tried
@@ -168,5 +215,17 @@ mod fault_tests {
         // A resolver that failed for now says nothing of the region.
         let again = "dispatch failure: io error: dns error: failed to lookup address information: Temporary failure in name resolution";
         assert!(!AwsError::new("dispatch", again).region_unavailable());
+    }
+
+    #[test]
+    fn what_is_missing_on_the_way_to_aws_is_explained_and_aws_answers_are_not() {
+        let no_creds =
+            AwsError::new("dispatch", "dispatch failure: other: an error occurred while loading credentials: x");
+        assert!(no_creds.explain().is_some_and(|w| w.starts_with("no AWS credentials found")));
+        let refused = AwsError::new("dispatch", "io error: tcp connect error: Connection refused (os error 111)");
+        assert!(refused.explain().is_some_and(|w| w.contains("no connection")));
+        let expired = AwsError::new("ExpiredToken", "The security token included in the request is expired");
+        assert!(expired.explain().is_some_and(|w| w.contains("refused the credentials (ExpiredToken)")));
+        assert_eq!(AwsError::new("AccessDenied", "not authorized").explain(), None);
     }
 }

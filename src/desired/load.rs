@@ -324,6 +324,15 @@ fn files_below(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Loads and validates the desired-state directory `dir`.
 pub fn load(dir: &Path) -> Result<DesiredState, LoadErrors> {
+    // Said once, with where to point instead, rather than once per file it would hold.
+    if !dir.is_dir() {
+        let what = if dir.exists() { "is not a directory" } else { "does not exist" };
+        return Err(LoadErrors(vec![whole_file(
+            dir,
+            format!("no desired state here: {what}"),
+            Some("give the desired-state directory with --desired-state DIR or CM_DESIRED_STATE (the default is ./desired-state)"),
+        )]));
+    }
     let mut errors = vec![];
     let cx = LoadContext { dir: dir.to_path_buf(), ..Default::default() };
 
