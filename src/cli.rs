@@ -160,6 +160,12 @@ pub struct AccountsArgs {
     pub format: Format,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffDetail {
+    Changed,
+    Full,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Only this account (repeatable).
@@ -174,6 +180,11 @@ pub struct RunArgs {
     /// approved with `apply --plan FILE`.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// How much of each change the text and Markdown reports show: `changed` (the default:
+    /// the field-level diff of what changes, one line for a created resource) or `full`
+    /// (also the whole body of created resources). JSON always has everything.
+    #[arg(long, value_enum, default_value = "changed")]
+    pub diff: DiffDetail,
     /// apply: carry out exactly this saved JSON plan (`plan --format json --out FILE`);
     /// an account whose fresh plan no longer matches it is refused, and nothing is changed there.
     #[arg(long, value_name = "FILE")]
@@ -271,8 +282,12 @@ pub async fn main(cli: Cli) -> i32 {
             print!("{}", render_accounts(&d, &inv, args.format));
             EXIT_OK
         }
-        Command::Plan(args) => reconcile(&cli.desired_state, &journal_at, args, false, shard).await,
-        Command::Apply(args) => reconcile(&cli.desired_state, &journal_at, args, true, shard).await,
+        Command::Plan(args) => {
+            reconcile(&cli.desired_state, &journal_at, args, false, shard, progress_shown(cli.log_format)).await
+        }
+        Command::Apply(args) => {
+            reconcile(&cli.desired_state, &journal_at, args, true, shard, progress_shown(cli.log_format)).await
+        }
         Command::Daemon(args) => {
             let opts = crate::daemon::DaemonOptions {
                 desired_dir: cli.desired_state.clone(),
@@ -308,6 +323,7 @@ pub async fn main(cli: Cli) -> i32 {
                 parallel_accounts: DEFAULT_PARALLEL_ACCOUNTS,
                 approved: None,
                 journal,
+                progress: progress_shown(cli.log_format),
             };
             let report = match run(&fleet, &d, &inv, &opts).await {
                 Ok(r) => r,
@@ -351,6 +367,13 @@ pub async fn main(cli: Cli) -> i32 {
     }
 }
 
+/// Whether a run shows its progress line: on a terminal, with human logs (JSON logs are for
+/// machines, and a progress line would break their lines).
+fn progress_shown(log_format: LogFormat) -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && log_format != LogFormat::Json
+}
+
 /// The journal at `at`: a SQLite file is created by a command that writes (`apply`); a
 /// command that only reads opens it when it exists.
 async fn open_journal(at: &journal::Location, create: bool) -> Result<Option<Arc<dyn Journal>>, i32> {
@@ -366,6 +389,7 @@ async fn reconcile(
     args: RunArgs,
     apply: bool,
     shard: crate::inventory::Shard,
+    progress: bool,
 ) -> i32 {
     let Ok(d) = load(dir) else { return EXIT_ERROR };
     let Ok(journal) = open_journal(journal_at, apply).await else { return EXIT_ERROR };
@@ -390,6 +414,7 @@ async fn reconcile(
         parallel_accounts: args.parallel_accounts,
         approved: None,
         journal,
+        progress,
     };
     if let Some(path) = &args.plan {
         if !apply {
@@ -486,7 +511,8 @@ fn emit(report: &RunReport, args: &RunArgs) -> i32 {
     let colour =
         args.format == Format::Text && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if let Err(e) = report.write(&mut out, args.format, colour).and_then(|()| out.flush()) {
+    let full = args.diff == DiffDetail::Full;
+    if let Err(e) = report.write_with(&mut out, args.format, colour, full).and_then(|()| out.flush()) {
         // A closed pipe (`| head`) is not worth a message; anything else is.
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("error: cannot write the report: {e}");
@@ -494,7 +520,7 @@ fn emit(report: &RunReport, args: &RunArgs) -> i32 {
         return EXIT_ERROR;
     }
     if let Some(path) = &args.out {
-        if let Err(e) = report.write_file(path, args.format) {
+        if let Err(e) = report.write_file(path, args.format, full) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return EXIT_ERROR;
         }

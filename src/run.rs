@@ -29,6 +29,8 @@ pub struct RunOptions {
     /// made without one (no state directory yet) proves ownership by tags and anchors
     /// alone; apply always has one.
     pub journal: Option<std::sync::Arc<dyn Journal>>,
+    /// Show a progress line on stderr (a terminal, human logs, more than one account).
+    pub progress: bool,
 }
 
 /// What identifies a planned change, what it was planned against and what it writes: an
@@ -389,6 +391,18 @@ pub fn not_started(account: &AccountFile, why: String) -> AccountReport {
     r
 }
 
+/// The progress line of a run over `total` accounts, on stderr: accounts done of total,
+/// changes made, failures, elapsed time and the estimate.
+fn progress_bar(total: usize, command: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total as u64), indicatif::ProgressDrawTarget::stderr());
+    let template = format!("{command} {{pos}}/{{len}} accounts  {{msg}}  {{elapsed}} elapsed, about {{eta}} left");
+    let style =
+        indicatif::ProgressStyle::with_template(&template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.enable_steady_tick(std::time::Duration::from_secs(1));
+    bar
+}
+
 /// Runs the pass. Each account's report is spooled as the account finishes (see
 /// [`RunReport`]); the report lists the accounts by id. Fails only when the spool cannot be
 /// written.
@@ -402,11 +416,14 @@ pub async fn run(
     let paced_before = fleet.pacing.held().0;
     let command = if opts.apply { "apply" } else { "plan" };
     let mut report = RunReport::new(command, opts.mode, inv.clone())?;
-    let selected = inv.enrolled.iter().filter(|a| opts.accounts.is_empty() || opts.accounts.contains(&a.account_id));
+    let selected: Vec<&AccountFile> =
+        inv.enrolled.iter().filter(|a| opts.accounts.is_empty() || opts.accounts.contains(&a.account_id)).collect();
+    let bar = (opts.progress && selected.len() > 1).then(|| progress_bar(selected.len(), command));
+    let (mut changed, mut failed) = (0, 0);
     let gate = FleetGate::default();
     let gate = &gate;
     let mut finished = stream::iter(selected)
-        .map(|a| async move {
+        .map(|a: &AccountFile| async move {
             run_account_gated(fleet, desired, inv, a, opts, gate).await.unwrap_or_else(|why| not_started(a, why))
         })
         .buffer_unordered(opts.parallel_accounts.max(1));
@@ -414,12 +431,25 @@ pub async fn run(
     // never cut off half-way. The error is returned once they have.
     let mut spool_error = None;
     while let Some(account) = finished.next().await {
+        if let Some(bar) = &bar {
+            changed += account
+                .applied
+                .as_ref()
+                .map_or(account.changes.len(), |ap| ap.iter().filter(|r| r.outcome == ChangeOutcome::Done).count());
+            failed += usize::from(matches!(account.status, AccountStatus::Failed | AccountStatus::NotConverged));
+            let verb = if opts.apply { "made" } else { "planned" };
+            bar.set_message(format!("{changed} changes {verb}, {failed} failed"));
+            bar.inc(1);
+        }
         if spool_error.is_some() {
             tracing::error!(account = %account.account_id, status = ?account.status, "account finished; its report is lost (the report spool failed)");
         } else if let Err(e) = report.push(&account) {
             tracing::error!(account = %account.account_id, status = ?account.status, error = %e, "cannot spool the account's report");
             spool_error = Some(e);
         }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     if let Some(e) = spool_error {
         return Err(e);

@@ -627,8 +627,20 @@ fn an_account_that_denies_assume_role_fails_alone_and_account_selects_only_the_o
     let f01 = account(&plan, a)["changes"].as_array().unwrap().len();
     assert!(md.contains(&format!("| {a} | a-co | basic | changes | {f01} |")), "{md}");
     assert!(md.contains(&format!("## {denied} denied-co\n\n**Error:** AccessDenied: cannot assume {role}")), "{md}");
-    assert!(md.contains("### Create F01 `iam_role cm-helpdesk` (global)\n\n```diff\n"), "{md}");
-    assert!(md.contains("\n+name: cm-helpdesk\n"), "{md}");
+    // What needs a person comes first: the account that failed, before the table.
+    let attention = md.find("## Needs attention (1)").expect("an attention section");
+    assert!(attention < md.find("## Accounts").unwrap(), "{md}");
+    assert!(
+        md[attention..].starts_with(&format!("## Needs attention (1)\n\n- **FAILED** {denied} AccessDenied")),
+        "{md}"
+    );
+    // A created resource is one line; its whole body with --diff full.
+    assert!(md.contains("- Create F01 `iam_role cm-helpdesk` (global)\n"), "{md}");
+    assert!(!md.contains("\n+name: cm-helpdesk\n"), "{md}");
+    let full = fleet.run(&["plan", "--format", "markdown", "--diff", "full"]);
+    let full = String::from_utf8_lossy(&full.stdout);
+    assert!(full.contains("### Create F01 `iam_role cm-helpdesk` (global)\n\n```diff\n"), "{full}");
+    assert!(full.contains("\n+name: cm-helpdesk\n"), "{full}");
     assert!(!md.contains("\x1b["), "no terminal colours in Markdown");
 
     // Text is coloured on a terminal only, and never with NO_COLOR.
@@ -637,7 +649,7 @@ fn an_account_that_denies_assume_role_fails_alone_and_account_selects_only_the_o
     assert!(piped.contains(&format!("Account {denied} (denied-co)")) && !piped.contains('\x1b'), "{piped}");
     let on_tty = |no_color: bool| -> Option<String> {
         // `script` (util-linux) gives the command a pseudo-terminal as stdout.
-        let cmd = fleet.command(&["plan"]);
+        let cmd = fleet.command(&["plan", "--diff", "full"]);
         let line: Vec<String> = std::iter::once(cmd.get_program())
             .chain(cmd.get_args())
             .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', r"'\''")))
@@ -890,4 +902,35 @@ fn a_service_whose_endpoint_does_not_resolve_is_skipped_and_the_rest_of_the_acco
     let (code, plan) = absent(&["plan"]);
     let p = account(&plan, &a);
     assert_eq!((code, p["status"].as_str(), changes(p).len()), (0, Some("no_changes"), 0), "{p}");
+}
+
+#[test]
+fn a_run_over_several_accounts_shows_progress_on_a_terminal_and_nowhere_else() {
+    let fleet = Fleet::new(&[("p-co", "basic"), ("q-co", "basic")]);
+    // Piped (and JSON logs): no progress line at all.
+    let piped = fleet.run(&["plan"]);
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert!(!err.contains("accounts ") && !err.contains('\r'), "{err}");
+    // On a terminal with human logs: accounts done of total, changes, failures, time.
+    let base = fleet.command(&[]);
+    let line = format!(
+        "'{}' --desired-state '{}' --log-format human plan",
+        env!("CARGO_BIN_EXE_cm-baseline"),
+        fleet.desired().display()
+    );
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let Ok(out) = script.stdin(std::process::Stdio::null()).output() else {
+        eprintln!("note: no `script` command here: progress on a terminal not checked end to end");
+        return;
+    };
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("/2 accounts"), "{shown}");
+    assert!(shown.contains("changes planned, 0 failed") && shown.contains("elapsed"), "{shown}");
 }

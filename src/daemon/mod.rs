@@ -540,6 +540,7 @@ impl Daemon {
             parallel_accounts: self.opts.parallel_accounts,
             approved: None,
             journal: Some(self.journal.clone()),
+            progress: false,
         }
     }
 
@@ -551,7 +552,7 @@ impl Daemon {
         }
         for (fmt, ext) in [(Format::Markdown, "md"), (Format::Json, "json")] {
             let path = dir.join(format!("{name}.{ext}"));
-            if let Err(e) = report.write_file(&path, fmt) {
+            if let Err(e) = report.write_file(&path, fmt, false) {
                 tracing::error!(path = %path.display(), error = %e, "cannot write report");
             }
         }
@@ -1111,7 +1112,7 @@ pub fn write_announcement(
     });
     written.map_err(|e| format!("cannot write {}: {e}", md.display()))?;
     let json = dir.join(format!("{name}.json"));
-    report.write_file(&json, Format::Json).map_err(|e| format!("cannot write {}: {e}", json.display()))?;
+    report.write_file(&json, Format::Json, false).map_err(|e| format!("cannot write {}: {e}", json.display()))?;
     for path in [&md, &json] {
         tracing::info!(path = %path.display(), "announcement written");
     }

@@ -10,6 +10,7 @@
 
 mod markdown;
 mod spool;
+pub mod summary;
 mod text;
 
 pub use spool::RunReport;
@@ -234,7 +235,13 @@ impl FleetReport {
     }
 
     pub fn write(&self, w: &mut dyn Write, format: Format, colour: bool) -> io::Result<()> {
-        write(&self.head(), &self.accounts, w, format, colour)
+        self.write_with(w, format, colour, false)
+    }
+
+    /// [`write`](Self::write), with the bodies of created resources when `full_diffs`.
+    pub fn write_with(&self, w: &mut dyn Write, format: Format, colour: bool, full_diffs: bool) -> io::Result<()> {
+        let head = Head { full_diffs, ..self.head() };
+        write(&head, &self.accounts, w, format, colour)
     }
 
     fn head(&self) -> Head<'_> {
@@ -244,6 +251,7 @@ impl FleetReport {
             mode: self.mode,
             inventory: &self.inventory,
             api_calls: &self.api_calls,
+            full_diffs: false,
         }
     }
 
@@ -264,6 +272,8 @@ pub(crate) struct Head<'a> {
     pub mode: Mode,
     pub inventory: &'a Inventory,
     pub api_calls: &'a ApiCalls,
+    /// Show the whole body of created resources (`--diff full`), not only their line.
+    pub full_diffs: bool,
 }
 
 /// The accounts of a report, in account-id order: from memory, or read back from a spool.

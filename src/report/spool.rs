@@ -106,12 +106,18 @@ impl RunReport {
 
     /// Writes the report in `format`, reading the accounts back one at a time.
     pub fn write(&self, w: &mut dyn Write, format: Format, colour: bool) -> io::Result<()> {
+        self.write_with(w, format, colour, false)
+    }
+
+    /// [`write`](Self::write), with the bodies of created resources when `full_diffs`.
+    pub fn write_with(&self, w: &mut dyn Write, format: Format, colour: bool, full_diffs: bool) -> io::Result<()> {
         let head = Head {
             format_version: self.format_version,
             command: &self.command,
             mode: self.mode,
             inventory: &self.inventory,
             api_calls: &self.api_calls,
+            full_diffs,
         };
         write(&head, self, w, format, colour)
     }
@@ -124,9 +130,9 @@ impl RunReport {
     }
 
     /// Writes the report to `path`.
-    pub fn write_file(&self, path: &std::path::Path, format: Format) -> io::Result<()> {
+    pub fn write_file(&self, path: &std::path::Path, format: Format, full_diffs: bool) -> io::Result<()> {
         let mut w = BufWriter::new(File::create(path)?);
-        self.write(&mut w, format, false)?;
+        self.write_with(&mut w, format, false, full_diffs)?;
         w.flush()
     }
 

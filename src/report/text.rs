@@ -1,8 +1,13 @@
-//! The terminal report: one block per account, each change with its diff.
+//! The terminal report. It leads with the fleet (accounts by status, what needs a person's
+//! attention one by one, changes by feature and action, skips by reason), then one block per
+//! account: one line per change, with the field-level diff of what is changed (an update,
+//! a tag, an adoption, a delete); a created resource's whole body only with `--diff full`.
+//! Skips a person must look at are listed one by one, the others counted by reason.
 
-use super::{plural, AccountReport, AccountStatus, Accounts, Head};
+use super::summary::Summary;
+use super::{plural, wire_name, AccountReport, AccountStatus, Accounts, Head};
 use crate::apply::ChangeOutcome;
-use crate::plan::Action;
+use crate::plan::{Action, SkipReason};
 use std::fmt::Write;
 use std::io;
 
@@ -38,7 +43,7 @@ fn status_word(s: AccountStatus) -> (&'static str, &'static str) {
     }
 }
 
-fn account(out: &mut String, a: &AccountReport, p: &Paint) {
+fn account(out: &mut String, a: &AccountReport, p: &Paint, full_diffs: bool) {
     let (word, colour) = status_word(a.status);
     let name = a.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
     let _ = writeln!(
@@ -79,6 +84,9 @@ fn account(out: &mut String, a: &AccountReport, p: &Paint) {
             c.resource_type,
             c.resource
         );
+        if c.action == Action::Create && !full_diffs {
+            continue; // its whole body: with --diff full, and in the JSON report
+        }
         for line in c.diff.lines() {
             let coloured = match line.chars().next() {
                 Some('+') if !line.starts_with("+++") => p.c("32", line),
@@ -89,10 +97,34 @@ fn account(out: &mut String, a: &AccountReport, p: &Paint) {
             let _ = writeln!(out, "      {coloured}");
         }
     }
+    // Skips a person must look at one by one; those of the baseline working as designed
+    // (opted out, Control Tower's, initial only, ...) counted by reason, with their features.
+    let mut counted: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
     for s in &a.skips {
-        let reason = crate::report::wire_name(&s.reason);
+        let reason = wire_name(&s.reason);
         let what = if s.resource == "*" { String::new() } else { format!(" {} {}", s.region, s.resource) };
-        let _ = writeln!(out, "  {} {}{what}: {} — {}", p.c("2", "skip"), s.feature, p.c("35", &reason), s.detail);
+        if matches!(
+            s.reason,
+            SkipReason::NotOwned
+                | SkipReason::Conflict
+                | SkipReason::Adoption
+                | SkipReason::SelfLockout
+                | SkipReason::Quota
+        ) {
+            let _ = writeln!(out, "  {} {}{what}: {} — {}", p.c("2", "skip"), s.feature, p.c("35", &reason), s.detail);
+            if let Some(d) = &s.diff {
+                for line in d.lines() {
+                    let _ = writeln!(out, "      {line}");
+                }
+            }
+        } else {
+            counted.entry(reason).or_default().insert(s.feature.to_string());
+        }
+    }
+    for (reason, features) in &counted {
+        let n = a.skips.iter().filter(|s| wire_name(&s.reason) == *reason).count();
+        let features: Vec<&str> = features.iter().map(String::as_str).collect();
+        let _ = writeln!(out, "  {} {} {n}: {}", p.c("2", "skipped"), p.c("35", reason), features.join(" "));
     }
     if let Some(rem) = &a.remaining {
         if !rem.is_empty() {
@@ -107,13 +139,49 @@ fn account(out: &mut String, a: &AccountReport, p: &Paint) {
     out.push('\n');
 }
 
+/// The fleet first: what needs attention, then changes and skips in numbers.
+fn summary(out: &mut String, r: &Head<'_>, s: &Summary, p: &Paint) {
+    let _ =
+        writeln!(out, "{} ({:?}): {} — {}", p.c("1", r.command), r.mode, plural(s.accounts, "account"), s.statuses());
+    if s.attention.is_empty() {
+        let _ = writeln!(out, "Needs attention: nothing (no delete, adoption, conflict or failure)");
+    } else {
+        let n = s.attention.len() + s.attention_more;
+        let _ = writeln!(out, "{} ({n}):", p.c("31;1", "Needs attention"));
+        for x in &s.attention {
+            let _ = writeln!(out, "  {} {} {}", p.c("31", &format!("{:<9}", x.kind)), x.account, x.what);
+        }
+        if s.attention_more > 0 {
+            let _ = writeln!(out, "  ... and {} more (the JSON report lists every one)", s.attention_more);
+        }
+    }
+    if !s.changes.is_empty() {
+        let _ = writeln!(out, "Changes by feature:");
+        let mut by_feature: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for ((f, action), (n, accounts)) in &s.changes {
+            by_feature.entry(f).or_default().push(format!("{action} {n} ({})", plural(*accounts, "account")));
+        }
+        for (f, actions) in by_feature {
+            let title = crate::desired::names::FeatureId::parse(f).map(|id| id.title()).unwrap_or("");
+            let _ = writeln!(out, "  {f} {title:<34} {}", actions.join(", "));
+        }
+    }
+    if !s.skips.is_empty() {
+        let parts: Vec<String> = s.skips.iter().map(|(reason, (n, _))| format!("{reason} {n}")).collect();
+        let _ = writeln!(out, "Skips by reason: {}", parts.join(", "));
+    }
+    out.push('\n');
+}
+
 pub(crate) fn write(r: &Head<'_>, accounts: &dyn Accounts, w: &mut dyn io::Write, colour: bool) -> io::Result<()> {
     let p = Paint(colour);
-    let mut by_status: std::collections::BTreeMap<AccountStatus, usize> = Default::default();
+    let s = Summary::of(accounts)?;
+    let mut out = String::new();
+    summary(&mut out, r, &s, &p);
+    w.write_all(out.as_bytes())?;
     accounts.each(&mut |a| {
-        *by_status.entry(a.status).or_default() += 1;
         let mut out = String::new();
-        account(&mut out, a, &p);
+        account(&mut out, a, &p, r.full_diffs);
         w.write_all(out.as_bytes())
     })?;
     let mut out = String::new();
@@ -133,7 +201,7 @@ pub(crate) fn write(r: &Head<'_>, accounts: &dyn Accounts, w: &mut dyn io::Write
     for id in &inv.suspended {
         let _ = writeln!(out, "{} account {id} is suspended: skipped", p.c("33", "note:"));
     }
-    let count = |s: AccountStatus| by_status.get(&s).copied().unwrap_or(0);
+    let count = |st: AccountStatus| s.count(st);
     let _ = writeln!(
         out,
         "{}: {} accounts; {} with changes, {} without, {} converged, {} not converged, {} failed; {} API calls ({} retries, {} throttled)",
@@ -227,12 +295,54 @@ mod tests {
             "      \x1b[32m+minimum_password_length: 8\x1b[0m\n",
             "      \x1b[36m@@ -1 +1 @@\x1b[0m\n",
             "      --- observed\n      +++ desired\n",
-            "\x1b[2mskip\x1b[0m F11: \x1b[35mopted_out\x1b[0m — not opted in",
+            "\x1b[2mskipped\x1b[0m \x1b[35mopted_out\x1b[0m 1: F11",
             "\x1b[31mFAILED\x1b[0m",
             "\x1b[31merror:\x1b[0m AccessDenied: cannot assume",
         ] {
             assert!(coloured.contains(painted), "no {painted:?} in\n{coloured}");
         }
         assert_eq!(strip(&coloured), plain);
+    }
+
+    #[test]
+    fn a_fleet_report_leads_with_what_needs_attention_and_stays_short() {
+        use crate::plan::{Action, Skip};
+        // 300 accounts, each with creates of long bodies, an update and skips; one delete.
+        let body: String = (0..80).map(|i| format!("+line {i}\n")).collect();
+        let template = report().accounts[0].clone();
+        let mut accounts = vec![];
+        for n in 0..300 {
+            let mut a = AccountReport { account_id: format!("{:012}", 100_000_000_000u64 + n), ..template.clone() };
+            let update = a.changes[0].clone();
+            let mut create = update.clone();
+            create.action = Action::Create;
+            create.diff = format!("--- observed\n+++ desired\n@@ -0,0 +1,80 @@\n{body}");
+            let mut delete = update.clone();
+            delete.action = Action::Delete;
+            a.changes = if n == 7 { vec![delete, create, update] } else { vec![create.clone(), create, update] };
+            let tower = Skip { reason: crate::plan::SkipReason::ControlTower, ..a.skips[0].clone() };
+            a.skips.extend(std::iter::repeat_n(tower, 4));
+            accounts.push(a);
+        }
+        let r = FleetReport { accounts, ..report() };
+        let text = r.render(Format::Text, false);
+        let lines: Vec<&str> = text.lines().collect();
+        // The delete comes first, before any account block.
+        let attention = lines.iter().position(|l| l.starts_with("Needs attention (1)")).unwrap();
+        assert!(lines[attention + 1].contains("DELETE") && lines[attention + 1].contains("100000000007"), "{text}");
+        let first_account = lines.iter().position(|l| l.starts_with("Account ")).unwrap();
+        assert!(attention < first_account);
+        // Per account: its line, three change lines, the update's 5-line diff, two skip lines,
+        // the calls: bounded whatever the size of the created bodies.
+        assert!(lines.len() < 300 * 13 + 20, "{} lines", lines.len());
+        assert!(!text.contains("+line 40"), "a created body was printed without --diff full");
+        let mut full = Vec::new();
+        r.write_with(&mut full, Format::Text, false, true).unwrap();
+        assert!(String::from_utf8_lossy(&full).contains("+line 40"), "--diff full shows created bodies");
+        // Markdown: the same order, the delete listed first.
+        let md = r.render(Format::Markdown, false);
+        let (att, table) = (md.find("## Needs attention (1)").unwrap(), md.find("## Accounts").unwrap());
+        assert!(att < table && md[att..table].contains("**DELETE** 100000000007"), "{md}");
+        assert!(!md.contains("+line 40"));
     }
 }
