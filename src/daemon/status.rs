@@ -110,7 +110,7 @@ h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid 
 table{border-collapse:collapse;width:100%;margin:.5rem 0}
 th,td{text-align:left;vertical-align:top;padding:.3rem .6rem;border-bottom:1px solid #e5e8eb}
 th{background:#f3f5f7}caption{text-align:left;color:#57606a;padding:.2rem 0}
-code,pre{font:13px/1.4 ui-monospace,monospace}pre{background:#f6f8fa;padding:.6rem;overflow-x:auto}
+code{font:.92em ui-monospace,monospace}pre{font:13px/1.4 ui-monospace,monospace;background:#f6f8fa;padding:.6rem;overflow-x:auto}
 .ok{color:#1a7f37}.bad{color:#cf222e;font-weight:600}.warn{color:#9a6700}.muted{color:#57606a}
 .add{color:#1a7f37}.del{color:#cf222e}.hunk{color:#8250df}
 li.change{margin:.8rem 0}
@@ -137,6 +137,15 @@ fn tone(status: &str) -> &'static str {
 
 fn status(s: &str) -> String {
     format!("<span class=\"{}\">{}</span>", tone(s), esc(s))
+}
+
+/// `1 run`, `2 runs`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 /// `F03 1 update, F08 2 create`.
@@ -217,9 +226,9 @@ async fn fleet_page(j: &dyn Journal, next_runs: &[(String, i64)], now: i64) -> R
     let _ = writeln!(b, "<h1>The fleet</h1>");
     let _ = writeln!(
         b,
-        "<p class=\"muted\">{} account(s) in the latest {} run(s), read from the journal now ({}).</p>",
-        accounts.len(),
-        runs.len(),
+        "<p class=\"muted\">{} in the latest {}, read from the journal at {}.</p>",
+        plural(accounts.len(), "account"),
+        plural(runs.len(), "run"),
         esc(&when(now))
     );
 
@@ -271,11 +280,10 @@ async fn fleet_page(j: &dyn Journal, next_runs: &[(String, i64)], now: i64) -> R
     } else {
         let _ = writeln!(
             b,
-            "<table>\n<caption>The latest {} runs, newest first.</caption>\n<thead><tr><th scope=\"col\">Run</th>\
+            "<table>\n<caption>Newest first, at most {RUNS}.</caption>\n<thead><tr><th scope=\"col\">Run</th>\
              <th scope=\"col\">Kind</th><th scope=\"col\">Status</th><th scope=\"col\">Accounts done</th>\
              <th scope=\"col\">Started</th><th scope=\"col\">Finished</th><th scope=\"col\">Detail</th>\
-             <th scope=\"col\">Approved</th></tr></thead>\n<tbody>",
-            runs.len()
+             <th scope=\"col\">Approved</th></tr></thead>\n<tbody>"
         );
         for run in &runs {
             let approval = match j.approval(run.id).await? {
