@@ -33,6 +33,22 @@ ensure_checkov() {
   cp "$reqs" "$ready"
 }
 
+# Installs Chromium (the distribution's package) for tests/status_page.rs, which loads the
+# daemon's status page in a headless browser; skipped when chromium is already on PATH.
+# Installing needs root (CI runs as root on a fresh Debian machine); otherwise it says how.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: chromium is not installed; tests/status_page.rs needs it (Debian: sudo apt-get install chromium)" >&2
+    exit 1
+  fi
+  echo "Installing chromium ..." >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+
 ensure_rust() {
   if ! command -v cargo >/dev/null 2>&1; then
     echo "error: cargo is not installed (https://rustup.rs)" >&2

@@ -4,7 +4,8 @@
 //! host (ECS), allowed only with `Authorization: Bearer <token>` of a named token. With no
 //! tokens configured the endpoint does not exist. `GET /reports/NAME` and
 //! `GET /announcements/NAME` serve the run reports and announcements the daemon wrote (the
-//! links of its notifications).
+//! links of its notifications). `GET /` and `GET /accounts/ID` are the status page
+//! ([`super::status`]).
 
 use super::metrics::Metrics;
 use crate::journal::Journal;
@@ -72,7 +73,13 @@ pub struct Files {
     pub announcements: std::path::PathBuf,
 }
 
-pub fn router(metrics: Arc<Metrics>, journal: Arc<dyn Journal>, approvers: Option<Approvers>, files: Files) -> Router {
+pub fn router(
+    metrics: Arc<Metrics>,
+    journal: Arc<dyn Journal>,
+    approvers: Option<Approvers>,
+    files: Files,
+    next_runs: super::status::NextRuns,
+) -> Router {
     let base = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -86,7 +93,8 @@ pub fn router(metrics: Arc<Metrics>, journal: Arc<dyn Journal>, approvers: Optio
                     get(|State(f): State<Files>, Path(n): Path<String>| serve(f.announcements, n)),
                 )
                 .with_state(files),
-        );
+        )
+        .merge(super::status::routes(journal.clone(), next_runs));
     match approvers {
         Some(approvers) => base.merge(
             Router::new().route("/runs/{id}/approve", post(approve)).with_state(Approval { journal, approvers }),

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod notify;
 pub mod publish;
 pub mod schedule;
+pub mod status;
 
 use crate::aws::{CallLimits, CallStats, Fleet};
 use crate::desired::{self, Brake, DesiredState, Settings};
@@ -82,6 +83,8 @@ struct Daemon {
     /// Set when this daemon's lease on the fleet could not be kept: nothing more is changed.
     lease_lost: Arc<std::sync::atomic::AtomicBool>,
     notifier: Option<notify::Notifier>,
+    /// The next scheduled runs, for the status page.
+    next_runs: status::NextRuns,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the exit code.
@@ -146,7 +149,8 @@ pub async fn main(opts: DaemonOptions) -> i32 {
         None => None,
     };
     let files = http::Files { reports: opts.state_dir.join("reports"), announcements: opts.announce_dir.clone() };
-    let app = http::router(metrics.clone(), journal.clone(), approvers, files);
+    let next_runs = status::NextRuns::default();
+    let app = http::router(metrics.clone(), journal.clone(), approvers, files, next_runs.clone());
     let server = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -170,6 +174,7 @@ pub async fn main(opts: DaemonOptions) -> i32 {
         last_valid: Mutex::new(None),
         lease_lost,
         notifier,
+        next_runs,
     });
     tokio::spawn(d.clone().watch_readiness());
     let code = d.clone().serve().await;
@@ -504,6 +509,7 @@ impl Daemon {
             return;
         };
         self.metrics.set_next_run(job, next.timestamp());
+        self.next_runs.set(job, next.timestamp());
         let wait = (next - now).to_std().unwrap_or_default();
         let tx = fire.clone();
         let one_shot = Job::new_one_shot_async(wait, move |_id, _sched| {
