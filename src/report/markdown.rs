@@ -22,7 +22,7 @@ pub(crate) fn write(r: &Head<'_>, accounts: &dyn Accounts, w: &mut dyn io::Write
     } else {
         let _ = writeln!(out, "## Needs attention ({})\n", s.attention.len() + s.attention_more);
         for x in &s.attention {
-            let _ = writeln!(out, "- **{}** {} {}", x.kind, x.account, cell(&x.what));
+            let _ = writeln!(out, "- **{}** {} {}{}", x.kind, x.account, cell(&x.what), x.where_());
         }
         if s.attention_more > 0 {
             let _ = writeln!(out, "- ... and {} more (the JSON report lists every one)", s.attention_more);

@@ -13,13 +13,31 @@ use std::io;
 /// How many items needing attention are listed one by one; the rest are counted.
 pub const ATTENTION_LISTED: usize = 50;
 
-/// Something a person should look at before anything else.
+/// Something a person should look at before anything else: the same thing in several
+/// regions of one account is one item, with its regions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attention {
     /// `DELETE`, `ADOPT`, `FAILED`, `CONFLICT`, ...
     pub kind: &'static str,
     pub account: String,
     pub what: String,
+    /// The regions (or `global`) it concerns; empty for the account as a whole.
+    pub regions: Vec<String>,
+}
+
+impl Attention {
+    /// `in us-east-1`, or `in 20 regions: af-south-1, ap-northeast-1, ... (+17)`.
+    pub fn where_(&self) -> String {
+        match self.regions.len() {
+            0 => String::new(),
+            1 => format!(" in {}", self.regions[0]),
+            n => {
+                let shown: Vec<&str> = self.regions.iter().take(3).map(String::as_str).collect();
+                let more = if n > 3 { format!(", ... (+{})", n - 3) } else { String::new() };
+                format!(" in {n} regions: {}{more}", shown.join(", "))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +51,8 @@ pub struct Summary {
     pub attention: Vec<Attention>,
     /// Items needing attention beyond [`ATTENTION_LISTED`].
     pub attention_more: usize,
+    /// (kind, account, what) → index in `attention`.
+    index: BTreeMap<(&'static str, String, String), usize>,
 }
 
 /// Skips that are a conflict with something of the customer's, or a refusal a person must
@@ -58,9 +78,14 @@ impl Summary {
         Ok(s)
     }
 
-    fn flag(&mut self, kind: &'static str, account: &str, what: String) {
-        if self.attention.len() < ATTENTION_LISTED {
-            self.attention.push(Attention { kind, account: account.to_string(), what });
+    fn flag(&mut self, kind: &'static str, account: &str, what: String, region: Option<&str>) {
+        let key = (kind, account.to_string(), what);
+        if let Some(&i) = self.index.get(&key) {
+            self.attention[i].regions.extend(region.map(str::to_string));
+        } else if self.attention.len() < ATTENTION_LISTED {
+            self.index.insert(key.clone(), self.attention.len());
+            let regions = region.map(str::to_string).into_iter().collect();
+            self.attention.push(Attention { kind, account: key.1, what: key.2, regions });
         } else {
             self.attention_more += 1;
         }
@@ -70,7 +95,7 @@ impl Summary {
         self.accounts += 1;
         *self.by_status.entry(a.status).or_default() += 1;
         if let Some(e) = &a.error {
-            self.flag("FAILED", &a.account_id, e.clone());
+            self.flag("FAILED", &a.account_id, e.clone(), None);
         }
         let mut seen_change = std::collections::BTreeSet::new();
         for (i, c) in a.changes.iter().enumerate() {
@@ -80,16 +105,17 @@ impl Summary {
             if seen_change.insert(key) {
                 e.1 += 1;
             }
-            let line = format!("{} {} {} {}", c.feature, c.region, c.resource_type, c.resource);
+            let line = format!("{} {} {}", c.feature, c.resource_type, c.resource);
+            let region = Some(c.region.as_str());
             match c.action {
-                Action::Delete => self.flag("DELETE", &a.account_id, line.clone()),
-                Action::Adopt => self.flag("ADOPT", &a.account_id, line.clone()),
+                Action::Delete => self.flag("DELETE", &a.account_id, line.clone(), region),
+                Action::Adopt => self.flag("ADOPT", &a.account_id, line.clone(), region),
                 _ => {}
             }
             if let Some(r) = a.applied.as_ref().and_then(|ap| ap.get(i)) {
                 if r.outcome == ChangeOutcome::Failed {
                     let why = r.error.as_deref().unwrap_or("");
-                    self.flag("FAILED", &a.account_id, format!("{:?} {line}: {why}", c.action));
+                    self.flag("FAILED", &a.account_id, format!("{:?} {line}: {why}", c.action), region);
                 }
             }
         }
@@ -102,7 +128,8 @@ impl Summary {
                 e.1 += 1;
             }
             if let Some(kind) = needs_attention(&sk.reason) {
-                self.flag(kind, &a.account_id, format!("{} {} {}: {}", sk.feature, sk.region, sk.resource, sk.detail));
+                let region = (sk.region != "*").then_some(sk.region.as_str());
+                self.flag(kind, &a.account_id, format!("{} {}: {}", sk.feature, sk.resource, sk.detail), region);
             }
         }
     }
@@ -178,6 +205,7 @@ mod tests {
         let kinds: Vec<&str> = s.attention.iter().map(|x| x.kind).collect();
         assert_eq!(kinds, ["DELETE", "NOT OWNED", "FAILED"]);
         assert!(s.attention[2].what.contains("AccessDenied"), "{:?}", s.attention);
+        assert_eq!(s.attention[0].where_(), " in global");
         assert_eq!(s.statuses(), "1 with changes, 1 not converged");
     }
 }

@@ -149,7 +149,7 @@ fn summary(out: &mut String, r: &Head<'_>, s: &Summary, p: &Paint) {
         let n = s.attention.len() + s.attention_more;
         let _ = writeln!(out, "{} ({n}):", p.c("31;1", "Needs attention"));
         for x in &s.attention {
-            let _ = writeln!(out, "  {} {} {}", p.c("31", &format!("{:<9}", x.kind)), x.account, x.what);
+            let _ = writeln!(out, "  {} {} {}{}", p.c("31", &format!("{:<9}", x.kind)), x.account, x.what, x.where_());
         }
         if s.attention_more > 0 {
             let _ = writeln!(out, "  ... and {} more (the JSON report lists every one)", s.attention_more);
