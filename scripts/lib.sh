@@ -6,31 +6,30 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 export CM_EMULATOR_VENV="${CM_EMULATOR_VENV:-$cache/emulator-venv}"
 export CM_CHECKOV_VENV="${CM_CHECKOV_VENV:-$cache/checkov-venv}"
 
-# Installs the AWS emulator (moto server from PyPI, pinned) into its virtualenv, once.
-ensure_emulator() {
-  local reqs="tests/support/emulator/requirements.txt"
-  local ready="$CM_EMULATOR_VENV/.cm-emulator-ready"
-  if [ -f "$ready" ] && cmp -s "$reqs" "$ready" && "$CM_EMULATOR_VENV/bin/python" -c 'import moto' 2>/dev/null; then
+# ensure_venv WHAT DIR REQUIREMENTS PROBE: installs REQUIREMENTS (PyPI, pinned) into the
+# virtualenv DIR, once: again only when REQUIREMENTS changed or PROBE (a command) fails.
+ensure_venv() {
+  local what="$1" venv="$2" reqs="$3" probe="$4"
+  local ready="$venv/.cm-ready"
+  if [ -f "$ready" ] && cmp -s "$reqs" "$ready" && eval "$probe" >/dev/null 2>&1; then
     return 0
   fi
-  echo "Installing the AWS emulator into $CM_EMULATOR_VENV ..." >&2
-  python3 -m venv "$CM_EMULATOR_VENV"
-  "$CM_EMULATOR_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
+  echo "Installing $what into $venv ..." >&2
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
   cp "$reqs" "$ready"
 }
 
-# Installs checkov (PyPI, pinned) into a virtualenv of its own, once: its pins would
-# downgrade the emulator's boto3 and botocore (tests/deploy/checkov-requirements.txt).
+# The AWS emulator (moto server) and the test tools that share its virtualenv.
+ensure_emulator() {
+  ensure_venv "the AWS emulator" "$CM_EMULATOR_VENV" tests/support/emulator/requirements.txt \
+    '"$CM_EMULATOR_VENV/bin/python" -c "import moto"'
+}
+
+# checkov, in a virtualenv of its own: its pins would downgrade the emulator's boto3 and
+# botocore (tests/deploy/checkov-requirements.txt).
 ensure_checkov() {
-  local reqs="tests/deploy/checkov-requirements.txt"
-  local ready="$CM_CHECKOV_VENV/.cm-checkov-ready"
-  if [ -f "$ready" ] && cmp -s "$reqs" "$ready" && [ -x "$CM_CHECKOV_VENV/bin/checkov" ]; then
-    return 0
-  fi
-  echo "Installing checkov into $CM_CHECKOV_VENV ..." >&2
-  python3 -m venv "$CM_CHECKOV_VENV"
-  "$CM_CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
-  cp "$reqs" "$ready"
+  ensure_venv checkov "$CM_CHECKOV_VENV" tests/deploy/checkov-requirements.txt '[ -x "$CM_CHECKOV_VENV/bin/checkov" ]'
 }
 
 # Installs Chromium (the distribution's package) for tests/status_page.rs, which loads the

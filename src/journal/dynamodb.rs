@@ -340,6 +340,39 @@ impl DynamoJournal {
         Ok(())
     }
 
+    /// Updates the item of `account` in run `run_id` with `expr`, on `condition`; `names`
+    /// are the expression's attribute names (`#status` is always `status`). `Ok(false)`
+    /// when the condition did not hold.
+    async fn update_account(
+        &self,
+        run_id: i64,
+        account: &str,
+        expr: &str,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> super::Result<bool> {
+        let mut req = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&run_key(run_id), &format!("account#{account}"))))
+            .update_expression(expr)
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status");
+        for (k, v) in names {
+            req = req.expression_attribute_names(*k, *v);
+        }
+        for (k, v) in values {
+            req = req.expression_attribute_values(k, v);
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(failed(&format!("UpdateItem (account {account} of run {run_id})"), e)),
+        }
+    }
+
     async fn run_items(&self) -> super::Result<Vec<Item>> {
         self.query("run", "run#", true, None).await
     }
@@ -464,20 +497,14 @@ impl Journal for DynamoJournal {
 
     fn account_skipped<'a>(&'a self, run_id: i64, account: &'a str, why: &'a str) -> Fut<'a, ()> {
         Box::pin(async move {
-            self.db
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(&run_key(run_id), &format!("account#{account}"))))
-                .update_expression("SET #status = :s, #error = :e, updated_at = :u")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_names("#error", "error")
-                .expression_attribute_values(":s", s(SKIPPED))
-                .expression_attribute_values(":e", s(why))
-                .expression_attribute_values(":u", s(now()))
-                .send()
-                .await
-                .map_err(|e| failed("UpdateItem (account skipped)", e))?;
+            let values = vec![(":s", s(SKIPPED)), (":e", s(why)), (":u", s(now()))];
+            let expr = "SET #status = :s, #error = :e, updated_at = :u";
+            if !self
+                .update_account(run_id, account, expr, "attribute_exists(pk)", &[("#error", "error")], values)
+                .await?
+            {
+                return Err(JournalError(format!("account {account} is not in run {run_id}")));
+            }
             Ok(())
         })
     }
@@ -489,24 +516,12 @@ impl Journal for DynamoJournal {
                 if get_s(&item, "status").as_deref() != Some(RUNNING) {
                     continue;
                 }
-                let k = key(&run_key(run_id), get_s(&item, "sk").as_deref().unwrap_or_default());
-                let out = self
-                    .db
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(k))
-                    .update_expression("SET #status = :pending, updated_at = :u")
-                    .condition_expression("#status = :running")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":pending", s(PENDING))
-                    .expression_attribute_values(":running", s(RUNNING))
-                    .expression_attribute_values(":u", s(now()))
-                    .send()
-                    .await;
-                match out {
-                    Ok(_) => requeued += 1,
-                    Err(e) if condition_failed(&e) => {} // finished meanwhile
-                    Err(e) => return Err(failed("UpdateItem (requeue)", e)),
+                let account = get_s(&item, "account_id").unwrap_or_default();
+                let values = vec![(":pending", s(PENDING)), (":running", s(RUNNING)), (":u", s(now()))];
+                let expr = "SET #status = :pending, updated_at = :u";
+                // Not requeued when it finished meanwhile.
+                if self.update_account(run_id, &account, expr, "#status = :running", &[], values).await? {
+                    requeued += 1;
                 }
             }
             Ok(requeued)
@@ -548,26 +563,14 @@ impl Journal for DynamoJournal {
 
     fn account_started<'a>(&'a self, run_id: i64, account: &'a str) -> Fut<'a, ()> {
         Box::pin(async move {
-            self.db
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(&run_key(run_id), &format!("account#{account}"))))
-                .update_expression("SET #status = :running, updated_at = :u ADD attempts :one")
-                .condition_expression("attribute_exists(pk) AND #status <> :done")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":running", s(RUNNING))
-                .expression_attribute_values(":done", s(DONE))
-                .expression_attribute_values(":u", s(now()))
-                .expression_attribute_values(":one", n(1))
-                .send()
-                .await
-                .map_err(|e| {
-                    if condition_failed(&e) {
-                        JournalError(format!("account {account} of run {run_id} is already done (or not in the run)"))
-                    } else {
-                        failed("UpdateItem (account started)", e)
-                    }
-                })?;
+            let values = vec![(":running", s(RUNNING)), (":done", s(DONE)), (":u", s(now())), (":one", n(1))];
+            let expr = "SET #status = :running, updated_at = :u ADD attempts :one";
+            let condition = "attribute_exists(pk) AND #status <> :done";
+            if !self.update_account(run_id, account, expr, condition, &[], values).await? {
+                return Err(JournalError(format!(
+                    "account {account} of run {run_id} is already done (or not in the run)"
+                )));
+            }
             Ok(())
         })
     }
@@ -576,49 +579,35 @@ impl Journal for DynamoJournal {
         Box::pin(async move {
             let object = format!("run-{run_id}/{}.report.json", o.account);
             let (set, value, other) = self.large("report", &object, o.report.as_bytes().to_vec(), true).await?;
-            let done = i64::from(o.status == DONE);
+            let mut values = vec![
+                (":s", s(o.status)),
+                (":c", n(o.changes as i64)),
+                (":a", n(o.api_calls as i64)),
+                (":r", value),
+                (":u", s(now())),
+                (":done", n(i64::from(o.status == DONE))),
+                (":donestatus", s(DONE)),
+            ];
             let expr = match o.error {
-                Some(_) => {
+                Some(e) => {
+                    values.push((":e", s(e)));
                     "SET #status = :s, changes = :c, api_calls = :a, #error = :e, #rep = :r, updated_at = :u \
-                            ADD done_count :done REMOVE #other"
+                     ADD done_count :done REMOVE #other"
                 }
                 None => {
                     "SET #status = :s, changes = :c, api_calls = :a, #rep = :r, updated_at = :u \
                          ADD done_count :done REMOVE #other, #error"
                 }
             };
-            let mut req = self
-                .db
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(&run_key(run_id), &format!("account#{}", o.account))))
-                .update_expression(expr)
-                // Once done, an account's outcome is never written again in that run.
-                .condition_expression("attribute_exists(pk) AND #status <> :donestatus")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_names("#error", "error")
-                .expression_attribute_names("#rep", set)
-                .expression_attribute_names("#other", other)
-                .expression_attribute_values(":s", s(o.status))
-                .expression_attribute_values(":c", n(o.changes as i64))
-                .expression_attribute_values(":a", n(o.api_calls as i64))
-                .expression_attribute_values(":r", value)
-                .expression_attribute_values(":u", s(now()))
-                .expression_attribute_values(":done", n(done))
-                .expression_attribute_values(":donestatus", s(DONE));
-            if let Some(e) = o.error {
-                req = req.expression_attribute_values(":e", s(e));
+            let names = [("#error", "error"), ("#rep", set.as_str()), ("#other", other.as_str())];
+            // Once done, an account's outcome is never written again in that run.
+            let condition = "attribute_exists(pk) AND #status <> :donestatus";
+            if !self.update_account(run_id, o.account, expr, condition, &names, values).await? {
+                return Err(JournalError(format!(
+                    "account {} of run {run_id} is already recorded done: its outcome is not written twice",
+                    o.account
+                )));
             }
-            req.send().await.map_err(|e| {
-                if condition_failed(&e) {
-                    JournalError(format!(
-                        "account {} of run {run_id} is already recorded done: its outcome is not written twice",
-                        o.account
-                    ))
-                } else {
-                    failed("UpdateItem (account finished)", e)
-                }
-            })?;
             Ok(())
         })
     }

@@ -40,7 +40,7 @@ pub fn python() -> PathBuf {
         let py = venv.join("bin/python");
         let reqs = repo().join("tests/support/emulator/requirements.txt");
         let wanted = std::fs::read(&reqs).expect("requirements.txt");
-        let ready = venv.join(".cm-emulator-ready");
+        let ready = venv.join(".cm-ready"); // as scripts/lib.sh ensure_venv marks it
         if std::fs::read(&ready).ok().as_ref() != Some(&wanted) || !py.exists() {
             let ok =
                 Command::new("python3").arg("-m").arg("venv").arg(&venv).status().map(|s| s.success()).unwrap_or(false);
