@@ -163,7 +163,7 @@ fn summary(out: &mut String, r: &Head<'_>, s: &Summary, p: &Paint) {
         }
         for (f, actions) in by_feature {
             let title = crate::desired::names::FeatureId::parse(f).map(|id| id.title()).unwrap_or("");
-            let _ = writeln!(out, "  {f} {title:<34} {}", actions.join(", "));
+            let _ = writeln!(out, "  {f} {title:<40} {}", actions.join(", "));
         }
     }
     if !s.skips.is_empty() {
