@@ -567,9 +567,7 @@ impl Journal for DynamoJournal {
             let expr = "SET #status = :running, updated_at = :u ADD attempts :one";
             let condition = "attribute_exists(pk) AND #status <> :done";
             if !self.update_account(run_id, account, expr, condition, &[], values).await? {
-                return Err(JournalError(format!(
-                    "account {account} of run {run_id} is already done (or not in the run)"
-                )));
+                return Err(JournalError::not_startable(account, run_id));
             }
             Ok(())
         })
@@ -603,10 +601,7 @@ impl Journal for DynamoJournal {
             // Once done, an account's outcome is never written again in that run.
             let condition = "attribute_exists(pk) AND #status <> :donestatus";
             if !self.update_account(run_id, o.account, expr, condition, &names, values).await? {
-                return Err(JournalError(format!(
-                    "account {} of run {run_id} is already recorded done: its outcome is not written twice",
-                    o.account
-                )));
+                return Err(JournalError::already_done(o.account, run_id));
             }
             Ok(())
         })

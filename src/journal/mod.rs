@@ -130,6 +130,18 @@ pub struct Record {
 #[error("journal: {0}")]
 pub struct JournalError(pub String);
 
+impl JournalError {
+    /// An account recorded done in its run, written again: every store refuses it.
+    pub(crate) fn already_done(account: &str, run_id: i64) -> Self {
+        JournalError(format!("account {account} of run {run_id} is already recorded done: it is not done twice"))
+    }
+
+    /// An account started that is done in its run already, or not in it.
+    pub(crate) fn not_startable(account: &str, run_id: i64) -> Self {
+        JournalError(format!("account {account} of run {run_id} is already done (or not in the run)"))
+    }
+}
+
 pub type Result<T> = std::result::Result<T, JournalError>;
 
 /// What every journal method returns.

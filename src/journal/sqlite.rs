@@ -282,9 +282,7 @@ impl Journal for SqliteJournal {
                 Ok(n)
             })?;
             if n == 0 {
-                return Err(JournalError(format!(
-                    "account {account} of run {run_id} is already done (or not in the run)"
-                )));
+                return Err(JournalError::not_startable(account, run_id));
             }
             Ok(())
         })
@@ -311,10 +309,7 @@ impl Journal for SqliteJournal {
                 )
             })?;
             if n == 0 {
-                return Err(JournalError(format!(
-                    "account {} of run {run_id} is already recorded done: its outcome is not written twice",
-                    o.account
-                )));
+                return Err(JournalError::already_done(o.account, run_id));
             }
             Ok(())
         })
