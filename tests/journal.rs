@@ -83,6 +83,20 @@ fn large_reports_and_plans_go_to_s3_and_without_a_location_are_refused_with_why(
         let e = bare.account_finished(id, &o).await.unwrap_err().to_string();
         assert!(e.contains("larger than a DynamoDB item keeps") && e.contains(",s3://BUCKET/PREFIX"), "{e}");
         assert_eq!(bare.accounts(id).await.unwrap()[0].status, "pending");
+        // A damaged item (an ownership record without its feature) is an error, never read
+        // as an empty record.
+        use aws_sdk_dynamodb::types::AttributeValue as V;
+        aws_sdk_dynamodb::Client::new(&sdk)
+            .put_item()
+            .table_name(&table)
+            .item("pk", V::S("account#333333333333".into()))
+            .item("sk", V::S("record#iam_password_policy#global#account".into()))
+            .item("kind", V::S("iam_password_policy".into()))
+            .send()
+            .await
+            .unwrap();
+        let e = bare.records("333333333333").await.unwrap_err().to_string();
+        assert!(e.contains("has no `region`: damaged"), "{e}");
         // A table that does not exist is said at open.
         let e = DynamoJournal::open(&sdk, "no-such-journal", None).await.unwrap_err().to_string();
         assert!(e.contains("no-such-journal does not exist"), "{e}");

@@ -44,7 +44,8 @@ impl NextRuns {
     }
 
     fn all(&self) -> Vec<(String, i64)> {
-        self.0.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default()
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 }
 

@@ -82,6 +82,14 @@ fn get_s(item: &Item, k: &str) -> Option<String> {
 fn get_n(item: &Item, k: &str) -> i64 {
     item.get(k).and_then(|v| v.as_n().ok()).and_then(|x| x.parse().ok()).unwrap_or(0)
 }
+/// An attribute every item of its kind carries: its absence is a damaged item, said as such,
+/// never read as empty.
+fn need_s(item: &Item, k: &str) -> super::Result<String> {
+    get_s(item, k).ok_or_else(|| {
+        let at = |a| get_s(item, a).unwrap_or_else(|| "?".into());
+        JournalError(format!("journal item {}/{} has no `{k}`: damaged, not read", at("pk"), at("sk")))
+    })
+}
 fn run_key(id: i64) -> String {
     format!("run#{id:012}")
 }
@@ -104,15 +112,19 @@ fn condition_failed<E: ProvideErrorMetadata>(e: &E) -> bool {
     e.code() == Some("ConditionalCheckFailedException")
 }
 
-fn run_row(item: &Item) -> RunRow {
-    RunRow {
+fn run_row(item: &Item) -> super::Result<RunRow> {
+    Ok(RunRow {
         id: get_n(item, "id"),
-        kind: get_s(item, "kind").unwrap_or_default(),
-        status: get_s(item, "status").unwrap_or_default(),
-        started_at: get_s(item, "started_at").unwrap_or_default(),
+        kind: need_s(item, "kind")?,
+        status: need_s(item, "status")?,
+        started_at: need_s(item, "started_at")?,
         finished_at: get_s(item, "finished_at"),
         detail: get_s(item, "detail"),
-    }
+    })
+}
+
+fn run_rows(items: &[Item]) -> super::Result<Vec<RunRow>> {
+    items.iter().map(run_row).collect()
 }
 
 impl DynamoJournal {
@@ -457,16 +469,16 @@ impl Journal for DynamoJournal {
     fn unfinished_run(&self) -> Fut<'_, Option<RunRow>> {
         Box::pin(async move {
             let runs = self.run_items().await?;
-            Ok(runs.iter().map(run_row).find(|r| RESUMABLE.contains(&r.status.as_str())))
+            Ok(run_rows(&runs)?.into_iter().find(|r| RESUMABLE.contains(&r.status.as_str())))
         })
     }
 
     fn run(&self, id: i64) -> Fut<'_, Option<RunRow>> {
-        Box::pin(async move { Ok(self.get("run", &run_key(id)).await?.as_ref().map(run_row)) })
+        Box::pin(async move { self.get("run", &run_key(id)).await?.as_ref().map(run_row).transpose() })
     }
 
     fn runs(&self, limit: usize) -> Fut<'_, Vec<RunRow>> {
-        Box::pin(async move { Ok(self.query("run", "run#", true, Some(limit)).await?.iter().map(run_row).collect()) })
+        Box::pin(async move { run_rows(&self.query("run", "run#", true, Some(limit)).await?) })
     }
 
     fn accounts(&self, run_id: i64) -> Fut<'_, Vec<AccountRow>> {
@@ -480,8 +492,8 @@ impl Journal for DynamoJournal {
                     None => None,
                 };
                 rows.push(AccountRow {
-                    account_id: get_s(&item, "account_id").unwrap_or_default(),
-                    status: get_s(&item, "status").unwrap_or_default(),
+                    account_id: need_s(&item, "account_id")?,
+                    status: need_s(&item, "status")?,
                     attempts: get_n(&item, "attempts"),
                     done_count: get_n(&item, "done_count"),
                     changes: get_n(&item, "changes"),
@@ -516,7 +528,7 @@ impl Journal for DynamoJournal {
                 if get_s(&item, "status").as_deref() != Some(RUNNING) {
                     continue;
                 }
-                let account = get_s(&item, "account_id").unwrap_or_default();
+                let account = need_s(&item, "account_id")?;
                 let values = vec![(":pending", s(PENDING)), (":running", s(RUNNING)), (":u", s(now()))];
                 let expr = "SET #status = :pending, updated_at = :u";
                 // Not requeued when it finished meanwhile.
@@ -530,11 +542,8 @@ impl Journal for DynamoJournal {
 
     fn supersede_older<'a>(&'a self, kind: &'a str, newer: i64) -> Fut<'a, Vec<i64>> {
         Box::pin(async move {
-            let mut ids: Vec<i64> = self
-                .run_items()
-                .await?
-                .iter()
-                .map(run_row)
+            let mut ids: Vec<i64> = run_rows(&self.run_items().await?)?
+                .into_iter()
                 .filter(|r| {
                     r.kind == kind
                         && r.id < newer
@@ -664,9 +673,11 @@ impl Journal for DynamoJournal {
         Box::pin(async move {
             let mut out = vec![];
             for item in self.query(&run_key(run_id), "plan#", false, None).await? {
-                let plan = self.read_large(&item, "plan").await?.unwrap_or_default();
+                let plan = self.read_large(&item, "plan").await?.ok_or_else(|| {
+                    JournalError(format!("the plan item of run {run_id} has no plan: damaged, not read"))
+                })?;
                 let plan = String::from_utf8(plan).map_err(|e| JournalError(format!("plan is not UTF-8: {e}")))?;
-                out.push((get_s(&item, "account_id").unwrap_or_default(), plan));
+                out.push((need_s(&item, "account_id")?, plan));
             }
             out.sort();
             Ok(out)
@@ -921,15 +932,17 @@ impl Journal for DynamoJournal {
                 .query(&format!("account#{account}"), "record#", false, None)
                 .await?
                 .iter()
-                .map(|i| Record {
-                    kind: get_s(i, "kind").unwrap_or_default(),
-                    region: get_s(i, "region").unwrap_or_default(),
-                    name: get_s(i, "name").unwrap_or_default(),
-                    feature: get_s(i, "feature").unwrap_or_default(),
-                    how: get_s(i, "how").unwrap_or_default(),
-                    at: get_s(i, "at").unwrap_or_default(),
+                .map(|i| {
+                    Ok(Record {
+                        kind: need_s(i, "kind")?,
+                        region: need_s(i, "region")?,
+                        name: need_s(i, "name")?,
+                        feature: need_s(i, "feature")?,
+                        how: need_s(i, "how")?,
+                        at: need_s(i, "at")?,
+                    })
                 })
-                .collect();
+                .collect::<super::Result<_>>()?;
             out.sort_by(|a, b| (&a.kind, &a.region, &a.name).cmp(&(&b.kind, &b.region, &b.name)));
             Ok(out)
         })
