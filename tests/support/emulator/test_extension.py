@@ -158,6 +158,34 @@ def test_iam_managed_policies_per_account_in_aws_partition(aws):
 # ---------------------------------------------------------------- S3 (kept behaviours)
 
 
+def test_dynamodb_conditional_writes_are_atomic_under_concurrent_writers(aws):
+    # The journal's shards race on conditional writes (the slot's run, a run's status); as
+    # in DynamoDB, exactly one writer wins each round: every success is one increment.
+    db = aws("dynamodb")
+    db.create_table(TableName="cas-check", BillingMode="PAY_PER_REQUEST",
+                    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    db.put_item(TableName="cas-check", Item={"pk": {"S": "n"}, "v": {"N": "0"}})
+
+    def writer(_):
+        client, won = aws("dynamodb"), 0
+        for _ in range(25):
+            seen = client.get_item(TableName="cas-check", Key={"pk": {"S": "n"}}, ConsistentRead=True)["Item"]["v"]["N"]
+            try:
+                client.update_item(TableName="cas-check", Key={"pk": {"S": "n"}}, UpdateExpression="SET v = :next",
+                                   ConditionExpression="v = :seen",
+                                   ExpressionAttributeValues={":seen": {"N": seen}, ":next": {"N": str(int(seen) + 1)}})
+                won += 1
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "ConditionalCheckFailedException"
+        return won
+
+    with ThreadPoolExecutor(8) as pool:
+        wins = sum(pool.map(writer, range(8)))
+    final = int(db.get_item(TableName="cas-check", Key={"pk": {"S": "n"}}, ConsistentRead=True)["Item"]["v"]["N"])
+    assert wins == final > 0
+
+
 def test_s3_request_payment_and_versioning_root(aws):
     s3 = aws("s3")
     s3.create_bucket(Bucket="cm-test-bucket", CreateBucketConfiguration={"LocationConstraint": REGION})

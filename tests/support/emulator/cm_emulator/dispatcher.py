@@ -18,6 +18,9 @@ back in `start_response`, after the request was carried out).
 Also `/cm-emulator/iam-propagation` and `/cm-emulator/iam-trust` (iamtrust: IAM's propagation
 delay; roles the emulator has never seen).
 
+DynamoDB (the journal) is moto's, its requests taken one at a time (moto does not make a
+conditional write atomic).
+
 Services whose calls the product relies on and that moto answers as AWS does need no module:
 EventBridge, and AWS Config but for PutDeliveryChannel's delivery checks (checked, see the
 package docstring).
@@ -45,6 +48,7 @@ MODULES += (iamtrust,)  # last: a service's own answers (Step Functions' name co
 MODULES += (config,)  # after iamtrust, whose answer to a recorder role Config cannot assume comes first
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 QUERY_CREDENTIAL = re.compile(r"(?:^|&)X-Amz-Credential=([^&]+)")
+DYNAMODB_LOCK = threading.Lock()
 
 
 class Dispatcher:
@@ -94,6 +98,13 @@ class Dispatcher:
                 answer = faults.assume_role_denied(req)
                 if answer is not None:
                     return answer.wsgi(start_response)
+            if service == "dynamodb":
+                # DynamoDB carries out each request on an item atomically: a conditional
+                # write's check and its write are one step, so of two writers racing on one
+                # condition exactly one wins. moto's tables take no lock: its requests are
+                # carried out one at a time here, the answer read in full under the lock.
+                with DYNAMODB_LOCK:
+                    return list(self.app(environ, start_response))
             modules = self.by_service.get(service)
             if modules:
                 req = req or Request(environ, account, region, service, moto=self.app)
