@@ -440,7 +440,7 @@ async fn reconcile(
     }
     // An apply changes the fleet: one process at a time per state directory.
     let lease = match (&opts.journal, apply) {
-        (Some(j), true) => match journal::Lease::take(j.clone(), "apply").await {
+        (Some(j), true) => match journal::Lease::take(j.clone(), "apply", shard).await {
             Ok(l) => Some(l),
             Err(e) => {
                 eprintln!("error: cannot apply: {e}");

@@ -123,10 +123,16 @@ pub async fn active_regions(session: &AccountSession) -> Result<Vec<String>, Aws
 /// A stable share of the fleet for one of `count` processes: `--shard INDEX/COUNT`
 /// (0-based). Every account falls in exactly one shard, decided by a hash of its id alone,
 /// so n processes with shards 0/n .. n-1/n cover the fleet once, on any machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Shard {
     pub index: u32,
     pub count: u32,
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 impl Shard {
@@ -153,6 +159,18 @@ impl Shard {
             (Ok(_), Err(_)) => Err("JOB_COMPLETION_INDEX is set but CM_SHARD_COUNT is not".into()),
             _ => Ok(None),
         }
+    }
+
+    /// Whether this is one share of several (`--shard` with COUNT above 1).
+    pub fn is_part(&self) -> bool {
+        self.count > 1
+    }
+
+    /// Whether an account could be in both shards: the whole fleet meets every shard, and
+    /// shards of different counts split the fleet differently; only distinct shards of one
+    /// count are disjoint.
+    pub fn overlaps(&self, other: &Shard) -> bool {
+        !self.is_part() || !other.is_part() || self.count != other.count || self.index == other.index
     }
 
     pub fn contains(&self, account_id: &str) -> bool {
@@ -188,5 +206,15 @@ mod shard_tests {
         assert!(Shard::parse("1").is_err());
         assert!(Shard::parse("a/2").is_err());
         assert!(Shard::parse("0/0").is_err());
+    }
+
+    #[test]
+    fn only_distinct_shards_of_one_count_are_disjoint() {
+        let s = |t: &str| Shard::parse(t).unwrap();
+        assert!(!s("0/2").overlaps(&s("1/2")));
+        assert!(s("0/2").overlaps(&s("0/2")));
+        assert!(s("0/2").overlaps(&s("0/3")), "another count splits the fleet another way");
+        assert!(Shard::ALL.overlaps(&s("1/4")) && s("1/4").overlaps(&Shard::ALL));
+        assert!(Shard::ALL.overlaps(&Shard::ALL));
     }
 }

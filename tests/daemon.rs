@@ -1198,3 +1198,66 @@ fn a_replaced_task_resumes_its_run_from_dynamodb_with_an_empty_disk_and_does_not
     eprintln!("task replacement: {done_before} of 6 done before kill -9, 6 after, each once");
     assert_eq!(terminate(&mut d), Some(0));
 }
+
+#[test]
+fn two_shards_share_one_run_braked_for_the_whole_fleet_and_approved_once() {
+    let members: Vec<(String, &str)> = (0..6).map(|i| (format!("co-{i}"), "basic")).collect();
+    let members: Vec<(&str, &str)> = members.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let fleet = Fleet::new(&members);
+    // Every account changes at its first maintenance: 6 of 6, above the 50 % allowed.
+    daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 0.5);
+    let journal = support::block_on(fleet.emu.journal_table("cm-baseline-journal"));
+    let env = [("CM_JOURNAL", journal.as_str())];
+    let j = dynamo(&fleet, &journal);
+    let runs = || support::block_on(j.runs(10)).unwrap();
+    let rows = |id| support::block_on(j.accounts(id)).unwrap();
+    let shard = |i: u32| cm_baseline::inventory::Shard { index: i, count: 2 };
+    let mine = |i: u32| fleet.accounts.iter().filter(|a| shard(i).contains(a)).count();
+    assert!(mine(0) > 0 && mine(1) > 0, "the test needs accounts in both shards");
+
+    // Two shard daemons on one table, each with a disk of its own, started together.
+    let (disk0, disk1) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (p0, p1) = (port(), port());
+    let mut d0 = fleet.daemon_with(disk0.path(), p0, &["--run-now", "--shard", "0/2"], &env);
+    let mut d1 = fleet.daemon_with(disk1.path(), p1, &["--run-now", "--shard", "1/2"], &env);
+    wait_until(120, "the fleet-wide brake", || runs().iter().any(|r| r.status == "braked"));
+    let braked: Vec<_> = runs().into_iter().filter(|r| r.status != "superseded").collect();
+    assert_eq!(braked.len(), 1, "the shards did not share one run: {braked:?}");
+    let run = braked[0].clone();
+    // The brake weighed the whole fleet, not one shard's share.
+    assert!(run.detail.as_deref().unwrap_or("").contains("6 of 6 accounts"), "{run:?}");
+    let parts = support::block_on(j.shards_planned(run.id)).unwrap();
+    let planned: Vec<(&str, i64)> = parts.iter().map(|p| (p.shard.as_str(), p.accounts)).collect();
+    assert_eq!(planned, [("0/2", mine(0) as i64), ("1/2", mine(1) as i64)]);
+    assert_eq!(rows(run.id).len(), 6, "the run holds the whole fleet's accounts");
+    assert!(rows(run.id).iter().all(|r| r.status == "pending"), "the brake let a change through");
+    // A daemon on the whole fleet overlaps both shards: refused.
+    let whole = tempfile::tempdir().unwrap();
+    let mut third = fleet.daemon_with(whole.path(), port(), &[], &env);
+    wait_until(60, "the whole-fleet daemon to give up", || third.try_wait().ok().flatten().is_some());
+    assert_eq!(third.wait().unwrap().code(), Some(1));
+    let said = std::fs::read_to_string(whole.path().join("daemon.log")).unwrap();
+    assert!(said.contains("shard 0/2 is in use by cm-baseline daemon"), "{said}");
+
+    // One approval, from another process, lets both shards go ahead.
+    let approved = support::block_on(j.approve(run.id, "ops")).unwrap();
+    let logs = || {
+        [disk0.path(), disk1.path()]
+            .map(|d| std::fs::read_to_string(d.join("daemon.log")).unwrap_or_default())
+            .join("\n")
+    };
+    assert!(approved, "not braked when approved: {:?}\n{}", runs(), logs());
+    wait_until(180, "the approved run to finish", || runs().iter().any(|r| r.id == run.id && r.status == "done"));
+    let after = rows(run.id);
+    assert!(after.iter().all(|r| r.status == "done" && r.done_count == 1 && r.attempts == 1), "{after:?}");
+    for (log, i) in [(disk0.path(), 0), (disk1.path(), 1)] {
+        let log = std::fs::read_to_string(log.join("daemon.log")).unwrap();
+        let worked = fleet.accounts.iter().filter(|a| log.contains(&format!("\"account\":\"{a}\""))).count();
+        assert_eq!(worked, mine(i), "shard {i}/2 worked on another shard's accounts:\n{log}");
+    }
+    // Either shard's status page shows the whole fleet's run.
+    let (_, page) = http_get(p1, "/").unwrap();
+    assert!(fleet.accounts.iter().all(|a| page.contains(a.as_str())), "{page}");
+    assert_eq!(terminate(&mut d0), Some(0));
+    assert_eq!(terminate(&mut d1), Some(0));
+}

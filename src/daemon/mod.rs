@@ -85,6 +85,8 @@ struct Daemon {
     notifier: Option<notify::Notifier>,
     /// The next scheduled runs, for the status page.
     next_runs: status::NextRuns,
+    /// A shared run whose accounts of this shard are all done: not resumed by this shard.
+    part_done: Mutex<Option<i64>>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the exit code.
@@ -101,7 +103,7 @@ pub async fn main(opts: DaemonOptions) -> i32 {
         }
     };
     // One process changes the fleet of a state directory at a time.
-    let lease = match journal::Lease::take(journal.clone(), "daemon").await {
+    let lease = match journal::Lease::take(journal.clone(), "daemon", opts.shard).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot start: {e}");
@@ -175,6 +177,7 @@ pub async fn main(opts: DaemonOptions) -> i32 {
         lease_lost,
         notifier,
         next_runs,
+        part_done: Mutex::new(None),
     });
     tokio::spawn(d.clone().watch_readiness());
     let code = d.clone().serve().await;
@@ -384,6 +387,16 @@ impl Daemon {
                 return;
             }
         };
+        match self.my_part_waits(&run).await {
+            Ok(false) => {}
+            Ok(true) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the journal");
+                self.metrics.journal_errors.fetch_add(1, Ordering::Relaxed);
+                self.metrics.journal_ok.store(false, Ordering::Relaxed);
+                return;
+            }
+        }
         // The window comes from desired state as it is now (read only when a run waits); an
         // invalid edit is reported by `load` and the last valid window applies.
         if let Err(e) = self.load() {
@@ -392,7 +405,7 @@ impl Daemon {
         if self.window_open() {
             self.metrics.maintenance_waiting.store(false, Ordering::Relaxed);
             tracing::info!(run = run.id, status = %run.status, "resuming unfinished run");
-            self.maintenance(Some(run.id), false).await;
+            self.maintenance(Some(run.id), false, None).await;
             return;
         }
         let why = format!("waiting for the maintenance window ({})", self.window_text());
@@ -406,6 +419,32 @@ impl Daemon {
                 self.metrics.journal_ok.store(false, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Whether this shard has nothing to do in a shared run for now: its accounts are all
+    /// done (the others' shards finish the run), or it has planned its part and the other
+    /// shards have not all planned theirs yet.
+    async fn my_part_waits(&self, run: &journal::RunRow) -> journal::Result<bool> {
+        let shard = self.opts.shard;
+        if !shard.is_part() {
+            return Ok(false);
+        }
+        if *self.part_done.lock().unwrap_or_else(|p| p.into_inner()) == Some(run.id) {
+            return Ok(true);
+        }
+        if run.status == run_status::PLANNING {
+            let parts = self.journal.shards_planned(run.id).await?;
+            let me = shard.to_string();
+            let waits = parts.iter().any(|p| p.shard == me)
+                && matches!(fleet_verdict(&desired::Brake::default(), shard, &parts), Barrier::Wait(_));
+            return Ok(waits);
+        }
+        let rows = self.journal.accounts(run.id).await?;
+        if rows.iter().any(|r| journal::is_open(&r.status) && shard.contains(&r.account_id)) {
+            return Ok(false);
+        }
+        *self.part_done.lock().unwrap_or_else(|p| p.into_inner()) = Some(run.id);
+        Ok(true)
     }
 
     /// Checks readiness at start and then every [`READINESS_INTERVAL`] until stopped, so
@@ -444,7 +483,8 @@ impl Daemon {
         self.resume_if_due().await;
         if self.opts.run_now && !self.stopping() {
             tracing::info!("maintenance run started by --run-now (the maintenance window does not apply)");
-            self.maintenance(None, true).await;
+            // Shards started together with --run-now share one run.
+            self.maintenance(None, true, Some("run-now".into())).await;
         }
 
         let scheduler = match JobScheduler::new().await {
@@ -458,7 +498,8 @@ impl Daemon {
             tracing::error!(error = %e, "cannot start the scheduler");
             return 1;
         }
-        let (fire_tx, mut fire) = mpsc::channel::<&'static str>(4);
+        // Each firing carries its scheduled instant: the slot shards share a run by.
+        let (fire_tx, mut fire) = mpsc::channel::<(&'static str, String)>(4);
         for job in [MAINTENANCE, ANNOUNCE] {
             self.arm(&scheduler, job, &fire_tx).await;
         }
@@ -467,9 +508,9 @@ impl Daemon {
         loop {
             tokio::select! {
                 _ = stopping.wait_for(|s| *s) => break,
-                Some(job) = fire.recv() => {
+                Some((job, slot)) = fire.recv() => {
                     match job {
-                        MAINTENANCE if self.window_open() => self.maintenance(None, false).await,
+                        MAINTENANCE if self.window_open() => self.maintenance(None, false, Some(slot)).await,
                         MAINTENANCE => tracing::warn!(
                             window = %self.window_text(),
                             "the maintenance schedule fired outside the maintenance window: no run started"
@@ -496,7 +537,7 @@ impl Daemon {
 
     /// Arms a one-shot job for the next run of `job`, from the schedule in desired state
     /// (the last valid one is used while desired state is invalid: defaults at worst).
-    async fn arm(&self, scheduler: &JobScheduler, job: &'static str, fire: &mpsc::Sender<&'static str>) {
+    async fn arm(&self, scheduler: &JobScheduler, job: &'static str, fire: &mpsc::Sender<(&'static str, String)>) {
         let _ = self.load();
         let settings = self.last_valid().map(|s| s.daemon).unwrap_or_default();
         let schedule = Schedule {
@@ -512,10 +553,11 @@ impl Daemon {
         self.next_runs.set(job, next.timestamp());
         let wait = (next - now).to_std().unwrap_or_default();
         let tx = fire.clone();
+        let slot = next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let one_shot = Job::new_one_shot_async(wait, move |_id, _sched| {
-            let tx = tx.clone();
+            let (tx, slot) = (tx.clone(), slot.clone());
             Box::pin(async move {
-                let _ = tx.send(job).await;
+                let _ = tx.send((job, slot)).await;
             })
         });
         match one_shot {
@@ -598,9 +640,11 @@ impl Daemon {
     /// and `/readyz` fails until the journal works again; what the journal holds is resumed
     /// at the next start.
     /// `forced`: an operator's explicit run (`--run-now`), which the window does not hold back.
-    async fn maintenance(&self, resume: Option<i64>, forced: bool) {
+    /// `slot`: what a new run is for (the scheduled instant, or `run-now`): the shards of a
+    /// fleet (`--shard`) share one run per slot.
+    async fn maintenance(&self, resume: Option<i64>, forced: bool, slot: Option<String>) {
         let started = Instant::now();
-        match self.maintenance_run(resume, forced, started).await {
+        match self.maintenance_run(resume, forced, slot, started).await {
             Ok(()) => self.metrics.journal_ok.store(true, Ordering::Relaxed),
             Err(e) => {
                 tracing::error!(error = %e, "the journal failed: the run stopped, nothing further is applied");
@@ -613,8 +657,14 @@ impl Daemon {
         }
     }
 
-    async fn maintenance_run(&self, resume: Option<i64>, forced: bool, started: Instant) -> journal::Result<()> {
-        let (d, digest, how) = match self.desired_for_run(resume, forced).await? {
+    async fn maintenance_run(
+        &self,
+        resume: Option<i64>,
+        forced: bool,
+        slot: Option<String>,
+        started: Instant,
+    ) -> journal::Result<()> {
+        let (mut d, digest, how) = match self.desired_for_run(resume, forced).await? {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!(error = %e, "maintenance refused, nothing changed");
@@ -639,26 +689,56 @@ impl Daemon {
             Some(id) => self.journal.run(id).await?,
             None => None,
         };
+        let shard = self.opts.shard;
         let (run_id, status) = match resumed {
             Some(r) => (r.id, r.status),
             None => {
-                let id = self.journal.start_run(MAINTENANCE, run_status::PLANNING, &enrolled).await?;
-                self.journal.set_run_desired(id, &digest, &how).await?;
-                tracing::info!(run = id, desired_state = %digest, how = %how, "maintenance run started");
-                // This run covers the fleet again: an older unfinished one must never be
-                // resumed (or approved) after it.
-                let old = self.journal.supersede_older(MAINTENANCE, id).await?;
-                if !old.is_empty() {
-                    tracing::warn!(run = id, superseded = ?old, "older unfinished runs superseded");
+                let (id, created) = match &slot {
+                    Some(slot) if shard.is_part() => {
+                        self.journal.join_run(MAINTENANCE, slot, run_status::PLANNING, &enrolled).await?
+                    }
+                    _ => (self.journal.start_run(MAINTENANCE, run_status::PLANNING, &enrolled).await?, true),
+                };
+                if created {
+                    self.journal.set_run_desired(id, &digest, &how).await?;
+                    tracing::info!(run = id, desired_state = %digest, how = %how, "maintenance run started");
+                    // This run covers the fleet again: an older unfinished one must never be
+                    // resumed (or approved) after it.
+                    let old = self.journal.supersede_older(MAINTENANCE, id).await?;
+                    if !old.is_empty() {
+                        tracing::warn!(run = id, superseded = ?old, "older unfinished runs superseded");
+                    }
+                } else {
+                    tracing::info!(run = id, shard = %shard, "joined the maintenance run another shard started");
+                    // The run applies one desired state on every shard: the one it started with.
+                    if let Some((theirs, _)) = self.journal.run_desired(id).await? {
+                        if theirs != digest {
+                            tracing::warn!(run = id, ours = %digest, theirs = %theirs, "this shard's desired state differs from the run's: the run's applies");
+                            match self.pinned(&theirs).await?.and_then(|dir| {
+                                desired::load(&dir).map_err(|e| format!("the desired state pinned as {theirs}: {e}"))
+                            }) {
+                                Ok(theirs) => d = theirs,
+                                Err(e) => {
+                                    tracing::error!(run = id, error = %e, "cannot load the run's desired state: this shard leaves the run");
+                                    return Ok(());
+                                }
+                            }
+                        }
+                    }
                 }
-                (id, run_status::PLANNING.to_string())
+                let status = self.journal.run(id).await?.map(|r| r.status);
+                (id, status.unwrap_or_else(|| run_status::PLANNING.to_string()))
             }
         };
-        // Accounts a dead process left running did not finish: pending again.
-        self.journal.requeue_running(run_id).await?;
+        // Accounts a dead process left running did not finish: pending again (a shard's
+        // own only: the others are in other hands).
+        let rows = self.journal.accounts(run_id).await?;
+        let mine: Vec<String> =
+            rows.iter().filter(|r| shard.contains(&r.account_id)).map(|r| r.account_id.clone()).collect();
+        self.journal.requeue_running(run_id, shard.is_part().then_some(mine.as_slice())).await?;
         let rows = self.journal.accounts(run_id).await?;
         let mut todo: Vec<crate::desired::names::AccountId> = vec![];
-        for r in rows.iter().filter(|r| journal::is_open(&r.status)) {
+        for r in rows.iter().filter(|r| journal::is_open(&r.status) && shard.contains(&r.account_id)) {
             match inv.enrolled.iter().find(|a| a.account_id.as_str() == r.account_id) {
                 Some(a) => todo.push(a.account_id.clone()),
                 None => {
@@ -675,6 +755,8 @@ impl Daemon {
         if status == run_status::PLANNING {
             // The brake's pass only reads: a stop abandons it, and the run stays `planning`,
             // to be planned again at the next start.
+            // With shards, the brake weighs the whole fleet's plan: each shard plans its
+            // accounts, and the run goes on (or stops) once every shard has.
             let mut stopping = self.stopping.clone();
             let verdict = tokio::select! {
                 v = self.brake(&d, &fleet, &inv, &todo, run_id) => v?,
@@ -684,9 +766,20 @@ impl Daemon {
                     return Ok(());
                 }
             };
+            let verdict = match verdict {
+                Barrier::Wait(why) => {
+                    tracing::info!(run = run_id, "{why}");
+                    self.journal.move_run(run_id, run_status::PLANNING, run_status::PLANNING, Some(&why)).await?;
+                    return Ok(());
+                }
+                Barrier::Decided(v) => v,
+            };
             if let Some(why) = verdict {
                 tracing::error!(run = run_id, reason = %why, "blast-radius brake: run stopped before any change; approve with `cm-baseline runs approve {run_id}`");
-                self.journal.set_run_status(run_id, run_status::BRAKED, Some(&why)).await?;
+                // Of several shards, the one that moves the run tells the operators.
+                if !self.journal.move_run(run_id, run_status::PLANNING, run_status::BRAKED, Some(&why)).await? {
+                    return Ok(());
+                }
                 self.metrics.brake_stops.fetch_add(1, Ordering::Relaxed);
                 self.metrics.run_finished(MAINTENANCE, run_status::BRAKED, started.elapsed().as_secs_f64());
                 let how = if self.opts.approval_tokens.is_some() {
@@ -705,7 +798,7 @@ impl Daemon {
         }
         // An approved run applies exactly what was approved: each account's braked plan,
         // refused where the account's fresh plan no longer matches it.
-        let approved = if status == run_status::APPROVED {
+        let approved = if self.journal.approval(run_id).await?.is_some() {
             let mut map = std::collections::BTreeMap::new();
             for (account, plan) in self.journal.plans(run_id).await? {
                 let changes: Vec<crate::plan::Change> = serde_json::from_str(&plan)
@@ -721,6 +814,12 @@ impl Daemon {
         } else {
             None
         };
+        if status == run_status::PLANNING {
+            // Of several shards, one moves the run on; the others find it moved.
+            let detail =
+                shard.is_part().then(|| format!("all {} shards planned; the brake let the run go ahead", shard.count));
+            self.journal.move_run(run_id, run_status::PLANNING, run_status::RUNNING, detail.as_deref()).await?;
+        }
         self.journal.set_run_status(run_id, run_status::RUNNING, None).await?;
 
         let files: Vec<_> = inv.enrolled.iter().filter(|a| todo.contains(&a.account_id)).cloned().collect();
@@ -799,18 +898,29 @@ impl Daemon {
             return Err(journal::JournalError("the fleet's lease was lost: no account is started".into()));
         }
         let gave_up = gave_up.into_inner().unwrap_or_else(|p| p.into_inner());
+        let only = shard.is_part().then_some(mine.as_slice());
         if gave_up.is_some() {
-            self.journal.requeue_running(run_id).await?;
+            self.journal.requeue_running(run_id, only).await?;
         }
         if !finished {
-            let cut = self.journal.requeue_running(run_id).await?;
+            let cut = self.journal.requeue_running(run_id, only).await?;
             tracing::warn!(
                 run = run_id,
                 accounts = cut,
                 "stop deadline passed: accounts in flight are recorded not done (pending)"
             );
         }
-        let left = self.journal.accounts(run_id).await?.iter().filter(|r| journal::is_open(&r.status)).count();
+        let rows = self.journal.accounts(run_id).await?;
+        let open = rows.iter().filter(|r| journal::is_open(&r.status));
+        let left = open.clone().filter(|r| shard.contains(&r.account_id)).count();
+        let others = open.count() - left;
+        if left == 0 && others > 0 {
+            // This shard's part is done; the last shard to finish finishes the run.
+            tracing::info!(run = run_id, shard = %shard, others, "this shard's accounts are done; other shards still work on theirs");
+            *self.part_done.lock().unwrap_or_else(|p| p.into_inner()) = Some(run_id);
+            self.metrics.run_finished(MAINTENANCE, run_status::DONE, started.elapsed().as_secs_f64());
+            return self.write_run_report(run_id).await;
+        }
         let status = if left == 0 { run_status::DONE } else { run_status::STOPPED };
         let detail = (left > 0).then(|| {
             if let Some(why) = &gave_up {
@@ -878,7 +988,10 @@ impl Daemon {
     }
 
     /// The blast-radius brake: plans `accounts` and says why the run must not go ahead, if
-    /// it must not. The dry-run report is kept in the state directory either way.
+    /// it must not. The dry-run report is kept in the state directory either way. With
+    /// shards, this shard's plan is recorded as its part of the run (once) and the verdict
+    /// waits until every shard's part is in: it then weighs the whole fleet's plan, the same
+    /// on every shard.
     async fn brake(
         &self,
         d: &DesiredState,
@@ -886,21 +999,61 @@ impl Daemon {
         inv: &Inventory,
         accounts: &[crate::desired::names::AccountId],
         run_id: i64,
-    ) -> journal::Result<Option<String>> {
+    ) -> journal::Result<Barrier> {
+        let shard = self.opts.shard;
+        if shard.is_part() {
+            let me = shard.to_string();
+            if !self.journal.shards_planned(run_id).await?.iter().any(|p| p.shard == me) {
+                let planned = self.plan_part(d, fleet, inv, accounts, run_id, true).await?;
+                let part = journal::ShardPlan {
+                    shard: me,
+                    accounts: planned.accounts as i64,
+                    changed: planned.changed as i64,
+                    deletes: planned.deletes as i64,
+                    failed: planned.failed,
+                    planned_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                };
+                self.journal.shard_planned(run_id, &part).await?;
+            }
+            let parts = self.journal.shards_planned(run_id).await?;
+            return Ok(fleet_verdict(&d.settings.daemon.brake, shard, &parts));
+        }
         if accounts.is_empty() {
-            return Ok(None);
+            return Ok(Barrier::Decided(None));
+        }
+        let p = self.plan_part(d, fleet, inv, accounts, run_id, false).await?;
+        Ok(Barrier::Decided(p.failed.or(p.verdict)))
+    }
+
+    /// Plans `accounts` for the brake, keeps the dry-run report in the state directory and,
+    /// when the brake stops it (or `keep` says so, for a shard whose verdict is the fleet's),
+    /// each account's plan in the journal: what an approval lets run, and nothing else.
+    async fn plan_part(
+        &self,
+        d: &DesiredState,
+        fleet: &Fleet,
+        inv: &Inventory,
+        accounts: &[crate::desired::names::AccountId],
+        run_id: i64,
+        keep: bool,
+    ) -> journal::Result<Planned> {
+        let mut planned = Planned { accounts: accounts.len(), ..Planned::default() };
+        if accounts.is_empty() {
+            return Ok(planned);
         }
         let report = match run(fleet, d, inv, &self.options(accounts.to_vec(), false)).await {
             Ok(r) => r,
-            Err(e) => return Ok(Some(format!("the plan of the run could not be written: {e}"))),
+            Err(e) => {
+                planned.failed = Some(format!("the plan of the run could not be written: {e}"));
+                return Ok(planned);
+            }
         };
         self.write_report(&format!("run-{run_id}-plan"), &report);
         let lines = report.lines();
-        let changed = lines.iter().filter(|a| a.changes > 0).count();
-        let deletes: usize = lines.iter().map(|a| a.deletes).sum();
-        let verdict = brake_verdict(&d.settings.daemon.brake, lines.len(), changed, deletes);
-        if verdict.is_some() {
-            // What an approval will let run, account by account, and nothing else.
+        planned.changed = lines.iter().filter(|a| a.changes > 0).count();
+        planned.deletes = lines.iter().map(|a| a.deletes).sum();
+        planned.verdict = brake_verdict(&d.settings.daemon.brake, lines.len(), planned.changed, planned.deletes);
+        if keep || planned.verdict.is_some() {
             use crate::report::Accounts as _;
             let mut plans = vec![];
             let kept = report.each(&mut |a| {
@@ -909,11 +1062,12 @@ impl Daemon {
                 Ok(())
             });
             if let Err(e) = kept {
-                return Ok(Some(format!("the plan of the run could not be read back: {e}")));
+                planned.failed = Some(format!("the plan of the run could not be read back: {e}"));
+                return Ok(planned);
             }
             self.journal.save_plans(run_id, &plans).await?;
         }
-        Ok(verdict)
+        Ok(planned)
     }
 
     /// R5: a fleet-wide dry run of what the next maintenance would change.
@@ -1018,6 +1172,55 @@ impl Daemon {
         };
         self.metrics.run_finished(ANNOUNCE, status, started.elapsed().as_secs_f64());
     }
+}
+
+/// What planning some accounts for the brake found.
+#[derive(Debug, Default)]
+struct Planned {
+    accounts: usize,
+    changed: usize,
+    deletes: usize,
+    /// Why the plan could not be made: the run must not go ahead.
+    failed: Option<String>,
+    /// The brake's verdict on these accounts alone.
+    verdict: Option<String>,
+}
+
+/// Where the brake stands on a run.
+#[derive(Debug, PartialEq)]
+pub enum Barrier {
+    /// Not every shard has planned its part yet: why the run waits.
+    Wait(String),
+    /// Decided: why the run must stop, if it must.
+    Decided(Option<String>),
+}
+
+/// The brake's verdict on a run planned in parts by the shards of `me`'s count: the whole
+/// fleet's plan weighed at once, the same on every shard, once every shard's part is in.
+/// A part that could not be planned, or shards that disagree on their count, stop the run.
+pub fn fleet_verdict(b: &Brake, me: crate::inventory::Shard, parts: &[journal::ShardPlan]) -> Barrier {
+    let count = me.count;
+    let of_count = |p: &journal::ShardPlan| crate::inventory::Shard::parse(&p.shard).ok().map(|s| s.count);
+    if let Some(p) = parts.iter().find(|p| of_count(p) != Some(count)) {
+        return Barrier::Decided(Some(format!(
+            "shard {} planned this run as part of another split than {count} shards: the fleet's plan is not one whole",
+            p.shard
+        )));
+    }
+    let missing: Vec<String> =
+        (0..count).map(|i| format!("{i}/{count}")).filter(|s| !parts.iter().any(|p| &p.shard == s)).collect();
+    if !missing.is_empty() {
+        return Barrier::Wait(format!(
+            "planned by {} of {count} shards; waiting for shard(s) {} to plan before the brake decides",
+            count as usize - missing.len(),
+            missing.join(", ")
+        ));
+    }
+    if let Some(p) = parts.iter().find(|p| p.failed.is_some()) {
+        return Barrier::Decided(Some(format!("shard {}: {}", p.shard, p.failed.as_deref().unwrap_or_default())));
+    }
+    let sum = |f: fn(&journal::ShardPlan) -> i64| parts.iter().map(f).sum::<i64>().max(0) as usize;
+    Barrier::Decided(brake_verdict(b, sum(|p| p.accounts), sum(|p| p.changed), sum(|p| p.deletes)))
 }
 
 /// The blast-radius brake's decision on a plan of `accounts` accounts, `changed` of which
@@ -1131,6 +1334,55 @@ mod tests {
 
     fn brake(share: f64, allow_deletes: bool) -> Brake {
         Brake { max_changed_share: share, allow_deletes }
+    }
+
+    fn part(shard: &str, accounts: i64, changed: i64, deletes: i64) -> journal::ShardPlan {
+        journal::ShardPlan {
+            shard: shard.into(),
+            accounts,
+            changed,
+            deletes,
+            failed: None,
+            planned_at: "2026-12-05T17:01:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn the_fleet_brake_waits_for_every_shard_then_weighs_the_whole_fleet() {
+        let s = |t: &str| crate::inventory::Shard::parse(t).unwrap();
+        let b = brake(0.2, false);
+        // One shard in: no verdict yet, whatever its part says.
+        let one = [part("1/3", 10, 10, 0)];
+        assert_eq!(
+            fleet_verdict(&b, s("0/3"), &one),
+            Barrier::Wait(
+                "planned by 1 of 3 shards; waiting for shard(s) 0/3, 2/3 to plan before the brake decides".into()
+            )
+        );
+        // 3 of 15 accounts change: 20 %, allowed. 4 of 15 is not, though no shard alone
+        // has more than 2 of its 5.
+        let under = [part("0/3", 5, 1, 0), part("1/3", 5, 1, 0), part("2/3", 5, 1, 0)];
+        assert_eq!(fleet_verdict(&b, s("2/3"), &under), Barrier::Decided(None));
+        let over = [part("0/3", 5, 1, 0), part("1/3", 5, 1, 0), part("2/3", 5, 2, 0)];
+        let Barrier::Decided(Some(why)) = fleet_verdict(&b, s("0/3"), &over) else { panic!("not braked") };
+        assert!(why.contains("4 of 15 accounts"), "{why}");
+        // The same verdict on every shard.
+        for i in 0..3 {
+            assert_eq!(fleet_verdict(&b, s(&format!("{i}/3")), &over), fleet_verdict(&b, s("0/3"), &over));
+        }
+        // A delete anywhere, a part that could not be planned, or a part of another split stops it.
+        let delete = [part("0/2", 5, 0, 0), part("1/2", 5, 1, 1)];
+        assert_eq!(
+            fleet_verdict(&b, s("0/2"), &delete),
+            Barrier::Decided(Some("the plan deletes 1 resource(s)".into()))
+        );
+        let mut failed = [part("0/2", 5, 0, 0), part("1/2", 0, 0, 0)];
+        failed[1].failed = Some("the plan of the run could not be written: disk full".into());
+        let Barrier::Decided(Some(why)) = fleet_verdict(&b, s("0/2"), &failed) else { panic!("not braked") };
+        assert!(why.starts_with("shard 1/2: the plan of the run could not be written"), "{why}");
+        let mixed = [part("0/2", 5, 0, 0), part("1/3", 5, 0, 0)];
+        let Barrier::Decided(Some(why)) = fleet_verdict(&b, s("0/2"), &mixed) else { panic!("not braked") };
+        assert!(why.contains("shard 1/3 planned this run as part of another split"), "{why}");
     }
 
     #[test]

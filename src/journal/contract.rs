@@ -73,8 +73,9 @@ pub async fn accounts_cut_off_go_back_to_pending_and_gone_ones_are_skipped(j: &d
     j.account_started(id, A).await.unwrap();
     j.account_started(id, B).await.unwrap();
     j.account_finished(id, &done(B)).await.unwrap();
-    // The stop deadline passes with A still in flight.
-    assert_eq!(j.requeue_running(id).await.unwrap(), 1);
+    // The stop deadline passes with A still in flight; a shard requeues only its own.
+    assert_eq!(j.requeue_running(id, Some(&accounts(&[B, C]))).await.unwrap(), 0, "A is not that shard's");
+    assert_eq!(j.requeue_running(id, None).await.unwrap(), 1);
     j.account_skipped(id, C, "no longer in the Organization").await.unwrap();
     assert_eq!(
         statuses(j, id).await,
@@ -164,26 +165,88 @@ pub async fn approval_is_atomic_and_seen_by_every_process(daemon: &dyn Journal, 
         daemon.plans(id).await.unwrap(),
         [(A.to_string(), "[]".to_string()), (B.to_string(), "[1]".to_string())]
     );
-    // Saved again: replaced, the account no longer there gone.
+    // Saved again, as each shard saves its own accounts' plans: those accounts' replaced,
+    // the others' kept.
     daemon.save_plans(id, &[(A.into(), "[2]".into())]).await.unwrap();
-    assert_eq!(operator.plans(id).await.unwrap(), [(A.to_string(), "[2]".to_string())]);
+    assert_eq!(
+        operator.plans(id).await.unwrap(),
+        [(A.to_string(), "[2]".to_string()), (B.to_string(), "[1]".to_string())]
+    );
     assert!(daemon.approval(id + 1).await.unwrap().is_none());
 }
 
-/// One holder at a time; a holder that died loses the lease after its expiry.
+/// One holder at a time; a holder that died loses the lease after its expiry. Leases of
+/// different scopes are kept apart.
 pub async fn the_lease_is_held_by_one_holder_until_released_or_expired(a: &dyn Journal, b: &dyn Journal) {
-    assert_eq!(a.acquire_lease("daemon a", 60).await.unwrap(), None);
-    assert_eq!(a.acquire_lease("daemon a", 60).await.unwrap(), None, "renewed by its holder");
-    let held = b.acquire_lease("apply b", 60).await.unwrap().unwrap();
+    assert_eq!(a.acquire_lease("fleet", "daemon a", 60).await.unwrap(), None);
+    assert_eq!(a.acquire_lease("fleet", "daemon a", 60).await.unwrap(), None, "renewed by its holder");
+    let held = b.acquire_lease("fleet", "apply b", 60).await.unwrap().unwrap();
     assert_eq!(held.0, "daemon a");
     assert!(held.1.ends_with('Z'), "{held:?}");
-    b.release_lease("apply b").await.unwrap(); // not b's: nothing happens
-    assert_eq!(b.acquire_lease("apply b", 60).await.unwrap().map(|h| h.0).as_deref(), Some("daemon a"));
-    a.release_lease("daemon a").await.unwrap();
-    assert_eq!(b.acquire_lease("apply b", -1).await.unwrap(), None);
+    b.release_lease("fleet", "apply b").await.unwrap(); // not b's: nothing happens
+    assert_eq!(b.acquire_lease("fleet", "apply b", 60).await.unwrap().map(|h| h.0).as_deref(), Some("daemon a"));
+    // Another scope is another lease.
+    assert_eq!(b.acquire_lease("shard 1/2", "daemon c", 60).await.unwrap(), None);
+    let mut leases: Vec<(String, String)> =
+        a.leases().await.unwrap().into_iter().map(|l| (l.scope, l.holder)).collect();
+    leases.sort();
+    assert_eq!(
+        leases,
+        [("fleet".to_string(), "daemon a".to_string()), ("shard 1/2".to_string(), "daemon c".to_string())]
+    );
+    b.release_lease("shard 1/2", "daemon c").await.unwrap();
+    a.release_lease("fleet", "daemon a").await.unwrap();
+    assert!(b.leases().await.unwrap().is_empty(), "released leases are gone");
+    assert_eq!(b.acquire_lease("fleet", "apply b", -1).await.unwrap(), None);
     // b's lease has run out (its holder died): the next one takes it.
-    assert_eq!(a.acquire_lease("daemon a", 60).await.unwrap(), None);
-    a.release_lease("daemon a").await.unwrap();
+    assert_eq!(a.acquire_lease("fleet", "daemon a", 60).await.unwrap(), None);
+    a.release_lease("fleet", "daemon a").await.unwrap();
+}
+
+/// Shards starting one maintenance share its run: the first starts it, the others join it
+/// with their accounts; once it is finished, the slot's next run is a new one.
+pub async fn shards_of_one_slot_share_one_run(a: &dyn Journal, b: &dyn Journal) {
+    let slot = "2026-12-04T17:00:00Z";
+    let (id, created) = a.join_run("maintenance", slot, run_status::PLANNING, &accounts(&[A])).await.unwrap();
+    assert!(created);
+    a.account_started(id, A).await.unwrap();
+    a.account_finished(id, &done(A)).await.unwrap();
+    // Shard b joins, with an account of its own, and A again: A stays done.
+    let (joined, created) = b.join_run("maintenance", slot, run_status::PLANNING, &accounts(&[B, A])).await.unwrap();
+    assert_eq!((joined, created), (id, false));
+    assert_eq!(statuses(a, id).await, [(A.into(), DONE.into(), None), (B.into(), PENDING.into(), None)]);
+    // Another slot, or another kind, is another run.
+    let (other, created) = b.join_run("maintenance", "2026-12-11T17:00:00Z", "planning", &[]).await.unwrap();
+    assert!(created && other != id);
+    let (other_kind, _) = b.join_run("onboarding", slot, "planning", &[]).await.unwrap();
+    assert!(other_kind != id && other_kind != other);
+    // The fleet-wide brake's parts.
+    let part = |shard: &str, changed| super::ShardPlan {
+        shard: shard.into(),
+        accounts: 5,
+        changed,
+        deletes: 0,
+        failed: (changed > 4).then(|| "no".to_string()),
+        planned_at: "2026-12-04T17:01:00Z".into(),
+    };
+    a.shard_planned(id, &part("0/2", 1)).await.unwrap();
+    b.shard_planned(id, &part("1/2", 5)).await.unwrap();
+    b.shard_planned(id, &part("1/2", 2)).await.unwrap(); // planned again: replaced
+    assert_eq!(a.shards_planned(id).await.unwrap(), [part("0/2", 1), part("1/2", 2)]);
+    assert!(a.shards_planned(other).await.unwrap().is_empty());
+    // One of several shards moves the run on.
+    assert!(a.move_run(id, run_status::PLANNING, run_status::BRAKED, Some("too many")).await.unwrap());
+    assert!(!b.move_run(id, run_status::PLANNING, run_status::RUNNING, None).await.unwrap(), "moved already");
+    let run = b.run(id).await.unwrap().unwrap();
+    assert_eq!((run.status.as_str(), run.detail.as_deref()), (run_status::BRAKED, Some("too many")));
+    assert!(b.approve(id, "ops").await.unwrap());
+    assert!(!a.move_run(id, run_status::PLANNING, run_status::BRAKED, None).await.unwrap(), "approved stays so");
+    assert_eq!(a.run(id).await.unwrap().unwrap().status, run_status::APPROVED);
+    // Finished: the slot's run is not joined again.
+    a.finish_run(id, run_status::DONE, None).await.unwrap();
+    let (again, created) = b.join_run("maintenance", slot, run_status::PLANNING, &accounts(&[B])).await.unwrap();
+    assert!(created && again != id, "a finished run is not joined");
+    assert_eq!(b.join_run("maintenance", slot, "planning", &[]).await.unwrap(), (again, false));
 }
 
 /// Pins, the desired state a run applies, and the desired state kept for it.
@@ -226,6 +289,8 @@ where
     approval_is_atomic_and_seen_by_every_process(&*x, &*y).await;
     let (x, y) = (open("lease").await, open("lease").await);
     the_lease_is_held_by_one_holder_until_released_or_expired(&*x, &*y).await;
+    let (x, y) = (open("shards").await, open("shards").await);
+    shards_of_one_slot_share_one_run(&*x, &*y).await;
     let (x, y) = (open("pins").await, open("pins").await);
     pins_and_kept_desired_state_are_found_by_another_process(&*x, &*y).await;
 }

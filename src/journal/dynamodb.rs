@@ -14,7 +14,9 @@
 //! | run | `run` | `run#<id, 12 digits>` | `id`, `kind`, `status`, `started_at`, `finished_at`, `detail`, `approved_by`, `approved_at`, `desired_digest`, `desired_how` |
 //! | account of a run | `run#<id>` | `account#<account id>` | `status`, `attempts`, `done_count`, `changes`, `api_calls`, `error`, `report` or `report_s3`, `updated_at` |
 //! | braked plan | `run#<id>` | `plan#<account id>` | `plan` or `plan_s3` |
-//! | lease | `lease` | `fleet` | `holder`, `expires_at` (N, Unix seconds) |
+//! | lease | `lease` | `fleet`, or `shard <i>/<n>` | `holder`, `expires_at` (N, Unix seconds) |
+//! | a slot's run | `slot` | `<kind>#<slot>` | `run_id` (N): the run shards of one maintenance share |
+//! | a shard's plan | `run#<id>` | `shard#<i>/<n>` | `accounts`, `changed`, `deletes` (N), `failed`, `planned_at` |
 //! | pinned announcement | `pin` | `<maintenance time, RFC 3339>` | `digest`, `pinned_at` |
 //! | kept desired state | `desired` | `<digest>` | `content` (B) or `content_s3` |
 //! | ownership record | `account#<account id>` | `record#<kind>#<region>#<name>` | `kind`, `region`, `name`, `feature`, `how`, `at` |
@@ -27,7 +29,10 @@
 //!
 //! - The lease: taken only when absent, held by the caller, or expired
 //!   (`expires_at < now`); a second daemon or CLI `apply` is refused while it is held, and a
-//!   holder that died loses it after its expiry.
+//!   holder that died loses it after its expiry. Shards hold one lease each; a lease whose
+//!   scope overlaps another's is given up when the other is found live after the write.
+//! - A slot's run: it changes hands only from the run a process read (`run_id = :old`) or
+//!   from none, so shards starting one maintenance at once all join the same run.
 //! - Approval: only a run whose `status` is `braked` becomes `approved`, once.
 //! - An account recorded `done` in a run is never started, nor recorded finished, again in that
 //!   run: a replaced task that resumes a run cannot do an account twice.
@@ -390,54 +395,149 @@ impl DynamoJournal {
     }
 }
 
+impl DynamoJournal {
+    /// Pending account items of run `id` for `accounts`.
+    fn pending_items(id: i64, accounts: &[String]) -> Vec<Item> {
+        let at = now();
+        accounts
+            .iter()
+            .map(|a| {
+                let mut item = key(&run_key(id), &format!("account#{a}"));
+                item.insert("account_id".into(), s(a.as_str()));
+                item.insert("status".into(), s(PENDING));
+                item.insert("attempts".into(), n(0));
+                item.insert("done_count".into(), n(0));
+                item.insert("changes".into(), n(0));
+                item.insert("api_calls".into(), n(0));
+                item.insert("updated_at".into(), s(at.as_str()));
+                item
+            })
+            .collect()
+    }
+
+    /// A new run: its id from the counter, its accounts, then the run item.
+    async fn new_run(&self, kind: &str, status: &str, accounts: &[String]) -> super::Result<i64> {
+        let out = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key("counter", "run")))
+            .update_expression("ADD n :one")
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| failed("UpdateItem (run counter)", e))?;
+        let id = out.attributes.as_ref().map(|a| get_n(a, "n")).unwrap_or(0);
+        if id <= 0 {
+            return Err(JournalError("DynamoDB answered the run counter without a value".into()));
+        }
+        self.batch(Self::pending_items(id, accounts), vec![]).await?;
+        let mut run = key("run", &run_key(id));
+        run.insert("id".into(), n(id));
+        run.insert("kind".into(), s(kind));
+        run.insert("status".into(), s(status));
+        run.insert("started_at".into(), s(now()));
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(run))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| failed("PutItem (run)", e))?;
+        Ok(id)
+    }
+}
+
 impl Journal for DynamoJournal {
     fn start_run<'a>(&'a self, kind: &'a str, status: &'a str, accounts: &'a [String]) -> Fut<'a, i64> {
+        Box::pin(self.new_run(kind, status, accounts))
+    }
+
+    fn join_run<'a>(
+        &'a self,
+        kind: &'a str,
+        slot: &'a str,
+        status: &'a str,
+        accounts: &'a [String],
+    ) -> Fut<'a, (i64, bool)> {
         Box::pin(async move {
-            let out = self
-                .db
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key("counter", "run")))
-                .update_expression("ADD n :one")
-                .expression_attribute_values(":one", n(1))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
-                .send()
-                .await
-                .map_err(|e| failed("UpdateItem (run counter)", e))?;
-            let id = out.attributes.as_ref().map(|a| get_n(a, "n")).unwrap_or(0);
-            if id <= 0 {
-                return Err(JournalError("DynamoDB answered the run counter without a value".into()));
+            let slot_sk = format!("{kind}#{slot}");
+            // A few rounds at most: each is lost only to another process that won the slot.
+            for _ in 0..5 {
+                let current = self.get("slot", &slot_sk).await?;
+                let current_id = current.as_ref().map(|i| get_n(i, "run_id"));
+                if let Some(id) = current_id {
+                    if let Some(run) = self.run(id).await? {
+                        if RESUMABLE.contains(&run.status.as_str()) {
+                            let have: std::collections::HashSet<String> = self
+                                .query(&run_key(id), "account#", false, None)
+                                .await?
+                                .iter()
+                                .filter_map(|i| get_s(i, "account_id"))
+                                .collect();
+                            let missing: Vec<String> =
+                                accounts.iter().filter(|a| !have.contains(*a)).cloned().collect();
+                            self.batch(Self::pending_items(id, &missing), vec![]).await?;
+                            return Ok((id, false));
+                        }
+                    }
+                }
+                // The run is whole before it becomes the slot's (a joiner never meets half a
+                // run); a run that loses the slot to another process's is closed at once.
+                let id = self.new_run(kind, status, accounts).await?;
+                let mut item = key("slot", &slot_sk);
+                item.insert("run_id".into(), n(id));
+                let mut put = self.db.put_item().table_name(&self.table).set_item(Some(item));
+                put = match current_id {
+                    Some(old) => put.condition_expression("run_id = :old").expression_attribute_values(":old", n(old)),
+                    None => put.condition_expression("attribute_not_exists(pk)"),
+                };
+                match put.send().await {
+                    Ok(_) => return Ok((id, true)),
+                    Err(e) if condition_failed(&e) => {
+                        let why = "another process started this slot's run first: its accounts are worked on there";
+                        self.finish_run(id, run_status::SUPERSEDED, Some(why)).await?;
+                    }
+                    Err(e) => return Err(failed("PutItem (run slot)", e)),
+                }
             }
-            let at = now();
-            let rows = accounts
+            Err(JournalError(format!("the run of slot {slot} kept changing hands: not joined")))
+        })
+    }
+
+    fn shard_planned<'a>(&'a self, run_id: i64, part: &'a super::ShardPlan) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut item = key(&run_key(run_id), &format!("shard#{}", part.shard));
+            item.insert("shard".into(), s(part.shard.as_str()));
+            item.insert("accounts".into(), n(part.accounts));
+            item.insert("changed".into(), n(part.changed));
+            item.insert("deletes".into(), n(part.deletes));
+            if let Some(f) = &part.failed {
+                item.insert("failed".into(), s(f.as_str()));
+            }
+            item.insert("planned_at".into(), s(part.planned_at.as_str()));
+            self.put(item).await
+        })
+    }
+
+    fn shards_planned(&self, run_id: i64) -> Fut<'_, Vec<super::ShardPlan>> {
+        Box::pin(async move {
+            self.query(&run_key(run_id), "shard#", false, None)
+                .await?
                 .iter()
-                .map(|a| {
-                    let mut item = key(&run_key(id), &format!("account#{a}"));
-                    item.insert("account_id".into(), s(a.as_str()));
-                    item.insert("status".into(), s(PENDING));
-                    item.insert("attempts".into(), n(0));
-                    item.insert("done_count".into(), n(0));
-                    item.insert("changes".into(), n(0));
-                    item.insert("api_calls".into(), n(0));
-                    item.insert("updated_at".into(), s(at.as_str()));
-                    item
+                .map(|i| {
+                    Ok(super::ShardPlan {
+                        shard: need_s(i, "shard")?,
+                        accounts: get_n(i, "accounts"),
+                        changed: get_n(i, "changed"),
+                        deletes: get_n(i, "deletes"),
+                        failed: get_s(i, "failed"),
+                        planned_at: need_s(i, "planned_at")?,
+                    })
                 })
-                .collect();
-            self.batch(rows, vec![]).await?;
-            let mut run = key("run", &run_key(id));
-            run.insert("id".into(), n(id));
-            run.insert("kind".into(), s(kind));
-            run.insert("status".into(), s(status));
-            run.insert("started_at".into(), s(at));
-            self.db
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(run))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await
-                .map_err(|e| failed("PutItem (run)", e))?;
-            Ok(id)
+                .collect()
         })
     }
 
@@ -448,6 +548,31 @@ impl Journal for DynamoJournal {
                     self.update_run(id, "SET #status = :s, detail = :d", vec![(":s", s(status)), (":d", s(d))]).await
                 }
                 None => self.update_run(id, "SET #status = :s", vec![(":s", s(status))]).await,
+            }
+        })
+    }
+
+    fn move_run<'a>(&'a self, id: i64, from: &'a str, to: &'a str, detail: Option<&'a str>) -> Fut<'a, bool> {
+        Box::pin(async move {
+            let mut req = self
+                .db
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key("run", &run_key(id))))
+                .condition_expression("#status = :from")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":from", s(from))
+                .expression_attribute_values(":to", s(to));
+            req = match detail {
+                Some(d) => {
+                    req.update_expression("SET #status = :to, detail = :d").expression_attribute_values(":d", s(d))
+                }
+                None => req.update_expression("SET #status = :to"),
+            };
+            match req.send().await {
+                Ok(_) => Ok(true),
+                Err(e) if condition_failed(&e) => Ok(false),
+                Err(e) => Err(failed("UpdateItem (run status)", e)),
             }
         })
     }
@@ -521,7 +646,7 @@ impl Journal for DynamoJournal {
         })
     }
 
-    fn requeue_running(&self, run_id: i64) -> Fut<'_, usize> {
+    fn requeue_running<'a>(&'a self, run_id: i64, only: Option<&'a [String]>) -> Fut<'a, usize> {
         Box::pin(async move {
             let mut requeued = 0;
             for item in self.query(&run_key(run_id), "account#", false, None).await? {
@@ -529,6 +654,9 @@ impl Journal for DynamoJournal {
                     continue;
                 }
                 let account = need_s(&item, "account_id")?;
+                if only.is_some_and(|o| !o.contains(&account)) {
+                    continue;
+                }
                 let values = vec![(":pending", s(PENDING)), (":running", s(RUNNING)), (":u", s(now()))];
                 let expr = "SET #status = :pending, updated_at = :u";
                 // Not requeued when it finished meanwhile.
@@ -649,13 +777,6 @@ impl Journal for DynamoJournal {
 
     fn save_plans<'a>(&'a self, run_id: i64, plans: &'a [(String, String)]) -> Fut<'a, ()> {
         Box::pin(async move {
-            let old: Vec<Item> = self
-                .query(&run_key(run_id), "plan#", false, None)
-                .await?
-                .iter()
-                .map(|i| key(&run_key(run_id), get_s(i, "sk").as_deref().unwrap_or_default()))
-                .filter(|k| !plans.iter().any(|(a, _)| k.get("sk") == Some(&s(format!("plan#{a}")))))
-                .collect();
             let mut items = vec![];
             for (account, plan) in plans {
                 let object = format!("run-{run_id}/{account}.plan.json");
@@ -665,7 +786,7 @@ impl Journal for DynamoJournal {
                 item.insert(attr, value);
                 items.push(item);
             }
-            self.batch(items, old).await
+            self.batch(items, vec![]).await
         })
     }
 
@@ -684,10 +805,15 @@ impl Journal for DynamoJournal {
         })
     }
 
-    fn acquire_lease<'a>(&'a self, holder: &'a str, ttl_secs: i64) -> Fut<'a, Option<(String, String)>> {
+    fn acquire_lease<'a>(
+        &'a self,
+        scope: &'a str,
+        holder: &'a str,
+        ttl_secs: i64,
+    ) -> Fut<'a, Option<(String, String)>> {
         Box::pin(async move {
             let now = chrono::Utc::now().timestamp();
-            let mut item = key("lease", "fleet");
+            let mut item = key("lease", scope);
             item.insert("holder".into(), s(holder));
             item.insert("expires_at".into(), n(now + ttl_secs));
             let out = self
@@ -703,11 +829,8 @@ impl Journal for DynamoJournal {
             match out {
                 Ok(_) => Ok(None),
                 Err(e) if condition_failed(&e) => {
-                    let held = self.get("lease", "fleet").await?.unwrap_or_default();
-                    let until = get_n(&held, "expires_at");
-                    let until = chrono::DateTime::from_timestamp(until, 0)
-                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                        .unwrap_or_else(|| until.to_string());
+                    let held = self.get("lease", scope).await?.unwrap_or_default();
+                    let until = super::unix_text(get_n(&held, "expires_at"));
                     Ok(Some((get_s(&held, "holder").unwrap_or_else(|| "another process".into()), until)))
                 }
                 Err(e) => Err(failed("PutItem (lease)", e)),
@@ -715,13 +838,13 @@ impl Journal for DynamoJournal {
         })
     }
 
-    fn release_lease<'a>(&'a self, holder: &'a str) -> Fut<'a, ()> {
+    fn release_lease<'a>(&'a self, scope: &'a str, holder: &'a str) -> Fut<'a, ()> {
         Box::pin(async move {
             let out = self
                 .db
                 .delete_item()
                 .table_name(&self.table)
-                .set_key(Some(key("lease", "fleet")))
+                .set_key(Some(key("lease", scope)))
                 .condition_expression("holder = :me")
                 .expression_attribute_values(":me", s(holder))
                 .send()
@@ -731,6 +854,22 @@ impl Journal for DynamoJournal {
                 Err(e) if condition_failed(&e) => Ok(()), // not (or no longer) ours
                 Err(e) => Err(failed("DeleteItem (lease)", e)),
             }
+        })
+    }
+
+    fn leases(&self) -> Fut<'_, Vec<super::LeaseRow>> {
+        Box::pin(async move {
+            self.query("lease", "", false, None)
+                .await?
+                .iter()
+                .map(|i| {
+                    Ok(super::LeaseRow {
+                        scope: need_s(i, "sk")?,
+                        holder: need_s(i, "holder")?,
+                        expires_at: get_n(i, "expires_at"),
+                    })
+                })
+                .collect()
         })
     }
 

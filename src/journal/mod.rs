@@ -151,7 +151,26 @@ pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 pub trait Journal: Send + Sync + std::fmt::Debug {
     /// Starts a run over `accounts`, all pending; returns its id.
     fn start_run<'a>(&'a self, kind: &'a str, status: &'a str, accounts: &'a [String]) -> Fut<'a, i64>;
+    /// The run of `slot` (a scheduled maintenance, or an explicit run, that several shards
+    /// work on together): joined while it is unfinished (planning, running, stopped or
+    /// approved), its missing `accounts` added pending and those it has left as they are;
+    /// otherwise a new run (in `status`) becomes the slot's run, atomically, so that shards
+    /// starting at once all get the same one. Returns its id and whether it was started here.
+    fn join_run<'a>(
+        &'a self,
+        kind: &'a str,
+        slot: &'a str,
+        status: &'a str,
+        accounts: &'a [String],
+    ) -> Fut<'a, (i64, bool)>;
+    /// Records that one shard has planned its accounts of a run, for the fleet-wide brake.
+    fn shard_planned<'a>(&'a self, run_id: i64, part: &'a ShardPlan) -> Fut<'a, ()>;
+    /// What [`shard_planned`](Journal::shard_planned) recorded for a run, by shard.
+    fn shards_planned(&self, run_id: i64) -> Fut<'_, Vec<ShardPlan>>;
     fn set_run_status<'a>(&'a self, id: i64, status: &'a str, detail: Option<&'a str>) -> Fut<'a, ()>;
+    /// Moves a run from status `from` to `to` (with `detail`), atomically: only while it is
+    /// `from`. Returns whether it was, so that of several shards one makes the move.
+    fn move_run<'a>(&'a self, id: i64, from: &'a str, to: &'a str, detail: Option<&'a str>) -> Fut<'a, bool>;
     fn finish_run<'a>(&'a self, id: i64, status: &'a str, detail: Option<&'a str>) -> Fut<'a, ()>;
     /// The run to resume at start: the latest one not finished (planning, running,
     /// stopped or approved).
@@ -163,8 +182,9 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     /// Records that an account is not worked on in this run, and why.
     fn account_skipped<'a>(&'a self, run_id: i64, account: &'a str, why: &'a str) -> Fut<'a, ()>;
     /// Puts the accounts of `run_id` recorded running back to pending (they did not
-    /// finish: the stop deadline passed, or the process died); returns how many.
-    fn requeue_running(&self, run_id: i64) -> Fut<'_, usize>;
+    /// finish: the stop deadline passed, or the process died), only those of `only` when
+    /// given (a shard's: the other shards' are in other hands); returns how many.
+    fn requeue_running<'a>(&'a self, run_id: i64, only: Option<&'a [String]>) -> Fut<'a, usize>;
     /// Closes every unfinished or braked run of `kind` older than `newer`: a new run covers
     /// the fleet again, so an old one must never be resumed (or approved) after it. Their
     /// open accounts are recorded skipped. Returns the ids of the runs closed.
@@ -180,15 +200,20 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     /// Who approved a run, and when (RFC 3339).
     fn approval(&self, id: i64) -> Fut<'_, Option<(String, String)>>;
     /// Keeps each account's planned changes (JSON) of a run as the brake saw them: what an
-    /// approval lets run, and nothing else.
+    /// approval lets run, and nothing else. Each account's plan replaces its earlier one;
+    /// other accounts' plans (another shard's) are kept.
     fn save_plans<'a>(&'a self, run_id: i64, plans: &'a [(String, String)]) -> Fut<'a, ()>;
     /// The plans [`save_plans`](Journal::save_plans) kept, by account.
     fn plans(&self, run_id: i64) -> Fut<'_, Vec<(String, String)>>;
-    /// Takes or renews the lease on the fleet for `holder` until `ttl_secs` from now.
-    /// Returns who else holds it, and until when, if someone does.
-    fn acquire_lease<'a>(&'a self, holder: &'a str, ttl_secs: i64) -> Fut<'a, Option<(String, String)>>;
-    /// Gives the lease up, if `holder` has it.
-    fn release_lease<'a>(&'a self, holder: &'a str) -> Fut<'a, ()>;
+    /// Takes or renews the lease of `scope` (see [`lease_scope`]) for `holder` until
+    /// `ttl_secs` from now. Returns who else holds it, and until when, if someone does.
+    /// Leases of overlapping scopes are [`Lease::take`]'s concern.
+    fn acquire_lease<'a>(&'a self, scope: &'a str, holder: &'a str, ttl_secs: i64)
+        -> Fut<'a, Option<(String, String)>>;
+    /// Gives the lease of `scope` up, if `holder` has it.
+    fn release_lease<'a>(&'a self, scope: &'a str, holder: &'a str) -> Fut<'a, ()>;
+    /// Every lease recorded, held or run out.
+    fn leases(&self) -> Fut<'_, Vec<LeaseRow>>;
 
     /// Pins desired state (by its digest) for the maintenance at `maintenance_at` (RFC 3339):
     /// what the announcement of that maintenance showed.
@@ -224,6 +249,49 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     fn record<'a>(&'a self, account: &'a str, r: &'a Record) -> Fut<'a, ()>;
     /// Removes the record of one resource (deleted, or never made).
     fn forget<'a>(&'a self, account: &'a str, kind: &'a str, region: &'a str, name: &'a str) -> Fut<'a, ()>;
+}
+
+/// One shard's part of a run's plan: what the fleet-wide brake adds up.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardPlan {
+    /// `INDEX/COUNT`.
+    pub shard: String,
+    /// Accounts the shard planned, and how many of them would change.
+    pub accounts: i64,
+    pub changed: i64,
+    /// Deletions planned in all.
+    pub deletes: i64,
+    /// Why the shard's plan could not be made, if it could not: the run must not go ahead.
+    pub failed: Option<String>,
+    pub planned_at: String,
+}
+
+/// One lease as the journal holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseRow {
+    /// See [`lease_scope`].
+    pub scope: String,
+    pub holder: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// What a lease covers, as the journal names it: `fleet` for the whole fleet, `shard I/N`
+/// for one shard (`--shard`).
+pub fn lease_scope(shard: &crate::inventory::Shard) -> String {
+    if shard.is_part() {
+        format!("shard {shard}")
+    } else {
+        "fleet".into()
+    }
+}
+
+/// The shard a lease scope covers; a name this release does not know covers the fleet.
+fn scope_shard(scope: &str) -> crate::inventory::Shard {
+    scope
+        .strip_prefix("shard ")
+        .and_then(|s| crate::inventory::Shard::parse(s).ok())
+        .unwrap_or(crate::inventory::Shard::ALL)
 }
 
 /// A run with everything the journal holds of it, as `runs export` writes it.
@@ -325,11 +393,14 @@ pub async fn refuse_run(j: &dyn Journal, kind: &str, why: &str) -> Result<i64> {
     Ok(id)
 }
 
-/// The lease on a state directory's fleet, held while a daemon runs or a CLI `apply` works:
-/// one process at a time changes the fleet. Renewed in the background; when a renewal
-/// fails or someone else took the lease, [`Lease::lost`] says so and the holder stops.
+/// The lease on a fleet, or on one shard of it, held while a daemon runs or a CLI `apply`
+/// works: one process at a time changes an account. Shards of one count hold leases of
+/// their own side by side; a lease on the whole fleet, or on a shard of another count,
+/// excludes every lease it overlaps. Renewed in the background; when a renewal fails or
+/// someone else took the lease, [`Lease::lost`] says so and the holder stops.
 pub struct Lease {
     journal: Arc<dyn Journal>,
+    scope: String,
     holder: String,
     lost: Arc<std::sync::atomic::AtomicBool>,
     renewal: tokio::task::JoinHandle<()>,
@@ -340,39 +411,81 @@ pub const LEASE_SECONDS: i64 = 60;
 /// How soon a renewal that failed is tried again.
 const LEASE_RETRY_SECONDS: u64 = 5;
 
+/// A lease someone else holds.
+struct Held {
+    scope: String,
+    holder: String,
+    until: String,
+}
+
+fn unix_text(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Takes or renews the lease of `scope` for `holder`, then makes sure nobody else holds a
+/// live lease of an overlapping scope. Written first and checked after: of two processes
+/// claiming overlapping scopes at once, each writes before it reads, so at least one sees
+/// the other and gives its own up.
+async fn claim(journal: &dyn Journal, scope: &str, holder: &str) -> Result<Option<Held>> {
+    if let Some((other, until)) = journal.acquire_lease(scope, holder, LEASE_SECONDS).await? {
+        return Ok(Some(Held { scope: scope.into(), holder: other, until }));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let mine = scope_shard(scope);
+    for l in journal.leases().await? {
+        if l.scope != scope && l.holder != holder && l.expires_at >= now && scope_shard(&l.scope).overlaps(&mine) {
+            journal.release_lease(scope, holder).await?;
+            return Ok(Some(Held { scope: l.scope, holder: l.holder, until: unix_text(l.expires_at) }));
+        }
+    }
+    Ok(None)
+}
+
 impl Lease {
-    /// Takes the lease for `what` (`daemon`, `apply`), or says who holds it.
-    pub async fn take(journal: Arc<dyn Journal>, what: &str) -> std::result::Result<Lease, String> {
+    /// Takes the lease on `shard` (the whole fleet: [`Shard::ALL`]) for `what` (`daemon`,
+    /// `apply`), or says who holds what stands in the way.
+    ///
+    /// [`Shard::ALL`]: crate::inventory::Shard::ALL
+    pub async fn take(
+        journal: Arc<dyn Journal>,
+        what: &str,
+        shard: crate::inventory::Shard,
+    ) -> std::result::Result<Lease, String> {
         let host = std::env::var("HOSTNAME")
             .ok()
             .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
             .unwrap_or_else(|| "this host".into());
+        let scope = lease_scope(&shard);
         let holder = format!("cm-baseline {what} (pid {} on {host}, since {})", std::process::id(), now());
-        let mut taken = journal.acquire_lease(&holder, LEASE_SECONDS).await;
-        if let Ok(Some((other, _))) = &taken {
+        let mut taken = claim(&*journal, &scope, &holder).await;
+        if let Ok(Some(other)) = &taken {
             // A holder on this host whose process is gone (killed, crashed) frees the fleet
             // at once; elsewhere its lease runs out after LEASE_SECONDS.
-            if holder_is_dead(other, &host) {
-                tracing::warn!(holder = %other, "the fleet's lease was held by a process that is gone: taken over");
-                if let Err(e) = journal.release_lease(other).await {
+            if holder_is_dead(&other.holder, &host) {
+                tracing::warn!(holder = %other.holder, scope = %other.scope, "a lease was held by a process that is gone: taken over");
+                if let Err(e) = journal.release_lease(&other.scope, &other.holder).await {
                     return Err(e.to_string());
                 }
-                taken = journal.acquire_lease(&holder, LEASE_SECONDS).await;
+                taken = claim(&*journal, &scope, &holder).await;
             }
         }
         match taken {
             Ok(None) => {}
-            Ok(Some((other, until))) => {
+            Ok(Some(other)) => {
+                let what = if other.scope == "fleet" { "the fleet".to_string() } else { other.scope.clone() };
                 return Err(format!(
-                    "the fleet is in use by {other} (its lease runs until {until}, renewed while it works); \
-                     stop it first, or wait for its lease to run out if it died"
-                ))
+                    "{what} is in use by {} (its lease runs until {}, renewed while it works); \
+                     stop it first, or wait for its lease to run out if it died",
+                    other.holder, other.until
+                ));
             }
             Err(e) => return Err(e.to_string()),
         }
         let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let renewal = {
-            let (journal, holder, lost) = (journal.clone(), holder.clone(), lost.clone());
+            let (journal, scope, holder, lost) = (journal.clone(), scope.clone(), holder.clone(), lost.clone());
             tokio::spawn(async move {
                 // A renewal that fails is tried again every few seconds while the lease still
                 // runs (a journal busy for a moment does not cost it); once it could have run
@@ -381,28 +494,33 @@ impl Lease {
                 let mut wait = LEASE_SECONDS as u64 / 3;
                 loop {
                     tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
-                    match journal.acquire_lease(&holder, LEASE_SECONDS).await {
+                    // Only its own lease is renewed: a process that claims an overlapping
+                    // scope meanwhile finds this one live and gives up its own.
+                    let renewed_now = journal.acquire_lease(&scope, &holder, LEASE_SECONDS).await;
+                    match renewed_now
+                        .map(|o| o.map(|(holder, _)| Held { scope: scope.clone(), holder, until: String::new() }))
+                    {
                         Ok(None) => {
                             renewed = std::time::Instant::now();
                             wait = LEASE_SECONDS as u64 / 3;
                         }
-                        Ok(Some((other, _))) => {
-                            tracing::error!(holder = %other, "the fleet's lease was taken by another process");
+                        Ok(Some(other)) => {
+                            tracing::error!(holder = %other.holder, scope = %other.scope, "the lease was taken by another process");
                             lost.store(true, std::sync::atomic::Ordering::SeqCst);
                         }
                         Err(e) if renewed.elapsed().as_secs() + LEASE_RETRY_SECONDS < LEASE_SECONDS as u64 => {
-                            tracing::warn!(error = %e, "cannot renew the fleet's lease yet: trying again");
+                            tracing::warn!(error = %e, "cannot renew the lease yet: trying again");
                             wait = LEASE_RETRY_SECONDS;
                         }
                         Err(e) => {
-                            tracing::error!(error = %e, "cannot renew the fleet's lease before it runs out");
+                            tracing::error!(error = %e, "cannot renew the lease before it runs out");
                             lost.store(true, std::sync::atomic::Ordering::SeqCst);
                         }
                     }
                 }
             })
         };
-        Ok(Lease { journal, holder, lost, renewal })
+        Ok(Lease { journal, scope, holder, lost, renewal })
     }
 
     /// Whether the lease could not be kept: nothing more may be changed.
@@ -418,7 +536,7 @@ impl Lease {
     /// Gives the lease up.
     pub async fn release(self) -> Result<()> {
         self.renewal.abort();
-        self.journal.release_lease(&self.holder).await
+        self.journal.release_lease(&self.scope, &self.holder).await
     }
 }
 

@@ -78,6 +78,22 @@ impl SqliteJournal {
                  digest TEXT PRIMARY KEY,
                  content BLOB NOT NULL
              );
+             CREATE TABLE IF NOT EXISTS run_slots (
+                 kind TEXT NOT NULL,
+                 slot TEXT NOT NULL,
+                 run_id INTEGER NOT NULL REFERENCES runs(id),
+                 PRIMARY KEY (kind, slot)
+             );
+             CREATE TABLE IF NOT EXISTS shard_plans (
+                 run_id INTEGER NOT NULL REFERENCES runs(id),
+                 shard TEXT NOT NULL,
+                 accounts INTEGER NOT NULL,
+                 changed INTEGER NOT NULL,
+                 deletes INTEGER NOT NULL,
+                 failed TEXT,
+                 planned_at TEXT NOT NULL,
+                 PRIMARY KEY (run_id, shard)
+             );
              CREATE TABLE IF NOT EXISTS records (
                  account_id TEXT NOT NULL,
                  kind TEXT NOT NULL,
@@ -120,6 +136,98 @@ impl Journal for SqliteJournal {
         })
     }
 
+    fn join_run<'a>(
+        &'a self,
+        kind: &'a str,
+        slot: &'a str,
+        status: &'a str,
+        accounts: &'a [String],
+    ) -> Fut<'a, (i64, bool)> {
+        Box::pin(async move {
+            self.with(|db| {
+                // One transaction: shards on one host (one file) serialise here.
+                let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let joined: Option<i64> = tx
+                    .query_row(
+                        "SELECT r.id FROM run_slots s JOIN runs r ON r.id = s.run_id
+                         WHERE s.kind = ?1 AND s.slot = ?2
+                         AND r.status IN ('planning', 'running', 'stopped', 'approved')",
+                        params![kind, slot],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let (id, created) = match joined {
+                    Some(id) => (id, false),
+                    None => {
+                        tx.execute(
+                            "INSERT INTO runs (kind, status, started_at) VALUES (?1, ?2, ?3)",
+                            params![kind, status, now()],
+                        )?;
+                        let id = tx.last_insert_rowid();
+                        tx.execute(
+                            "INSERT INTO run_slots (kind, slot, run_id) VALUES (?1, ?2, ?3)
+                             ON CONFLICT(kind, slot) DO UPDATE SET run_id = excluded.run_id",
+                            params![kind, slot, id],
+                        )?;
+                        (id, true)
+                    }
+                };
+                for a in accounts {
+                    tx.execute(
+                        "INSERT INTO run_accounts (run_id, account_id, status, updated_at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(run_id, account_id) DO NOTHING",
+                        params![id, a, PENDING, now()],
+                    )?;
+                }
+                tx.commit()?;
+                Ok((id, created))
+            })
+        })
+    }
+
+    fn shard_planned<'a>(&'a self, run_id: i64, part: &'a super::ShardPlan) -> Fut<'a, ()> {
+        Box::pin(async move {
+            self.with(|db| {
+                db.execute(
+                    "INSERT OR REPLACE INTO shard_plans (run_id, shard, accounts, changed, deletes, failed, planned_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        run_id,
+                        part.shard,
+                        part.accounts,
+                        part.changed,
+                        part.deletes,
+                        part.failed,
+                        part.planned_at
+                    ],
+                )?;
+                Ok(())
+            })
+        })
+    }
+
+    fn shards_planned(&self, run_id: i64) -> Fut<'_, Vec<super::ShardPlan>> {
+        Box::pin(async move {
+            self.with(|db| {
+                let mut q = db.prepare(
+                    "SELECT shard, accounts, changed, deletes, failed, planned_at FROM shard_plans
+                     WHERE run_id = ?1 ORDER BY shard",
+                )?;
+                let rows = q.query_map([run_id], |r| {
+                    Ok(super::ShardPlan {
+                        shard: r.get(0)?,
+                        accounts: r.get(1)?,
+                        changed: r.get(2)?,
+                        deletes: r.get(3)?,
+                        failed: r.get(4)?,
+                        planned_at: r.get(5)?,
+                    })
+                })?;
+                rows.collect()
+            })
+        })
+    }
+
     fn set_run_status<'a>(&'a self, id: i64, status: &'a str, detail: Option<&'a str>) -> Fut<'a, ()> {
         Box::pin(async move {
             self.with(|db| {
@@ -128,6 +236,18 @@ impl Journal for SqliteJournal {
                     params![id, status, detail],
                 )?;
                 Ok(())
+            })
+        })
+    }
+
+    fn move_run<'a>(&'a self, id: i64, from: &'a str, to: &'a str, detail: Option<&'a str>) -> Fut<'a, bool> {
+        Box::pin(async move {
+            self.with(|db| {
+                let n = db.execute(
+                    "UPDATE runs SET status = ?3, detail = COALESCE(?4, detail) WHERE id = ?1 AND status = ?2",
+                    params![id, from, to, detail],
+                )?;
+                Ok(n == 1)
             })
         })
     }
@@ -226,13 +346,26 @@ impl Journal for SqliteJournal {
 
     /// Puts the accounts of `run_id` recorded running back to pending (they did not
     /// finish: the stop deadline passed, or the process died); returns how many.
-    fn requeue_running(&self, run_id: i64) -> Fut<'_, usize> {
+    fn requeue_running<'a>(&'a self, run_id: i64, only: Option<&'a [String]>) -> Fut<'a, usize> {
         Box::pin(async move {
             self.with(|db| {
-                db.execute(
-                    "UPDATE run_accounts SET status = ?2, updated_at = ?3 WHERE run_id = ?1 AND status = ?4",
-                    params![run_id, PENDING, now(), RUNNING],
-                )
+                let Some(only) = only else {
+                    return db.execute(
+                        "UPDATE run_accounts SET status = ?2, updated_at = ?3 WHERE run_id = ?1 AND status = ?4",
+                        params![run_id, PENDING, now(), RUNNING],
+                    );
+                };
+                let tx = db.transaction()?;
+                let mut n = 0;
+                for a in only {
+                    n += tx.execute(
+                        "UPDATE run_accounts SET status = ?2, updated_at = ?3
+                         WHERE run_id = ?1 AND status = ?4 AND account_id = ?5",
+                        params![run_id, PENDING, now(), RUNNING, a],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(n)
             })
         })
     }
@@ -349,10 +482,9 @@ impl Journal for SqliteJournal {
         Box::pin(async move {
             self.with(|db| {
                 let tx = db.transaction()?;
-                tx.execute("DELETE FROM plans WHERE run_id = ?1", [run_id])?;
                 for (account, plan) in plans {
                     tx.execute(
-                        "INSERT INTO plans (run_id, account_id, plan) VALUES (?1, ?2, ?3)",
+                        "INSERT OR REPLACE INTO plans (run_id, account_id, plan) VALUES (?1, ?2, ?3)",
                         params![run_id, account, plan],
                     )?;
                 }
@@ -371,36 +503,50 @@ impl Journal for SqliteJournal {
         })
     }
 
-    fn acquire_lease<'a>(&'a self, holder: &'a str, ttl_secs: i64) -> Fut<'a, Option<(String, String)>> {
+    fn acquire_lease<'a>(
+        &'a self,
+        scope: &'a str,
+        holder: &'a str,
+        ttl_secs: i64,
+    ) -> Fut<'a, Option<(String, String)>> {
         Box::pin(async move {
             self.with(|db| {
                 let now = chrono::Utc::now().timestamp();
                 let n = db.execute(
-                    "INSERT INTO lease (name, holder, expires_at) VALUES ('fleet', ?1, ?2)
+                    "INSERT INTO lease (name, holder, expires_at) VALUES (?4, ?1, ?2)
                      ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
                      WHERE lease.holder = excluded.holder OR lease.expires_at < ?3",
-                    params![holder, now + ttl_secs, now],
+                    params![holder, now + ttl_secs, now, scope],
                 )?;
                 if n == 1 {
                     return Ok(None);
                 }
                 let (other, until): (String, i64) =
-                    db.query_row("SELECT holder, expires_at FROM lease WHERE name = 'fleet'", [], |r| {
+                    db.query_row("SELECT holder, expires_at FROM lease WHERE name = ?1", [scope], |r| {
                         Ok((r.get(0)?, r.get(1)?))
                     })?;
-                let until = chrono::DateTime::from_timestamp(until, 0)
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    .unwrap_or_else(|| until.to_string());
-                Ok(Some((other, until)))
+                Ok(Some((other, super::unix_text(until))))
             })
         })
     }
 
-    fn release_lease<'a>(&'a self, holder: &'a str) -> Fut<'a, ()> {
+    fn release_lease<'a>(&'a self, scope: &'a str, holder: &'a str) -> Fut<'a, ()> {
         Box::pin(async move {
             self.with(|db| {
-                db.execute("DELETE FROM lease WHERE name = 'fleet' AND holder = ?1", [holder])?;
+                db.execute("DELETE FROM lease WHERE name = ?1 AND holder = ?2", [scope, holder])?;
                 Ok(())
+            })
+        })
+    }
+
+    fn leases(&self) -> Fut<'_, Vec<super::LeaseRow>> {
+        Box::pin(async move {
+            self.with(|db| {
+                let mut q = db.prepare("SELECT name, holder, expires_at FROM lease ORDER BY name")?;
+                let rows = q.query_map([], |r| {
+                    Ok(super::LeaseRow { scope: r.get(0)?, holder: r.get(1)?, expires_at: r.get(2)? })
+                })?;
+                rows.collect()
             })
         })
     }
