@@ -65,6 +65,10 @@ pub enum Command {
     Plan(RunArgs),
     /// Make the changes, then plan again to check each account converged.
     Apply(RunArgs),
+    /// An account leaving the service: removes what desired state marks `on_leaving: remove`
+    /// (only what is provably ours, what depends on something first) and lists what stays,
+    /// with why. A plan by default; `--apply --plan FILE` carries out the plan reviewed.
+    Offboard(OffboardArgs),
     /// The long-running service: weekly maintenance and announcements, journal, /metrics.
     Daemon(DaemonArgs),
     /// Runs recorded in the daemon's journal.
@@ -111,6 +115,10 @@ pub struct DaemonArgs {
     /// Seconds in-flight accounts may take to finish after SIGTERM.
     #[arg(long, default_value_t = 300)]
     pub stop_deadline: u64,
+    /// Seconds between checks for accounts pending onboarding (enrolled, never set up):
+    /// their initial setup is planned and, when it only creates, applied at once.
+    #[arg(long, default_value_t = 300)]
+    pub onboard_every: u64,
     #[arg(long, default_value_t = DEFAULT_PARALLEL_ACCOUNTS)]
     pub parallel_accounts: usize,
     #[arg(long, default_value_t = 32)]
@@ -155,6 +163,26 @@ pub enum RunsCommand {
 }
 
 #[derive(Args, Debug)]
+pub struct OffboardArgs {
+    /// The account leaving.
+    #[arg(long, value_parser = parse_account)]
+    pub account: AccountId,
+    /// Carry out the offboarding plan given with --plan. It deletes: it runs only as reviewed.
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply: the plan reviewed (`offboard --account ID --format json --out FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Also write the report to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "changed")]
+    pub diff: DiffDetail,
+}
+
+#[derive(Args, Debug)]
 pub struct AccountsArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -192,6 +220,12 @@ pub struct RunArgs {
     /// Exit 0 when nothing changes, 2 when something would, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// With --initial and --account: redo initial setup on an account already set up. It
+    /// recreates what the customer may have removed on purpose since (the initial IAM admin
+    /// user and group) and deletes default VPCs unused since; without it, such an account is
+    /// refused, and a fleet-wide --initial leaves it out.
+    #[arg(long)]
+    pub force_initial: bool,
     /// Accounts worked on at once. Twice --max-calls / --account-calls by default, so that
     /// the fleet-wide limit stays full while some accounts wait on calls that depend on
     /// each other (enter the account, list its regions, then read).
@@ -279,7 +313,25 @@ pub async fn main(cli: Cli) -> i32 {
             let Ok((_, inv)) = fleet_inventory(&d, CallLimits::default(), shard).await else {
                 return EXIT_ERROR;
             };
-            print!("{}", render_accounts(&d, &inv, args.format));
+            let Ok(journal) = open_journal(&journal_at, false).await else { return EXIT_ERROR };
+            let mut inv = inv;
+            let mut onboarding = std::collections::BTreeMap::new();
+            if let Some(j) = &journal {
+                if let Err(e) = journal::drop_offboarded(&**j, &mut inv).await {
+                    eprintln!("error: cannot read the journal: {e}");
+                    return EXIT_ERROR;
+                }
+                for a in &inv.enrolled {
+                    match journal::onboarding(&**j, a.account_id.as_str()).await {
+                        Ok(o) => onboarding.insert(a.account_id.to_string(), o.to_string()),
+                        Err(e) => {
+                            eprintln!("error: cannot read the journal: {e}");
+                            return EXIT_ERROR;
+                        }
+                    };
+                }
+            }
+            print!("{}", render_accounts(&d, &inv, &onboarding, args.format));
             EXIT_OK
         }
         Command::Plan(args) => {
@@ -287,6 +339,38 @@ pub async fn main(cli: Cli) -> i32 {
         }
         Command::Apply(args) => {
             reconcile(&cli.desired_state, &journal_at, args, true, shard, progress_shown(cli.log_format)).await
+        }
+        Command::Offboard(o) => {
+            if o.apply && o.plan.is_none() {
+                eprintln!(
+                    "error: an offboarding deletes, so it runs only as reviewed: write its plan with \
+                     `cm-baseline offboard --account {id} --format json --out offboard-{id}.json`, read it, then \
+                     `cm-baseline offboard --account {id} --apply --plan offboard-{id}.json`. Nothing was changed",
+                    id = o.account
+                );
+                return EXIT_ERROR;
+            }
+            if o.plan.is_some() && !o.apply {
+                eprintln!("error: --plan goes with --apply");
+                return EXIT_ERROR;
+            }
+            let args = RunArgs {
+                accounts: vec![o.account],
+                initial: false,
+                format: o.format,
+                out: o.out,
+                diff: o.diff,
+                plan: o.plan,
+                detailed_exitcode: false,
+                force_initial: false,
+                parallel_accounts: 1,
+                max_calls: 32,
+                account_calls: 4,
+                max_attempts: 8,
+            };
+            let progress = progress_shown(cli.log_format);
+            reconcile_as(&cli.desired_state, &journal_at, args, o.apply, crate::inventory::Shard::ALL, progress, true)
+                .await
         }
         Command::Daemon(args) => {
             let opts = crate::daemon::DaemonOptions {
@@ -303,6 +387,7 @@ pub async fn main(cli: Cli) -> i32 {
                 },
                 parallel_accounts: args.parallel_accounts,
                 stop_deadline: std::time::Duration::from_secs(args.stop_deadline),
+                onboard_every: std::time::Duration::from_secs(args.onboard_every.max(1)),
                 shard,
                 approval_tokens: args.approval_tokens,
                 notify_webhook: args.notify_webhook,
@@ -391,16 +476,36 @@ async fn reconcile(
     shard: crate::inventory::Shard,
     progress: bool,
 ) -> i32 {
-    let Ok(d) = load(dir) else { return EXIT_ERROR };
+    reconcile_as(dir, journal_at, args, apply, shard, progress, false).await
+}
+
+/// `plan`, `apply` and (`offboarding`) `offboard`.
+async fn reconcile_as(
+    dir: &std::path::Path,
+    journal_at: &journal::Location,
+    args: RunArgs,
+    apply: bool,
+    shard: crate::inventory::Shard,
+    progress: bool,
+    offboarding: bool,
+) -> i32 {
+    let Ok(mut d) = load(dir) else { return EXIT_ERROR };
     let Ok(journal) = open_journal(journal_at, apply).await else { return EXIT_ERROR };
     let limits = CallLimits {
         fleet_concurrency: args.max_calls,
         account_concurrency: args.account_calls,
         max_attempts: args.max_attempts,
     };
-    let Ok((fleet, inv)) = fleet_inventory(&d, limits, shard).await else {
+    let Ok((fleet, mut inv)) = fleet_inventory(&d, limits, shard).await else {
         return EXIT_ERROR;
     };
+    // Offboarded accounts are no longer maintained; `offboard` may finish one again.
+    if let (Some(j), false) = (journal.as_deref(), offboarding) {
+        if let Err(e) = journal::drop_offboarded(j, &mut inv).await {
+            eprintln!("error: cannot read the journal: {e}");
+            return EXIT_ERROR;
+        }
+    }
     for id in &args.accounts {
         if !inv.enrolled.iter().any(|a| &a.account_id == id) {
             eprintln!("error: --account {id}: not an enrolled, active account (see `cm-baseline accounts`)");
@@ -408,7 +513,13 @@ async fn reconcile(
         }
     }
     let mut opts = RunOptions {
-        mode: if args.initial { Mode::Initial } else { Mode::Maintenance },
+        mode: if offboarding {
+            Mode::Offboarding
+        } else if args.initial {
+            Mode::Initial
+        } else {
+            Mode::Maintenance
+        },
         apply,
         accounts: args.accounts.clone(),
         parallel_accounts: args.parallel_accounts,
@@ -439,6 +550,38 @@ async fn reconcile(
         opts.approved = Some(std::sync::Arc::new(approved));
     }
     // An apply changes the fleet: one process at a time per state directory.
+    if offboarding && opts.mode != Mode::Offboarding {
+        eprintln!(
+            "error: {}: not an offboarding plan",
+            args.plan.as_deref().unwrap_or(std::path::Path::new("")).display()
+        );
+        return EXIT_ERROR;
+    }
+    if opts.mode == Mode::Offboarding {
+        // Whatever the command, an offboarding plan is made and carried out against desired
+        // state's `on_leaving`, for the accounts it names, never fleet-wide.
+        if !offboarding || opts.accounts.is_empty() {
+            eprintln!(
+                "error: an offboarding plan is carried out by `cm-baseline offboard --account ID --apply --plan FILE`"
+            );
+            return EXIT_ERROR;
+        }
+        desired::offboarding(&mut d);
+    }
+    if args.force_initial && (opts.mode != Mode::Initial || opts.accounts.is_empty()) {
+        eprintln!(
+            "error: --force-initial goes with --initial (or a saved initial plan) and --account: \
+             initial setup is redone one named account at a time, never fleet-wide"
+        );
+        return EXIT_ERROR;
+    }
+    if opts.mode == Mode::Initial {
+        if let Err(code) =
+            initial_only_once(opts.journal.as_deref(), &mut inv, &opts.accounts, apply, args.force_initial).await
+        {
+            return code;
+        }
+    }
     let lease = match (&opts.journal, apply) {
         (Some(j), true) => match journal::Lease::take(j.clone(), "apply", shard).await {
             Ok(l) => Some(l),
@@ -534,13 +677,79 @@ fn emit(report: &RunReport, args: &RunArgs) -> i32 {
     }
 }
 
-fn render_accounts(d: &DesiredState, inv: &Inventory, format: Format) -> String {
+/// Initial setup happens once per account: an account set up already is refused when named
+/// (unless `force`), and left out of a fleet-wide initial setup, which then covers the
+/// accounts pending onboarding only. Without a journal nothing was recorded: every account
+/// is pending.
+async fn initial_only_once(
+    journal: Option<&dyn Journal>,
+    inv: &mut Inventory,
+    named: &[AccountId],
+    apply: bool,
+    force: bool,
+) -> Result<(), i32> {
+    let Some(j) = journal else { return Ok(()) };
+    let mut done = std::collections::BTreeMap::new();
+    for a in &inv.enrolled {
+        if !named.is_empty() && !named.contains(&a.account_id) {
+            continue;
+        }
+        let id = a.account_id.as_str();
+        match journal::onboarding(j, id).await {
+            Ok(o) if o.is_done() => {
+                done.insert(id.to_string(), o);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("error: cannot read the journal: {e}");
+                return Err(EXIT_ERROR);
+            }
+        }
+    }
+    if done.is_empty() {
+        return Ok(());
+    }
+    let list = done.iter().map(|(id, o)| format!("{id} ({o})")).collect::<Vec<_>>().join(", ");
+    if named.is_empty() {
+        eprintln!(
+            "note: initial setup covers the accounts pending onboarding only; {} account(s) set up already are \
+             left out: {list}. Maintenance keeps their baseline (`cm-baseline apply`)",
+            done.len()
+        );
+        inv.enrolled.retain(|a| !done.contains_key(a.account_id.as_str()));
+        return Ok(());
+    }
+    if force {
+        eprintln!("warning: --force-initial: initial setup is redone on {list}");
+        return Ok(());
+    }
+    if !apply {
+        eprintln!("note: initial setup is done already on {list}: applying this would need --force-initial");
+        return Ok(());
+    }
+    eprintln!(
+        "error: initial setup is done already on {list}: it is not redone, as it would recreate what the \
+         customer may have removed on purpose since (the initial IAM admin user and group) and delete default \
+         VPCs unused since. Maintenance keeps the baseline: `cm-baseline apply --account ID`. To redo initial \
+         setup anyway, add --force-initial. Nothing was changed"
+    );
+    Err(EXIT_ERROR)
+}
+
+/// `onboarding`: each enrolled account's initial setup as the journal has it.
+fn render_accounts(
+    d: &DesiredState,
+    inv: &Inventory,
+    onboarding: &std::collections::BTreeMap<String, String>,
+    format: Format,
+) -> String {
     #[derive(serde::Serialize)]
     struct Row<'a> {
         account_id: &'a str,
         name: Option<&'a str>,
         tier: &'a str,
         opted_in: Vec<String>,
+        initial_setup: &'a str,
     }
     let rows: Vec<Row> = inv
         .enrolled
@@ -550,6 +759,7 @@ fn render_accounts(d: &DesiredState, inv: &Inventory, format: Format) -> String 
             name: a.name.as_deref(),
             tier: a.tier.as_str(),
             opted_in: d.features.keys().filter(|f| d.opted_in(a, f)).map(|f| f.to_string()).collect(),
+            initial_setup: onboarding.get(a.account_id.as_str()).map(String::as_str).unwrap_or("pending"),
         })
         .collect();
     match format {
@@ -559,24 +769,34 @@ fn render_accounts(d: &DesiredState, inv: &Inventory, format: Format) -> String 
         }
         Format::Markdown => {
             let cell = crate::report::md_cell;
-            let mut out = String::from("| account | name | tier | opted in | enrolment |\n|---|---|---|---|---|\n");
+            let mut out = String::from(
+                "| account | name | tier | opted in | initial setup | enrolment |\n|---|---|---|---|---|---|\n",
+            );
             for r in &rows {
                 out.push_str(&format!(
-                    "| {} | {} | {} | {} | enrolled |\n",
+                    "| {} | {} | {} | {} | {} | enrolled |\n",
                     r.account_id,
                     cell(r.name.unwrap_or("")),
                     r.tier,
-                    r.opted_in.join(", ")
+                    r.opted_in.join(", "),
+                    r.initial_setup
                 ));
             }
             for a in &inv.not_enrolled {
-                out.push_str(&format!("| {} | {} | - | - | not enrolled: no account file |\n", a.id, cell(&a.name)));
+                out.push_str(&format!(
+                    "| {} | {} | - | - | - | not enrolled: no account file |\n",
+                    a.id,
+                    cell(&a.name)
+                ));
             }
             for id in &inv.missing {
-                out.push_str(&format!("| {id} |  | - | - | account file, but not in the Organization |\n"));
+                out.push_str(&format!("| {id} |  | - | - | - | account file, but not in the Organization |\n"));
             }
             for id in &inv.suspended {
-                out.push_str(&format!("| {id} |  | - | - | suspended |\n"));
+                out.push_str(&format!("| {id} |  | - | - | - | suspended |\n"));
+            }
+            for id in &inv.offboarded {
+                out.push_str(&format!("| {id} |  | - | - | - | offboarded: no longer maintained |\n"));
             }
             out
         }
@@ -584,11 +804,12 @@ fn render_accounts(d: &DesiredState, inv: &Inventory, format: Format) -> String 
             let mut out = String::from("ACCOUNT       TIER     OPTED IN                          NAME\n");
             for r in &rows {
                 out.push_str(&format!(
-                    "{:<13} {:<8} {:<33} {}\n",
+                    "{:<13} {:<8} {:<33} {} (initial setup: {})\n",
                     r.account_id,
                     r.tier,
                     r.opted_in.join(","),
-                    r.name.unwrap_or("")
+                    r.name.unwrap_or(""),
+                    r.initial_setup
                 ));
             }
             for a in &inv.not_enrolled {
@@ -604,6 +825,11 @@ fn render_accounts(d: &DesiredState, inv: &Inventory, format: Format) -> String 
             }
             for id in &inv.suspended {
                 out.push_str(&format!("{id:<13} -        -                                 (suspended)\n"));
+            }
+            for id in &inv.offboarded {
+                out.push_str(&format!(
+                    "{id:<13} -        -                                 (offboarded: no longer maintained)\n"
+                ));
             }
             out
         }

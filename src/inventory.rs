@@ -32,6 +32,10 @@ pub struct Inventory {
     pub missing: Vec<AccountId>,
     /// Account files whose account is suspended or closing.
     pub suspended: Vec<AccountId>,
+    /// Accounts offboarded (`cm-baseline offboard`): no longer maintained, even with their
+    /// account file still there.
+    #[serde(default)]
+    pub offboarded: Vec<AccountId>,
     /// The management account's calls that made this inventory (GetCallerIdentity,
     /// ListAccounts), counted into the report of the run that uses it.
     #[serde(skip, default)]

@@ -94,6 +94,13 @@ impl Failure {
     }
 }
 
+/// The digest of the desired state `d` was loaded from: what an initial setup is recorded with.
+fn desired_digest(d: &DesiredState) -> Result<String, String> {
+    crate::desired::snapshot::Snapshot::read(&d.dir)
+        .map(|s| s.digest())
+        .map_err(|e| format!("cannot read desired state {}: {e}", d.dir.display()))
+}
+
 async fn plan_account(
     desired: &DesiredState,
     session: &crate::aws::AccountSession,
@@ -174,6 +181,19 @@ pub async fn run_account(
         let Some(journal) = journal else {
             return Err(String::from("apply needs the journal (its ownership records); none was opened").into());
         };
+        if opts.mode == Mode::Initial {
+            // Recorded before the first change: an initial setup cut short is carried on by
+            // the next one, never taken for one done before.
+            let digest = desired_digest(desired)?;
+            crate::journal::record_onboarding(
+                journal,
+                account.account_id.as_str(),
+                &digest,
+                crate::journal::how::CREATING,
+            )
+            .await
+            .map_err(|e| format!("cannot record the start of initial setup: {e}"))?;
+        }
         session.forget();
         let applied = apply(&session, &baseline, &p, &s.quotas, journal).await;
         // Every failure, and how many changes each blocked (R3); independent ones were made.
@@ -219,6 +239,36 @@ pub async fn run_account(
     }
     .instrument(tracing::info_span!("account", account = %account.account_id))
     .await;
+    let result = match (result, opts.journal.as_deref()) {
+        (Ok(()), Some(j))
+            if opts.apply && opts.mode == Mode::Offboarding && report.status == AccountStatus::Converged =>
+        {
+            // Left: recorded, so that the account is no longer maintained.
+            let recorded = match desired_digest(desired) {
+                Ok(digest) => crate::journal::record_offboarded(j, account.account_id.as_str(), &digest)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            recorded.map_err(|e| Failure::from(format!("offboarding done, but not recorded as done: {e}")))
+        }
+        (Ok(()), Some(j)) if opts.apply && opts.mode == Mode::Initial && report.status == AccountStatus::Converged => {
+            // The account is set up: recorded, so that initial setup is not done again.
+            let recorded = match desired_digest(desired) {
+                Ok(digest) => crate::journal::record_onboarding(
+                    j,
+                    account.account_id.as_str(),
+                    &digest,
+                    crate::journal::how::MADE,
+                )
+                .await
+                .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            recorded.map_err(|e| Failure::from(format!("initial setup done, but not recorded as done: {e}")))
+        }
+        (r, _) => r,
+    };
     if let Err(f) = result {
         tracing::error!(account = %account.account_id, error = %f.why, fault = ?f.fault, "account failed");
         report.status = AccountStatus::Failed;

@@ -1261,3 +1261,82 @@ fn two_shards_share_one_run_braked_for_the_whole_fleet_and_approved_once() {
     assert_eq!(terminate(&mut d0), Some(0));
     assert_eq!(terminate(&mut d1), Some(0));
 }
+
+#[test]
+fn a_new_account_is_set_up_once_by_the_daemon_and_initial_setup_is_never_redone_by_surprise() {
+    let fleet = Fleet::new(&[("old-co", "basic")]);
+    daemon_settings(&fleet, "\"0 0 0 1 1 *\"", 1.0);
+    let old = fleet.accounts[0].clone();
+    let user_name = |a: &str| format!("initial-admin-user-{a}");
+    let has_user = |a: &str| fleet.emu.aws(a, "iam", "get_user", json!({"UserName": user_name(a)})).is_ok();
+    let delete_user = |a: &str| {
+        let (user, group) = (user_name(a), format!("admin-group-{a}"));
+        fleet.emu.call(a, "iam", "remove_user_from_group", json!({"UserName": user, "GroupName": group}));
+        fleet.emu.call(a, "iam", "delete_user", json!({"UserName": user}));
+    };
+    assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
+    assert!(has_user(&old));
+    // The customer deletes the initial admin user, as the specification allows.
+    delete_user(&old);
+
+    // A fleet-wide initial setup leaves the account set up already out; named, it is refused.
+    let out = fleet.run(&["apply", "--initial"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("set up already are left out") && err.contains(&old), "{err}");
+    assert!(!has_user(&old), "a fleet-wide --initial recreated the user the customer deleted");
+    let out = fleet.run(&["apply", "--initial", "--account", &old]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("initial setup is done already on {old}")) && err.contains("--force-initial"),
+        "{err}"
+    );
+    assert!(!has_user(&old), "a refused --initial changed something");
+    let out = fleet.run(&["apply", "--initial", "--force-initial"]);
+    assert_eq!(out.status.code(), Some(1), "--force-initial fleet-wide must be refused");
+    let listed = String::from_utf8_lossy(&fleet.run(&["accounts"]).stdout).to_string();
+    assert!(listed.contains("(initial setup: done "), "{listed}");
+
+    // A new account joins mid-week: the daemon sets it up without waiting for the maintenance.
+    let new = fleet.emu.add_members(&["new-co"]).remove(0);
+    fleet.enrol(&new, "new-co", "basic", &[]);
+    let listed = String::from_utf8_lossy(&fleet.run(&["accounts"]).stdout).to_string();
+    assert!(listed.lines().any(|l| l.starts_with(new.as_str()) && l.ends_with("(initial setup: pending)")), "{listed}");
+    let state = fleet.state();
+    let onboardings = || runs(&state).into_iter().filter(|r| r.kind == "onboarding").collect::<Vec<_>>();
+    let mut d = fleet.daemon(&state, port(), &["--onboard-every", "2"]);
+    let started = std::time::Instant::now();
+    while !onboardings().iter().any(|r| r.status == "done") {
+        let log = std::fs::read_to_string(state.join("daemon.log")).unwrap_or_default();
+        assert!(started.elapsed().as_secs() < 120, "no onboarding: {:?}\n{log}", runs(&state));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert!(has_user(&new), "the new account did not get its initial admin user");
+    assert!(!has_user(&old), "onboarding redid an account set up already");
+    let runs_now = onboardings();
+    assert_eq!(runs_now.len(), 1, "{runs_now:?}");
+    let rows = accounts(&state, runs_now[0].id);
+    let rows: Vec<(&str, &str, i64)> =
+        rows.iter().map(|r| (r.account_id.as_str(), r.status.as_str(), r.done_count)).collect();
+    assert_eq!(rows, [(new.as_str(), "done", 1)]);
+    assert_eq!(terminate(&mut d), Some(0));
+
+    // A second start does not set it up again, whatever the customer removed since.
+    delete_user(&new);
+    let mut d = fleet.daemon(&state, port(), &["--onboard-every", "1"]);
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert_eq!(terminate(&mut d), Some(0));
+    assert_eq!(onboardings().len(), 1, "{:?}", onboardings());
+    assert!(!has_user(&new) && !has_user(&old));
+
+    // A journal that never recorded them (accounts set up before initial setup was
+    // recorded): their tagged roles are there, so they are recognised, and nothing applied.
+    let fresh = tempfile::tempdir().unwrap();
+    let mut d = fleet.daemon(fresh.path(), port(), &["--onboard-every", "1"]);
+    let log = || std::fs::read_to_string(fresh.path().join("daemon.log")).unwrap_or_default();
+    wait_until(60, "both accounts recognised", || log().matches("recognised as set up before").count() == 2);
+    assert_eq!(terminate(&mut d), Some(0));
+    assert!(!has_user(&new) && !has_user(&old), "recognised accounts were set up again");
+    assert!(runs(fresh.path()).is_empty(), "{:?}", runs(fresh.path()));
+}

@@ -302,3 +302,62 @@ fn a_create_cut_short_is_finished_by_the_next_run_never_duplicated() {
     assert!(changes(a).iter().any(|c| c == &("F07".into(), "s3_bucket".into(), "tag".into())), "{:?}", changes(a));
     assert_eq!(fleet.report(&["plan", "--detailed-exitcode"]).0, 0);
 }
+
+#[test]
+fn an_offboarding_removes_only_what_is_ours_keeps_the_evidence_and_ends_maintenance() {
+    let fleet = Fleet::new(&[("leaving-co", "secure"), ("staying-co", "basic")]);
+    let (id, staying) = (fleet.accounts[0].clone(), fleet.accounts[1].clone());
+    assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
+    let role = |name: &str| fleet.emu.aws(&id, "iam", "get_role", json!({"RoleName": name})).is_ok();
+    let trail_bucket = format!("cm-members-cloudtrail-{id}");
+    let bucket = |b: &str| fleet.emu.aws(&id, "s3", "head_bucket", json!({"Bucket": b})).is_ok();
+    assert!(role("cm-helpdesk") && role("cm-membersportal") && bucket(&trail_bucket));
+    // The customer's look-alike under one of the baseline's names: not provably ours.
+    fleet.emu.call(&id, "iam", "untag_role", json!({"RoleName": "cm-membersportal", "TagKeys": ["cm:Members"]}));
+
+    // The plan: deletes only, what depends on something first; the rest said kept, with why.
+    let (code, plan) = fleet.report(&["offboard", "--account", &id]);
+    assert_eq!(code, 0, "{plan}");
+    let a = account(&plan, &id);
+    let planned = changes(a);
+    assert!(planned.iter().all(|(_, _, action)| action == "delete"), "{planned:?}");
+    let removed: Vec<String> =
+        a["changes"].as_array().unwrap().iter().map(|c| c["resource"].as_str().unwrap().to_string()).collect();
+    assert!(removed.contains(&"cm-helpdesk".to_string()), "{removed:?}");
+    assert!(removed.iter().any(|r| r == "cm-guardduty-alert-rule"), "{removed:?}");
+    for never in ["cm-membersportal", "cm-policymaintainer", "cm-config-role-all-regions", trail_bucket.as_str()] {
+        assert!(!removed.iter().any(|r| r == never), "{never} planned for removal: {removed:?}");
+    }
+    let rule = removed.iter().position(|r| r == "cm-guardduty-alert-rule").unwrap();
+    let rule_role = removed.iter().position(|r| r == "cm-alert-eventrule-role").unwrap();
+    assert!(rule < rule_role, "the role goes before the rule that uses it: {removed:?}");
+    let skipped = support::skips(a);
+    for f in ["F07", "F08", "F09", "F12", "F13"] {
+        assert!(skipped.contains(&(f.to_string(), "kept".to_string())), "{f} not said kept: {skipped:?}");
+    }
+    assert!(skipped.contains(&("F01".to_string(), "not_owned".to_string())), "{skipped:?}");
+
+    // It deletes: carried out only as reviewed.
+    let out = fleet.run(&["offboard", "--account", &id, "--apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runs only as reviewed"));
+    assert!(role("cm-helpdesk"), "a refused offboarding changed something");
+    let file = fleet.dir.path().join("offboard.json");
+    let out = fleet.run(&["offboard", "--account", &id, "--format", "json", "--out", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, applied) = fleet.report(&["offboard", "--account", &id, "--apply", "--plan", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{applied}");
+    assert_eq!(account(&applied, &id)["status"], "converged", "{applied}");
+    assert!(!role("cm-helpdesk") && !role("cm-alert-eventrule-role"), "ours not removed");
+    assert!(role("cm-membersportal"), "the customer's look-alike was removed");
+    assert!(role("cm-policymaintainer") && role("cm-config-role-all-regions"));
+    assert!(bucket(&trail_bucket), "the trail's bucket, under Object Lock, was removed");
+
+    // Left: no longer maintained, even with its account file still there.
+    let (code, p) = fleet.report(&["plan"]);
+    assert_eq!(code, 0);
+    let ids: Vec<&str> = p["accounts"].as_array().unwrap().iter().map(|a| a["account_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [staying.as_str()]);
+    let listed = String::from_utf8_lossy(&fleet.run(&["accounts"]).stdout).to_string();
+    assert!(listed.contains(&format!("{id:<13}")) && listed.contains("offboarded: no longer maintained"), "{listed}");
+}

@@ -453,12 +453,16 @@ fn inventory_reports_unenrolled_missing_and_suspended_accounts() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let md = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<&str> = md.lines().collect();
-    assert_eq!(rows[..2], ["| account | name | tier | opted in | enrolment |", "|---|---|---|---|---|"], "{md}");
+    assert_eq!(
+        rows[..2],
+        ["| account | name | tier | opted in | initial setup | enrolment |", "|---|---|---|---|---|---|"],
+        "{md}"
+    );
     for row in [
-        format!("| {kept} | kept-co | basic |  | enrolled |"),
-        format!("| {unenrolled} | no-file-co | - | - | not enrolled: no account file |"),
-        "| 123456789013 |  | - | - | account file, but not in the Organization |".to_string(),
-        format!("| {closed} |  | - | - | suspended |"),
+        format!("| {kept} | kept-co | basic |  | pending | enrolled |"),
+        format!("| {unenrolled} | no-file-co | - | - | - | not enrolled: no account file |"),
+        "| 123456789013 |  | - | - | - | account file, but not in the Organization |".to_string(),
+        format!("| {closed} |  | - | - | - | suspended |"),
     ] {
         assert!(rows.contains(&row.as_str()), "no row {row:?} in\n{md}");
     }

@@ -57,6 +57,8 @@ pub struct DaemonOptions {
     pub parallel_accounts: usize,
     /// How long in-flight accounts may take to finish after SIGTERM.
     pub stop_deadline: Duration,
+    /// How often accounts pending onboarding are looked for.
+    pub onboard_every: Duration,
     /// The share of the fleet this daemon works on.
     pub shard: crate::inventory::Shard,
     /// Named bearer tokens that may approve braked runs over HTTP (none: no endpoint).
@@ -68,6 +70,7 @@ pub struct DaemonOptions {
 }
 
 const MAINTENANCE: &str = "maintenance";
+const ONBOARDING: &str = "onboarding";
 const ANNOUNCE: &str = "announce";
 /// How often desired state and AWS are checked for `/readyz` between runs.
 const READINESS_INTERVAL: Duration = Duration::from_secs(300);
@@ -87,6 +90,10 @@ struct Daemon {
     next_runs: status::NextRuns,
     /// A shared run whose accounts of this shard are all done: not resumed by this shard.
     part_done: Mutex<Option<i64>>,
+    /// Accounts known to be set up (onboarded): not looked up again.
+    onboarded: Mutex<std::collections::HashSet<String>>,
+    /// Accounts pending onboarding whose initial setup waits for an operator: told once.
+    onboarding_held: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the exit code.
@@ -178,6 +185,8 @@ pub async fn main(opts: DaemonOptions) -> i32 {
         notifier,
         next_runs,
         part_done: Mutex::new(None),
+        onboarded: Mutex::new(Default::default()),
+        onboarding_held: Mutex::new(Default::default()),
     });
     tokio::spawn(d.clone().watch_readiness());
     let code = d.clone().serve().await;
@@ -387,6 +396,17 @@ impl Daemon {
                 return;
             }
         };
+        if run.kind != MAINTENANCE {
+            // An onboarding cut short is not resumed: its accounts are not recorded set up,
+            // and the next onboarding check plans them again.
+            let why = "cut short (the daemon stopped); its accounts are set up by the next onboarding check";
+            if let Err(e) = self.journal.finish_run(run.id, run_status::STOPPED, Some(why)).await {
+                tracing::error!(error = %e, "cannot write the journal");
+                self.metrics.journal_errors.fetch_add(1, Ordering::Relaxed);
+                self.metrics.journal_ok.store(false, Ordering::Relaxed);
+            }
+            return;
+        }
         match self.my_part_waits(&run).await {
             Ok(false) => {}
             Ok(true) => return,
@@ -419,6 +439,181 @@ impl Daemon {
                 self.metrics.journal_ok.store(false, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Looks for accounts pending onboarding (enrolled, their initial setup never recorded)
+    /// and sets them up, without waiting for the weekly maintenance:
+    /// - an account whose baseline roles (F01) are there, ours, and whose initial setup was
+    ///   never started here, was set up before the journal recorded it: recorded as
+    ///   recognised, nothing applied;
+    /// - an account whose initial setup takes nothing of the customer's over and deletes
+    ///   nothing but AWS's unused default VPCs is set up at once (an `onboarding` run);
+    /// - an account whose initial setup would take over the customer's settings or delete
+    ///   something else waits for an operator: told once (log, webhook), with the commands
+    ///   to read and apply its plan.
+    async fn onboard(&self) {
+        if self.stopping() || self.lease_lost.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(d) = self.load() else { return };
+        let Ok((fleet, inv)) = self.fleet(&d).await else { return };
+        match self.onboard_run(&d, &fleet, &inv).await {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "onboarding stopped: the journal failed");
+                self.metrics.journal_errors.fetch_add(1, Ordering::Relaxed);
+                self.metrics.journal_ok.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn onboard_run(&self, d: &DesiredState, fleet: &Fleet, inv: &Inventory) -> journal::Result<()> {
+        let started = Instant::now();
+        let mut pending = vec![];
+        for a in &inv.enrolled {
+            let id = a.account_id.as_str();
+            if self.onboarded.lock().unwrap_or_else(|p| p.into_inner()).contains(id) {
+                continue;
+            }
+            match journal::onboarding(&*self.journal, id).await? {
+                o if o.is_done() => {
+                    self.onboarded.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
+                }
+                o => pending.push((a.account_id.clone(), o)),
+            }
+        }
+        let held = self.onboarding_held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        pending.retain(|(id, _)| !held.contains(id.as_str()));
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut opts = self.options(pending.iter().map(|(id, _)| id.clone()).collect(), false);
+        opts.mode = Mode::Initial;
+        let planned = match run(fleet, d, inv, &opts).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "onboarding: the plan could not be written");
+                return Ok(());
+            }
+        };
+        let mut ready = vec![];
+        let mut told = vec![];
+        {
+            use crate::report::Accounts as _;
+            let read = planned.each(&mut |a| {
+                let Some((id, state)) = pending.iter().find(|(id, _)| id.as_str() == a.account_id) else { return Ok(()) };
+                if a.status == AccountStatus::Failed {
+                    tracing::warn!(account = %id, error = a.error.as_deref().unwrap_or(""), "onboarding: the account could not be planned; tried again at the next check");
+                    return Ok(());
+                }
+                let f01 = |f: &crate::desired::names::FeatureId| f.as_str() == "F01";
+                let roles_ours = !a.changes.iter().any(|c| f01(&c.feature) && c.action == crate::plan::Action::Create)
+                    && !a.skips.iter().any(|s| f01(&s.feature) && s.reason == SkipReason::NotOwned);
+                // The customer's things taken over, or anything deleted but AWS's own unused
+                // default VPCs (which initial setup removes, as the specification says). An
+                // update here is of an account setting still at AWS's default: the planner
+                // updates nothing else that is not provably ours, and a setting the
+                // customer chose is an adoption.
+                let existing = |c: &crate::plan::Change| match c.action {
+                    crate::plan::Action::Adopt => true,
+                    crate::plan::Action::Delete => c.resource_type != "default_vpc",
+                    _ => false,
+                };
+                let touches_existing =
+                    a.changes.iter().any(existing) || a.skips.iter().any(|s| s.reason == SkipReason::Adoption);
+                if *state == journal::Onboarding::Pending && roles_ours {
+                    told.push((id.clone(), None));
+                } else if touches_existing {
+                    let what: Vec<String> = a
+                        .changes
+                        .iter()
+                        .filter(|c| existing(c))
+                        .map(|c| format!("{} {} {} ({})", crate::report::wire_name(&c.action), c.resource_type, c.resource, c.region))
+                        .chain(a.skips.iter().filter(|s| s.reason == SkipReason::Adoption).map(|s| {
+                            format!("take over {} ({})", s.resource, s.region)
+                        }))
+                        .collect();
+                    told.push((id.clone(), Some(what)));
+                } else {
+                    ready.push(id.clone());
+                }
+                Ok(())
+            });
+            if let Err(e) = read {
+                tracing::error!(error = %e, "onboarding: the plan could not be read back");
+                return Ok(());
+            }
+        }
+        let digest = crate::desired::snapshot::Snapshot::read(&d.dir)
+            .map(|s| s.digest())
+            .map_err(|e| journal::JournalError(format!("cannot read desired state {}: {e}", d.dir.display())))?;
+        for (id, held) in told {
+            match held {
+                None => {
+                    journal::record_onboarding(&*self.journal, id.as_str(), &digest, journal::how::RECOGNISED).await?;
+                    tracing::info!(account = %id, "onboarding: the baseline's roles are there and ours: recognised as set up before, nothing applied");
+                    self.onboarded.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
+                }
+                Some(what) => {
+                    self.onboarding_held.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
+                    let headline = format!(
+                        "account {id} is pending onboarding, but its initial setup would change what is there \
+                         already ({}): it waits for an operator. Read `cm-baseline plan --initial --account {id}`, \
+                         then run `cm-baseline apply --initial --account {id}`",
+                        what.join(", ")
+                    );
+                    tracing::warn!(account = %id, changes_to_existing = what.len(), "{headline}");
+                    self.notify(notify::Event::Braked, &headline, None).await;
+                }
+            }
+        }
+        if ready.is_empty() || self.stopping() {
+            return Ok(());
+        }
+        let ids: Vec<String> = ready.iter().map(|a| a.to_string()).collect();
+        let run_id = self.journal.start_run(ONBOARDING, run_status::RUNNING, &ids).await?;
+        tracing::info!(run = run_id, accounts = ?ids, "onboarding: initial setup of accounts pending onboarding");
+        for id in &ids {
+            self.journal.account_started(run_id, id).await?;
+        }
+        let mut opts = self.options(ready, true);
+        opts.mode = Mode::Initial;
+        let applied = match run(fleet, d, inv, &opts).await {
+            Ok(r) => r,
+            Err(e) => {
+                let why = format!("the report could not be written: {e}");
+                self.journal.requeue_running(run_id, None).await?;
+                self.journal.finish_run(run_id, run_status::STOPPED, Some(&why)).await?;
+                return Ok(());
+            }
+        };
+        let mut reports = vec![];
+        {
+            use crate::report::Accounts as _;
+            let read = applied.each(&mut |a| {
+                reports.push(a.clone());
+                Ok(())
+            });
+            if let Err(e) = read {
+                let why = format!("the report could not be read back: {e}");
+                self.journal.finish_run(run_id, run_status::STOPPED, Some(&why)).await?;
+                return Ok(());
+            }
+        }
+        let mut failed = 0;
+        for a in &reports {
+            self.record(run_id, a).await?;
+            if matches!(a.status, AccountStatus::Converged | AccountStatus::NoChanges) {
+                self.onboarded.lock().unwrap_or_else(|p| p.into_inner()).insert(a.account_id.clone());
+            } else {
+                failed += 1;
+            }
+        }
+        let detail = (failed > 0).then(|| format!("{failed} account(s) failed; tried again at the next check"));
+        self.journal.finish_run(run_id, run_status::DONE, detail.as_deref()).await?;
+        self.metrics.run_finished(ONBOARDING, run_status::DONE, started.elapsed().as_secs_f64());
+        self.write_run_report(run_id).await?;
+        Ok(())
     }
 
     /// Whether this shard has nothing to do in a shared run for now: its accounts are all
@@ -505,9 +700,13 @@ impl Daemon {
         }
         let mut stopping = self.stopping.clone();
         let mut approvals = tokio::time::interval(Duration::from_secs(5));
+        // The first check one period after start: a run resumed or started now goes first.
+        let every = self.opts.onboard_every;
+        let mut onboarding = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
                 _ = stopping.wait_for(|s| *s) => break,
+                _ = onboarding.tick() => self.onboard().await,
                 Some((job, slot)) = fire.recv() => {
                     match job {
                         MAINTENANCE if self.window_open() => self.maintenance(None, false, Some(slot)).await,
@@ -577,7 +776,12 @@ impl Daemon {
             i
         });
         self.metrics.aws_ok.store(inv.is_ok(), Ordering::Relaxed);
-        inv.map(|i| (fleet, i)).map_err(|e| format!("cannot list the Organization's accounts: {e}"))
+        let mut inv = inv.map_err(|e| format!("cannot list the Organization's accounts: {e}"))?;
+        // Offboarded accounts are no longer maintained, nor onboarded.
+        journal::drop_offboarded(&*self.journal, &mut inv)
+            .await
+            .map_err(|e| format!("cannot read the journal: {e}"))?;
+        Ok((fleet, inv))
     }
 
     fn options(&self, accounts: Vec<crate::desired::names::AccountId>, apply: bool) -> RunOptions {

@@ -372,6 +372,8 @@ pub fn load(dir: &Path) -> Result<DesiredState, LoadErrors> {
                     requires: f.requires,
                     resources: f.resources,
                     adopt: f.adopt,
+                    on_leaving: f.on_leaving,
+                    kept: None,
                     file,
                 },
             );
@@ -555,6 +557,19 @@ fn resource_conflicts(features: &BTreeMap<FeatureId, Feature>, home: &str) -> Ve
             let n = seen.entry(kind).or_insert(0);
             let (line, column) = entry_location(&text, kind, *n);
             *n += 1;
+            if f.on_leaving.as_ref().is_some_and(|o| o.removes(kind, &e.spec.name()))
+                && e.spec.ownership() == Ownership::Setting
+            {
+                errors.push(LoadError {
+                    file: f.file.clone(),
+                    line,
+                    column,
+                    message: format!(
+                        "{kind}: `on_leaving` removes an account setting, which has a value and cannot be removed"
+                    ),
+                    hint: Some("leave it out of `on_leaving: {remove: [...]}`: it is kept".into()),
+                });
+            }
             if e.ensure == crate::resources::Ensure::Absent && e.spec.ownership() == Ownership::Setting {
                 errors.push(LoadError {
                     file: f.file.clone(),
@@ -567,6 +582,26 @@ fn resource_conflicts(features: &BTreeMap<FeatureId, Feature>, home: &str) -> Ve
                 });
             }
             entries.push(Entry { file: &f.file, line, column, entry: e });
+        }
+        if let Some(crate::desired::Removal::Types(types)) = f.on_leaving.as_ref().map(|o| &o.remove) {
+            let names = |t: &str| {
+                f.resources.iter().any(|e| t == e.spec.kind() || t == format!("{} {}", e.spec.kind(), e.spec.name()))
+            };
+            for t in types.iter().filter(|t| !names(t)) {
+                let (line, column) = text
+                    .lines()
+                    .enumerate()
+                    .find_map(|(i, l)| l.find("on_leaving").map(|c| (i + 1, c + 1)))
+                    .unwrap_or((1, 1));
+                let kinds: Vec<&str> = f.resources.iter().map(|e| e.spec.kind()).collect();
+                errors.push(LoadError {
+                    file: f.file.clone(),
+                    line,
+                    column,
+                    message: format!("`on_leaving` removes `{t}`, which is no resource of this feature"),
+                    hint: Some(format!("write TYPE or TYPE NAME; its types: {}", kinds.join(", "))),
+                });
+            }
         }
     }
     for (i, a) in entries.iter().enumerate() {

@@ -259,6 +259,89 @@ pub struct FeatureFile {
     /// otherwise for its account.
     #[serde(default)]
     pub adopt: Adopt,
+    /// What `cm-baseline offboard` does with the feature's resources when an account
+    /// leaves: `{remove: all}`, `{keep: REASON}`, or `{remove: [TYPE, ...], keep: REASON}`
+    /// (those types removed, the rest kept). All kept when absent.
+    #[serde(default)]
+    pub on_leaving: Option<OnLeaving>,
+}
+
+/// What becomes of a feature's resources when an account leaves (`on_leaving:`): what is
+/// removed is deleted where provably ours (tagged `cm:Members`, or proven by the journal);
+/// the rest stays, for the reason given (the customer's data or evidence).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnLeaving {
+    #[serde(default)]
+    pub remove: Removal,
+    pub keep: Option<String>,
+}
+
+/// The resources an offboarding removes of a feature.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub enum Removal {
+    #[default]
+    Nothing,
+    All,
+    /// These: `TYPE` (every resource of the type) or `TYPE NAME` (one, its name as the
+    /// feature file writes it).
+    Types(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Removal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Types(Vec<String>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) if w == "all" => Ok(Removal::All),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "`remove: {w}`: expected `all` or a list of resource types, such as [config_recorder]"
+            ))),
+            Raw::Types(t) => Ok(Removal::Types(t)),
+        }
+    }
+}
+
+impl OnLeaving {
+    /// Whether the resource of type `kind` named `name` (as written) is removed.
+    pub fn removes(&self, kind: &str, name: &str) -> bool {
+        match &self.remove {
+            Removal::Nothing => false,
+            Removal::All => true,
+            Removal::Types(t) => t.iter().any(|k| k == kind || k.split_once(' ') == Some((kind, name))),
+        }
+    }
+}
+
+/// Desired state for an offboarding: each feature's resources are removed or kept as its
+/// `on_leaving` says; a feature that says nothing is kept.
+pub fn offboarding(d: &mut DesiredState) {
+    for f in d.features.values_mut() {
+        let removed = |e: &crate::resources::ResourceEntry| {
+            f.on_leaving.as_ref().is_some_and(|o| o.removes(e.spec.kind(), &e.spec.name()))
+        };
+        let gone: Vec<bool> = f.resources.iter().map(removed).collect();
+        let mut entries = vec![];
+        for (mut e, gone) in f.resources.drain(..).zip(gone) {
+            if gone {
+                e.ensure = crate::resources::Ensure::Absent;
+                entries.push(e);
+            } else if e.ensure == crate::resources::Ensure::Present {
+                // Kept. What desired state retires (`ensure: absent`, AWS's default VPCs)
+                // is no part of leaving: nothing is deleted for it.
+                entries.push(e);
+            }
+        }
+        f.resources = entries;
+        f.kept = Some(match f.on_leaving.as_ref().and_then(|o| o.keep.clone()) {
+            Some(why) => why,
+            None => "desired state does not mark it removable on leaving (`on_leaving`)".into(),
+        });
+    }
 }
 
 /// Whether the customer's own settings and resources found in the baseline's place are
@@ -285,6 +368,9 @@ pub struct Feature {
     pub requires: Vec<Requirement>,
     pub resources: Vec<crate::resources::ResourceEntry>,
     pub adopt: Adopt,
+    pub on_leaving: Option<OnLeaving>,
+    /// Set for an offboarding only: the feature's resources stay, for this reason.
+    pub kept: Option<String>,
     pub file: PathBuf,
 }
 

@@ -52,6 +52,10 @@ pub struct FeatureBaseline {
     /// Take over what the customer has in the feature's place (`adopt: overwrite`).
     #[serde(default)]
     pub adopt: bool,
+    /// Offboarding: the feature's resources stay, for this reason (see
+    /// [`crate::plan::Mode::Offboarding`]).
+    #[serde(default)]
+    pub kept: Option<String>,
     pub resources: Vec<DesiredResource>,
 }
 
@@ -242,6 +246,7 @@ pub fn resolve(
             requires: requires.get(&id).cloned().unwrap_or_default(),
             tag: def.tag.for_tier(&account.tier),
             adopt: account.adopt.get(&id).copied().unwrap_or(def.adopt) == super::Adopt::Overwrite,
+            kept: def.kept.clone(),
             resources,
         });
     }

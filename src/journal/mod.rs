@@ -109,6 +109,110 @@ pub mod how {
     pub const MADE: &str = "made";
     /// The customer's, taken over as desired state said (`adopt: overwrite`).
     pub const ADOPTED: &str = "adopted";
+    /// Of an account's initial setup ([`INITIAL_SETUP`](super::INITIAL_SETUP)): found done
+    /// already (the baseline's tagged roles present) when the journal had no record of it,
+    /// as for an account set up before initial setup was recorded.
+    pub const RECOGNISED: &str = "recognised";
+}
+
+/// The record kind of an account's initial setup (onboarding): `how` is
+/// [`how::CREATING`] once it started, [`how::MADE`] once the account converged, or
+/// [`how::RECOGNISED`]; `name` is the digest of the desired state it applied.
+pub const INITIAL_SETUP: &str = "initial_setup";
+
+/// The record kind of an account's offboarding: once recorded, the account is no longer
+/// maintained (nor onboarded), even if its account file remains.
+pub const OFFBOARDED: &str = "offboarded";
+
+/// Records that `account` was offboarded with desired state `digest`.
+pub async fn record_offboarded(j: &dyn Journal, account: &str, digest: &str) -> Result<()> {
+    let r = Record {
+        kind: OFFBOARDED.into(),
+        region: "global".into(),
+        name: digest.into(),
+        feature: "offboarding".into(),
+        how: how::MADE.into(),
+        at: now(),
+    };
+    j.record(account, &r).await
+}
+
+/// Moves the offboarded accounts of `inv` from enrolled to offboarded.
+pub async fn drop_offboarded(j: &dyn Journal, inv: &mut crate::inventory::Inventory) -> Result<()> {
+    let mut gone = vec![];
+    for a in &inv.enrolled {
+        if j.records(a.account_id.as_str()).await?.iter().any(|r| r.kind == OFFBOARDED) {
+            gone.push(a.account_id.clone());
+        }
+    }
+    if !gone.is_empty() {
+        tracing::info!(accounts = ?gone, "offboarded accounts are no longer maintained");
+        inv.enrolled.retain(|a| !gone.contains(&a.account_id));
+        inv.offboarded = gone;
+    }
+    Ok(())
+}
+
+/// An account's initial setup as the journal has it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Onboarding {
+    /// Never started: the account is pending onboarding.
+    Pending,
+    /// Started, not finished (a crash, a failure): it is carried on, never "recognised".
+    Started { at: String },
+    /// Done (`made`) or found done (`recognised`), at `at`, with desired state `digest`.
+    Done { at: String, digest: String, how: String },
+}
+
+impl Onboarding {
+    pub fn is_done(&self) -> bool {
+        matches!(self, Onboarding::Done { .. })
+    }
+
+    /// The account's onboarding from its ownership records.
+    pub fn of(records: &[Record]) -> Onboarding {
+        match records.iter().find(|r| r.kind == INITIAL_SETUP) {
+            None => Onboarding::Pending,
+            Some(r) if r.how == how::CREATING => Onboarding::Started { at: r.at.clone() },
+            Some(r) => Onboarding::Done { at: r.at.clone(), digest: r.name.clone(), how: r.how.clone() },
+        }
+    }
+}
+
+impl std::fmt::Display for Onboarding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Onboarding::Pending => write!(f, "pending"),
+            Onboarding::Started { at } => write!(f, "started {at}, not finished"),
+            Onboarding::Done { at, how, .. } if how == how::RECOGNISED => write!(f, "recognised as set up {at}"),
+            Onboarding::Done { at, .. } => write!(f, "done {at}"),
+        }
+    }
+}
+
+/// An account's onboarding, as `j` has it.
+pub async fn onboarding(j: &dyn Journal, account: &str) -> Result<Onboarding> {
+    Ok(Onboarding::of(&j.records(account).await?))
+}
+
+/// Records that `account`'s initial setup started, was done or was recognised (`how`).
+pub async fn record_onboarding(j: &dyn Journal, account: &str, digest: &str, how: &str) -> Result<()> {
+    let r = Record {
+        kind: INITIAL_SETUP.into(),
+        region: "global".into(),
+        name: digest.into(),
+        feature: "initial setup".into(),
+        how: how.into(),
+        at: now(),
+    };
+    // One record per account: written, then the earlier one (of another digest) goes.
+    let earlier: Vec<Record> =
+        j.records(account).await?.into_iter().filter(|o| o.kind == INITIAL_SETUP && o.name != digest).collect();
+    j.record(account, &r).await?;
+    for old in earlier {
+        j.forget(account, INITIAL_SETUP, &old.region, &old.name).await?;
+    }
+    Ok(())
 }
 
 /// One resource of one account that this tool made, wrote or took over.

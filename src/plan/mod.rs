@@ -43,6 +43,10 @@ pub use guard::needed_actions as guard_actions;
 pub enum Mode {
     Initial,
     Maintenance,
+    /// The account leaves (`cm-baseline offboard`): every resource of the features marked
+    /// `on_leaving: remove` is wanted absent (deleted only where provably ours, in reverse
+    /// dependency order); the kept features are skipped `kept`.
+    Offboarding,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -79,6 +83,8 @@ pub enum SkipReason {
     /// control policy denies the region, or the service is not offered there): nothing is
     /// read or changed there, and what builds on it in that region waits.
     RegionUnavailable,
+    /// Offboarding: left in the account when it leaves (desired state's `on_leaving`).
+    Kept,
 }
 
 /// One change the apply will make.
@@ -157,6 +163,14 @@ fn base_status(f: &FeatureBaseline, mode: Mode, control_tower: bool, baseline: &
         );
     }
     let not_opted = || Status::Skipped(SkipReason::OptedOut, "not opted in: not maintained, nothing is deleted".into());
+    if mode == Mode::Offboarding {
+        // Something to remove (`ensure: absent`): active; else kept as a whole.
+        if f.resources.iter().any(|r| r.ensure == Ensure::Absent) {
+            return Status::Active;
+        }
+        let why = f.kept.clone().unwrap_or_else(|| "not removed on leaving".into());
+        return Status::Skipped(SkipReason::Kept, why);
+    }
     match (f.kind, mode) {
         (FeatureKind::Managed, _) => Status::Active,
         (FeatureKind::OptIn, Mode::Maintenance) if f.opted_in => Status::Active,
@@ -171,6 +185,7 @@ fn base_status(f: &FeatureBaseline, mode: Mode, control_tower: bool, baseline: &
         (FeatureKind::InitialOnly, Mode::Maintenance) => {
             Status::Skipped(SkipReason::InitialOnly, "applied by initial setup only".into())
         }
+        (_, Mode::Offboarding) => Status::Active,
     }
 }
 
@@ -363,6 +378,36 @@ pub fn dependencies(baseline: &AccountBaseline, changes: &[Change]) -> Vec<Vec<u
 }
 
 pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> AccountPlan {
+    if mode == Mode::Offboarding {
+        // Leaving: what desired state removes (`ensure: absent`) is deleted, whatever it
+        // required (nothing is built any more), under the rules that keep any delete to
+        // what is provably ours; everything else stays, said as kept, with why.
+        let mut leaving = baseline.clone();
+        let mut kept = vec![];
+        for f in &mut leaving.features {
+            f.requires.clear();
+            let why = f.kept.clone().unwrap_or_else(|| "not removed on leaving".into());
+            let (gone, stay): (Vec<_>, Vec<_>) = f.resources.drain(..).partition(|r| r.ensure == Ensure::Absent);
+            if !gone.is_empty() {
+                for r in &stay {
+                    kept.push(resource_skip(f, r, SkipReason::Kept, why.clone()));
+                }
+                f.resources = gone;
+            } else {
+                // Kept as a whole: said once, for the feature.
+                f.resources = stay;
+            }
+        }
+        let mut p = plan_for(&leaving, observed, mode);
+        p.skips.extend(kept);
+        // What depends on something goes before it.
+        p.changes.reverse();
+        return p;
+    }
+    plan_for(baseline, observed, mode)
+}
+
+fn plan_for(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> AccountPlan {
     let ct = observed.control_tower;
     let mut status: BTreeMap<FeatureId, Status> =
         baseline.features.iter().map(|f| (f.id.clone(), base_status(f, mode, ct, baseline))).collect();
@@ -533,6 +578,11 @@ fn plan_resource(
         desired: r.spec.clone(),
         observed,
     };
+    if r.ensure == Ensure::Absent && r.spec.ownership() == Ownership::Setting {
+        // An account setting has a value, never an absence: it is left as it is.
+        plan.skips.push(skip(SkipReason::Kept, "an account setting: left at its value".into()));
+        return Ok(());
+    }
     let Some(obs) = observed.resources.get(&r.key) else {
         plan.errors.push(format!("{}: {} was not observed", f.id, r.key));
         return Err("not observed".into());

@@ -116,6 +116,7 @@ fn feature(
         requires: requires.iter().map(|r| fid(r)).collect(),
         tag,
         adopt: false,
+        kept: None,
         resources,
     }
 }
@@ -1380,4 +1381,60 @@ fn a_region_out_of_reach_is_skipped_there_and_nothing_else_is() {
     };
     assert_eq!(others(&p), others(&full));
     assert!(p.errors.is_empty(), "{:?}", p.errors);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Offboarding over the same random observed states (desired state marking random
+    /// resources removed, `ensure: absent`): nothing is created, changed or taken over; what
+    /// is deleted is marked removed and provably ours, never an account setting nor the
+    /// member role; what is not removed is said kept; what depends on something goes first.
+    #[test]
+    fn an_offboarding_deletes_only_what_is_provably_ours_and_keeps_what_is_kept(
+        (b, o, _) in scenario(),
+        kept in proptest::collection::vec(any::<bool>(), 1..16),
+    ) {
+        let mut b = b;
+        for (i, f) in b.features.iter_mut().enumerate() {
+            f.kept = Some("evidence the customer keeps".into());
+            if kept[i % kept.len()] {
+                for r in &mut f.resources {
+                    r.ensure = Ensure::Present;
+                }
+            }
+        }
+        let p = plan(&b, &o, Mode::Offboarding);
+        for c in &p.changes {
+            let key = ResourceKey { kind: c.resource_type.clone(), region: c.region.clone(), name: c.resource.clone() };
+            let f = b.features.iter().find(|f| f.id == c.feature).unwrap();
+            prop_assert!(c.action == Action::Delete, "offboarding would {:?} {key}", c.action);
+            let marked = f.resources.iter().any(|r| r.key == key && r.ensure == Ensure::Absent);
+            prop_assert!(marked, "{key} of {} deleted, which desired state keeps", f.id);
+            prop_assert!(c.desired.ownership() != Ownership::Setting, "account setting {key} deleted");
+            prop_assert!(!super::guard::is_member_role(&b, &c.desired), "the member role deleted");
+            prop_assert!(!(o.control_tower && b.control_tower.skip_features.contains(&f.id)));
+            match o.resources.get(&key) {
+                Some(Observation::Present { .. }) => {
+                    prop_assert!(oracle_ours(&o, &key), "{key} deleted, which is not provably ours")
+                }
+                Some(Observation::AwsDefault { in_use, .. }) => prop_assert!(in_use.is_empty()),
+                other => prop_assert!(false, "delete of {key} observed as {other:?}"),
+            }
+        }
+        for f in &b.features {
+            let ct = o.control_tower && b.control_tower.skip_features.contains(&f.id);
+            for r in f.resources.iter().filter(|r| r.ensure == Ensure::Present) {
+                let said = p.skips.iter().any(|s| {
+                    s.feature == f.id
+                        && s.reason == SkipReason::Kept
+                        && (s.resource == "*" || s.resource == format!("{} {}", r.key.kind, r.key.name))
+                });
+                prop_assert!(ct || said, "{} of {} kept silently", r.key, f.id);
+            }
+        }
+        let order: Vec<usize> =
+            p.changes.iter().map(|c| b.features.iter().position(|f| f.id == c.feature).unwrap_or(0)).collect();
+        prop_assert!(order.windows(2).all(|w| w[0] >= w[1]), "a feature deleted before what depends on it: {order:?}");
+    }
 }

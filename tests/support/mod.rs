@@ -142,6 +142,12 @@ impl Emulator {
     /// their ids. From then on, AssumeRole into a role nobody made is refused, as on AWS.
     pub fn organization(&self, names: &[&str]) -> Vec<String> {
         self.call("management", "organizations", "create_organization", serde_json::json!({"FeatureSet": "ALL"}));
+        self.add_members(names)
+    }
+
+    /// Creates member accounts in the Organization, the member role deployed into each as
+    /// the operator's StackSet does for an account that joins; returns their ids.
+    pub fn add_members(&self, names: &[&str]) -> Vec<String> {
         let ids: Vec<String> = names
             .iter()
             .map(|n| {
