@@ -289,3 +289,107 @@ fn an_account_linked_to_a_security_hub_administrator_stays_linked() {
         assert_eq!(status_of(&fleet, id, region, "IAM.6"), "ENABLED", "{region}");
     }
 }
+
+/// Control Tower skips the baseline's Config (R2), but its own recorder is AWS Config
+/// recording all the same, which is all Security Hub needs (4.3.7, 4.4.2): F13 is set up in
+/// a region where Control Tower's recorder records, and waits where none does. Control
+/// Tower's recorder is only relied on, never changed.
+#[test]
+fn in_a_control_tower_account_security_hub_builds_on_control_towers_recording_config() {
+    let fleet = Fleet::new(&[("tower-co", "secure")]);
+    let id = fleet.accounts[0].clone();
+    let emu = &fleet.emu;
+    let call = |service: &str, op: &str, params: Value, region: &str| {
+        emu.aws_in(&id, service, op, params, region).unwrap_or_else(|e| panic!("{service} {op} in {region}: {e}"))
+    };
+    call(
+        "iam",
+        "create_role",
+        json!({"RoleName": "aws-controltower-AdministratorExecutionRole", "AssumeRolePolicyDocument": "{}"}),
+        HOME,
+    );
+    // Control Tower's recorder in the home region, recording; none in us-east-1.
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "config.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    call(
+        "iam",
+        "create_role",
+        json!({"RoleName": "aws-controltower-ConfigRecorderRole", "AssumeRolePolicyDocument": trust.to_string()}),
+        HOME,
+    );
+    let logs = format!("aws-controltower-logs-{id}-{HOME}");
+    call(
+        "s3",
+        "create_bucket",
+        json!({"Bucket": logs, "CreateBucketConfiguration": {"LocationConstraint": HOME}}),
+        HOME,
+    );
+    let policy = support::config_bucket_policy(&logs, &id);
+    call("s3", "put_bucket_policy", json!({"Bucket": logs, "Policy": policy}), HOME);
+    let tower_recorder = "aws-controltower-BaselineConfigRecorder";
+    call(
+        "config",
+        "put_configuration_recorder",
+        json!({"ConfigurationRecorder": {"name": tower_recorder,
+            "roleARN": format!("arn:aws:iam::{id}:role/aws-controltower-ConfigRecorderRole"),
+            "recordingGroup": {"allSupported": true, "includeGlobalResourceTypes": true}}}),
+        HOME,
+    );
+    call(
+        "config",
+        "put_delivery_channel",
+        json!({"DeliveryChannel": {"name": "aws-controltower-BaselineConfigDeliveryChannel", "s3BucketName": logs}}),
+        HOME,
+    );
+    call("config", "start_configuration_recorder", json!({"ConfigurationRecorderName": tower_recorder}), HOME);
+    let tower_config = || {
+        vec![
+            call("config", "describe_configuration_recorders", json!({}), HOME),
+            call("config", "describe_delivery_channels", json!({}), HOME),
+            call("config", "describe_configuration_recorder_status", json!({}), HOME),
+        ]
+    };
+    let before = tower_config();
+
+    let (code, applied) = fleet.report(&["apply", "--initial"]);
+    assert_eq!(code, 0, "{applied}");
+    let a = account(&applied, &id);
+    assert_eq!(a["status"], "converged", "{a:#}");
+    assert!(skips(a).iter().any(|(f, r)| f == "F08" && r == "control_tower"), "{a:#}");
+    assert!(!changes(a).iter().any(|(f, _, _)| f == "F08"), "{a:#}");
+    // The home region: all of Security Hub, on Control Tower's Config.
+    let made: Vec<(String, String)> = a["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["feature"] == "F13")
+        .map(|c| (c["region"].as_str().unwrap().to_string(), c["resource_type"].as_str().unwrap().to_string()))
+        .collect();
+    for t in
+        ["securityhub_hub", "securityhub_standard", "securityhub_finding_aggregator", "securityhub_automation_rule"]
+    {
+        assert!(made.contains(&(HOME.to_string(), t.to_string())), "{t}: {made:?}");
+    }
+    assert!(call_in(&fleet, &id, "describe_hub", json!({}), HOME)["HubArn"].is_string());
+    // us-east-1 has no recorder: Security Hub waits there, saying why.
+    assert!(!made.iter().any(|(r, _)| r == "us-east-1"), "{made:?}");
+    let east = a["skips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["feature"] == "F13" && s["region"] == "us-east-1" && s["resource"] == "securityhub_hub hub")
+        .unwrap_or_else(|| panic!("{a:#}"));
+    assert_eq!(east["reason"], "blocked_dependency", "{east}");
+    assert!(east["detail"].as_str().unwrap().contains("nor is any config_recorder working in us-east-1"), "{east}");
+    assert!(fleet.emu.aws_in(&id, "securityhub", "describe_hub", json!({}), "us-east-1").is_err());
+    assert_eq!(tower_config(), before, "Control Tower's Config was changed");
+
+    // Control Tower's recorder stopped: nothing of Security Hub is added or removed, and
+    // the baseline does not restart it.
+    call("config", "stop_configuration_recorder", json!({"ConfigurationRecorderName": tower_recorder}), HOME);
+    let (code, plan) = fleet.report(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{plan}");
+    let p = account(&plan, &id);
+    assert!(skips(p).iter().any(|(f, r)| f == "F13" && r == "blocked_dependency"), "{p:#}");
+    assert!(changes(p).is_empty(), "{p:#}");
+}

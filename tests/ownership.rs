@@ -190,16 +190,21 @@ fn migrated_accounts_keep_every_piece_of_their_own_security_setup() {
     assert_eq!(vpc["reason"], "in_use");
     assert!(vpc["detail"].as_str().unwrap().contains("not a default subnet"), "{vpc}");
     assert!(skip(a, EAST, "default_vpc default")["detail"].as_str().unwrap().contains("VPC endpoint"));
-    // Security Hub in us-east-1 needs Config there, which is the customer's: not built on.
-    let hub = skip(a, EAST, "securityhub_hub hub");
-    assert_eq!(hub["reason"], "blocked_dependency", "{hub}");
-    assert!(hub["detail"].as_str().unwrap().contains("config_recorder default (us-east-1)"), "{hub}");
-    // Where nothing was the customer's, the baseline is in place.
+    // Security Hub in us-east-1 needs AWS Config recording there, which the customer's
+    // recorder does: Security Hub is set up beside it, and their recorder is not changed.
     let made: Vec<(String, String, String)> = changes(a);
+    let east_hub = a["changes"].as_array().unwrap().iter().any(|c| {
+        c["feature"] == "F13"
+            && c["region"] == EAST
+            && c["resource_type"] == "securityhub_hub"
+            && c["action"] == "create"
+    });
+    assert!(east_hub, "{a:#}");
+    // Where nothing was the customer's, the baseline is in place.
     for kind in ["config_recorder", "guardduty_detector", "detective_graph", "cloudtrail_trail"] {
         assert!(made.iter().any(|(_, k, _)| k == kind), "{kind}: {made:?}");
     }
-    assert!(!made.iter().any(|(f, _, _)| f == "F13"), "{made:?}");
+    assert!(!a["changes"].as_array().unwrap().iter().any(|c| c["feature"] == "F13" && c["region"] == HOME), "{a:#}");
 
     let (code, maintained) = fleet.report(&["apply"]);
     for acct in [id, keyed] {

@@ -47,6 +47,10 @@ pub struct FeatureBaseline {
     pub also_when_required: bool,
     /// Features that must be in place first (for this account's tier).
     pub requires: Vec<FeatureId>,
+    /// For a requirement that anyone's working instance of a kind meets, region by region
+    /// (`met_by_any`): the required feature and that kind.
+    #[serde(default)]
+    pub met_by_any: BTreeMap<FeatureId, String>,
     /// Value of `cm:Members` on what this feature creates.
     pub tag: OwnerTag,
     /// Take over what the customer has in the feature's place (`adopt: overwrite`).
@@ -240,6 +244,12 @@ pub fn resolve(
             explicit: account.opt_in.get(&id).copied(),
             also_when_required: def.also_when_required,
             requires: requires.get(&id).cloned().unwrap_or_default(),
+            met_by_any: def
+                .requires
+                .iter()
+                .filter(|r| applies_to_tier(&r.tiers))
+                .filter_map(|r| r.met_by_any.clone().map(|k| (r.feature.clone(), k)))
+                .collect(),
             tag: def.tag.for_tier(&account.tier),
             adopt: account.adopt.get(&id).copied().unwrap_or(def.adopt) == super::Adopt::Overwrite,
             resources,

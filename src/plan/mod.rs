@@ -426,8 +426,13 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
                 .iter()
                 .filter_map(|d| match placed.get(d).map(|p| p.serves(region, home)) {
                     Some(Ok(())) => None,
-                    Some(Err(why)) => Some(format!("requires {d} ({}): {why}", d.title())),
-                    None => Some(format!("requires {d} ({}), which is neither applied nor in place", d.title())),
+                    _ if met_by_any(baseline, f, d, region, observed) => None,
+                    Some(Err(why)) => Some(format!("requires {d} ({}): {why}{}", d.title(), nor_any(f, d, region))),
+                    None => Some(format!(
+                        "requires {d} ({}), which is neither applied nor in place{}",
+                        d.title(),
+                        nor_any(f, d, region)
+                    )),
                 })
                 .collect()
         };
@@ -477,6 +482,40 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
     plan
 }
 
+/// Whether a requirement of `f` on `d` that anyone's working instance of a kind meets
+/// (`met_by_any`) is met in `region`: the instance of that kind `d` would have there is
+/// observed working, ours or not (Control Tower's recorder, the customer's). It is only
+/// relied on, never changed.
+fn met_by_any(
+    baseline: &AccountBaseline,
+    f: &FeatureBaseline,
+    d: &FeatureId,
+    region: &str,
+    observed: &Observed,
+) -> bool {
+    let Some(kind) = f.met_by_any.get(d) else {
+        return false;
+    };
+    let Some(required) = baseline.features.iter().find(|x| &x.id == d) else {
+        return false;
+    };
+    required.resources.iter().filter(|r| &r.key.kind == kind && r.key.region == region).any(|r| {
+        match observed.resources.get(&r.key) {
+            Some(Observation::Present { state, .. }) => state.working(),
+            Some(Observation::Occupied { state: Some(state), .. }) => state.working(),
+            _ => false,
+        }
+    })
+}
+
+/// The end of a `blocked_dependency` reason when anyone's working instance would have met it.
+fn nor_any(f: &FeatureBaseline, d: &FeatureId, region: &str) -> String {
+    match f.met_by_any.get(d) {
+        Some(kind) => format!("; nor is any {kind} working in {region}, which would do whoever's it is"),
+        None => String::new(),
+    }
+}
+
 /// Whether a desired resource is in place now, and ours.
 fn in_place_now(r: &DesiredResource, observed: &Observed) -> Result<(), String> {
     if let Ownership::Parent(kind) = r.spec.ownership() {
@@ -490,7 +529,7 @@ fn in_place_now(r: &DesiredResource, observed: &Observed) -> Result<(), String> 
             Whose::Customers(why) => Err(format!("is the customer's ({why})")),
         },
         Some(Observation::AwsDefault { .. }) => Err("is AWS's default, not cm-baseline's".into()),
-        Some(Observation::Occupied { by }) => Err(format!("its place is held by the customer's {by}")),
+        Some(Observation::Occupied { by, .. }) => Err(format!("its place is held by the customer's {by}")),
         Some(Observation::Absent { .. }) | None => Err("is neither applied nor in place".into()),
     }
 }
@@ -557,7 +596,7 @@ fn plan_resource(
 
     match (r.ensure, obs) {
         (Ensure::Absent, Observation::Absent { .. } | Observation::Occupied { .. }) => Ok(()),
-        (Ensure::Present, Observation::Occupied { by }) => {
+        (Ensure::Present, Observation::Occupied { by, .. }) => {
             let why = format!(
                 "AWS allows one of these here and the customer's {by} holds the place: it is left untouched, \
                  and nothing is created beside it"

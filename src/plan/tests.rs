@@ -114,6 +114,7 @@ fn feature(
         explicit: None,
         also_when_required: false,
         requires: requires.iter().map(|r| fid(r)).collect(),
+        met_by_any: BTreeMap::new(),
         tag,
         adopt: false,
         resources,
@@ -918,7 +919,12 @@ fn a_recorder_is_ours_only_through_our_role_and_bucket_or_our_record() {
 
     // Another recorder under another name holds the region's one place.
     o.records.remove(&k);
-    set(&mut o, &theirs, "us-east-1", Observation::Occupied { by: "configuration recorder customer".into() });
+    set(
+        &mut o,
+        &theirs,
+        "us-east-1",
+        Observation::Occupied { by: "configuration recorder customer".into(), state: None },
+    );
     let p = plan(&b, &o, Mode::Initial);
     assert!(p.changes.is_empty(), "{:?}", p.changes);
     let s = skip_of(&p, "config_recorder", "us-east-1").unwrap();
@@ -987,7 +993,12 @@ fn an_iam_group_is_ours_only_by_our_record() {
 fn one_analyzer_per_type_and_region_the_customers_is_a_conflict_and_the_rest_goes_on() {
     let b = ownership_baseline();
     let mut o = all_absent(&b);
-    set(&mut o, &analyzer(), "us-east-1", Observation::Occupied { by: "ACCOUNT analyzer customer".into() });
+    set(
+        &mut o,
+        &analyzer(),
+        "us-east-1",
+        Observation::Occupied { by: "ACCOUNT analyzer customer".into(), state: None },
+    );
     let p = plan(&b, &o, Mode::Initial);
     let s = skip_of(&p, "access_analyzer", "us-east-1").unwrap();
     assert_eq!(s.reason, SkipReason::Conflict);
@@ -1094,7 +1105,7 @@ fn observation(spec: ResourceSpec) -> impl Strategy<Value = Observation<Resource
             let owner = if spec.taggable() { owner } else { None };
             Observation::Present { state, owner }
         }),
-        Just(Observation::Occupied { by: "the customer's one".into() }),
+        Just(Observation::Occupied { by: "the customer's one".into(), state: None }),
     ]
 }
 
@@ -1380,4 +1391,83 @@ fn a_region_out_of_reach_is_skipped_there_and_nothing_else_is() {
     };
     assert_eq!(others(&p), others(&full));
     assert!(p.errors.is_empty(), "{:?}", p.errors);
+}
+
+// ---- Security Hub needs Config recording, whoever's recorder it is (4.3.7, 4.4.2) ----
+
+/// Control Tower's recorder in `region`: another name, another role, holding the region's
+/// one place; recording or not.
+fn tower_recorder(recording: bool) -> Observation<ResourceSpec> {
+    let name = "aws-controltower-BaselineConfigRecorder";
+    Observation::Occupied {
+        by: format!("configuration recorder {name}"),
+        state: Some(ResourceSpec::ConfigRecorder(ConfigRecorder {
+            name: name.into(),
+            role_arn: "arn:aws:iam::111111111111:role/aws-controltower-ConfigRecorderRole".into(),
+            all_supported: None,
+            include_global_resource_types: None,
+            resource_types: None,
+            delivery_channel: None,
+            recording: Some(recording),
+        })),
+    }
+}
+
+fn f13_changes(p: &AccountPlan) -> BTreeSet<(String, String)> {
+    p.changes
+        .iter()
+        .filter(|c| c.feature.as_str() == "F13")
+        .map(|c| (c.region.clone(), c.resource_type.clone()))
+        .collect()
+}
+
+#[test]
+fn security_hub_builds_on_any_recording_recorder_and_waits_where_none_records() {
+    let mut b = ownership_baseline();
+    feature_mut(&mut b, "F13").met_by_any.insert(fid("F08"), "config_recorder".into());
+    // A Control Tower account: F08 skipped, Control Tower's recorder recording in the home
+    // region and stopped in us-east-1; nothing of Security Hub yet.
+    let mut o = all_absent(&b);
+    o.control_tower = true;
+    let rec = recorder_at(CONFIG_ROLE, CONFIG_BUCKET, true);
+    set(&mut o, &rec, HOME, tower_recorder(true));
+    set(&mut o, &rec, "us-east-1", tower_recorder(false));
+    for mode in [Mode::Initial, Mode::Maintenance] {
+        let p = plan(&b, &o, mode);
+        assert!(p.skips.iter().any(|s| s.feature.as_str() == "F08" && s.reason == SkipReason::ControlTower));
+        assert!(!p.changes.iter().any(|c| c.feature.as_str() == "F08"), "{mode:?}: {:?}", p.changes);
+        let made = f13_changes(&p);
+        assert!(made.contains(&(HOME.to_string(), "securityhub_hub".to_string())), "{mode:?}: {made:?}");
+        assert!(!made.iter().any(|(r, _)| r == "us-east-1"), "{mode:?}: {made:?}");
+        let s = skip_of(&p, "securityhub_hub", "us-east-1").unwrap();
+        assert_eq!(s.reason, SkipReason::BlockedDependency);
+        assert!(s.detail.contains("nor is any config_recorder working in us-east-1"), "{}", s.detail);
+    }
+
+    // No recorder at all in us-east-1: still blocked there.
+    set(&mut o, &rec, "us-east-1", Observation::Absent { quota: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert_eq!(skip_of(&p, "securityhub_hub", "us-east-1").unwrap().reason, SkipReason::BlockedDependency);
+
+    // The customer's recorder under the baseline's name, with their role, recording: it
+    // serves Security Hub too, and is itself left alone (a conflict, no change to it).
+    o.control_tower = false;
+    let theirs = recorder_at("customer-config-role", "customer-config-bucket", true);
+    set(&mut o, &rec, "us-east-1", Observation::Present { state: theirs, owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(f13_changes(&p).contains(&("us-east-1".to_string(), "securityhub_hub".to_string())), "{p:#?}");
+    assert_eq!(skip_of(&p, "config_recorder", "us-east-1").unwrap().reason, SkipReason::Conflict);
+    assert!(!p.changes.iter().any(|c| c.resource_type == "config_recorder" && c.region == "us-east-1"));
+    // Stopped, it serves nothing.
+    let stopped = recorder_at("customer-config-role", "customer-config-bucket", false);
+    set(&mut o, &rec, "us-east-1", Observation::Present { state: stopped, owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert_eq!(skip_of(&p, "securityhub_hub", "us-east-1").unwrap().reason, SkipReason::BlockedDependency);
+
+    // Without `met_by_any`, only the baseline's own Config counts, as before.
+    feature_mut(&mut b, "F13").met_by_any.clear();
+    set(&mut o, &rec, "us-east-1", tower_recorder(true));
+    o.control_tower = true;
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(f13_changes(&p).is_empty(), "{:?}", p.changes);
 }

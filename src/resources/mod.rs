@@ -154,6 +154,9 @@ pub enum Observation<T> {
     Occupied {
         /// What holds it, as a person would name it (`account analyzer customer-analyzer`).
         by: String,
+        /// What holds it, read in the same shape where that tells a dependent feature
+        /// something (whether the region's recorder records); `None` when not read.
+        state: Option<T>,
     },
 }
 
@@ -163,7 +166,7 @@ impl<T> Observation<T> {
             Observation::Absent { quota } => Observation::Absent { quota },
             Observation::Present { state, owner } => Observation::Present { state: f(state), owner },
             Observation::AwsDefault { state, in_use } => Observation::AwsDefault { state: f(state), in_use },
-            Observation::Occupied { by } => Observation::Occupied { by },
+            Observation::Occupied { by, state } => Observation::Occupied { by, state: state.map(f) },
         }
     }
 }
@@ -229,6 +232,13 @@ pub trait ResourceType:
     /// For [`Ownership::Setting`] types: whether an observed value is AWS's default, which
     /// nobody chose (EBS encryption off, Compute Optimizer not enrolled).
     fn is_aws_default(&self) -> bool {
+        false
+    }
+
+    /// For a kind that a requirement names in `met_by_any`: whether an observed instance,
+    /// whoever owns it, does what the dependent feature needs (a Config recorder that is
+    /// recording). Nothing else is asked of it, and nothing of it is changed.
+    fn working(&self) -> bool {
         false
     }
 
@@ -320,6 +330,9 @@ macro_rules! registry {
             }
             pub fn is_aws_default(&self) -> bool {
                 match self { $(Self::$variant(r) => r.is_aws_default(),)* }
+            }
+            pub fn working(&self) -> bool {
+                match self { $(Self::$variant(r) => r.working(),)* }
             }
             /// The resource's own fields, without the kind around them.
             pub fn fields(&self) -> serde_json::Value {
