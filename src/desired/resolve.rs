@@ -31,6 +31,9 @@ pub struct DesiredResource {
     pub key: ResourceKey,
     pub spec: ResourceSpec,
     pub ensure: Ensure,
+    /// Fields maintenance leaves as it finds them (`initial_only_fields`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub initial_only_fields: Vec<String>,
 }
 
 /// One feature as it applies to one account.
@@ -233,7 +236,12 @@ pub fn resolve(
                 substitute(&mut v, &vars);
                 let spec: ResourceSpec = serde_json::from_value(v).map_err(|e| format!("{id}: {e}"))?;
                 let key = ResourceKey { kind: spec.kind().to_string(), region: label, name: spec.name() };
-                resources.push(DesiredResource { key, spec, ensure: entry.ensure });
+                resources.push(DesiredResource {
+                    key,
+                    spec,
+                    ensure: entry.ensure,
+                    initial_only_fields: entry.initial_only_fields.clone(),
+                });
             }
         }
         features.push(FeatureBaseline {

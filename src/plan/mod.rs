@@ -79,6 +79,10 @@ pub enum SkipReason {
     /// control policy denies the region, or the service is not offered there): nothing is
     /// read or changed there, and what builds on it in that region waits.
     RegionUnavailable,
+    /// Maintenance found a value the customer may choose (an `initial_only_fields` field,
+    /// such as the EBS default key) set otherwise than initial setup sets it: kept, and
+    /// reported with the diff. The rest of the resource is maintained as usual.
+    CustomerChoice,
 }
 
 /// One change the apply will make.
@@ -463,6 +467,14 @@ pub fn plan(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
         });
         let mut place = Placement::default();
         for (r, block) in f.resources.iter().zip(blocks) {
+            // Maintenance leaves the customer's choice of an initial-only field alone.
+            let kept;
+            let r = if mode == Mode::Maintenance && !r.initial_only_fields.is_empty() {
+                kept = keep_customer_choice(f, r, observed, &mut plan, block.is_empty());
+                &kept
+            } else {
+                r
+            };
             let result = if let Some(why) = observed.unavailable.get(&r.key) {
                 plan.skips.push(resource_skip(f, r, SkipReason::RegionUnavailable, why.clone()));
                 Err(format!("{} is unavailable in {}: {why}", r.key.kind, r.key.region))
@@ -514,6 +526,74 @@ fn nor_any(f: &FeatureBaseline, d: &FeatureId, region: &str) -> String {
         Some(kind) => format!("; nor is any {kind} working in {region}, which would do whoever's it is"),
         None => String::new(),
     }
+}
+
+/// For maintenance: `r` without its `initial_only_fields` (no opinion on them), and, where
+/// the resource is ours and one of them is found set otherwise, a `customer_choice` note
+/// with the diff (when `report` says the resource is being planned at all).
+fn keep_customer_choice(
+    f: &FeatureBaseline,
+    r: &DesiredResource,
+    observed: &Observed,
+    plan: &mut AccountPlan,
+    report: bool,
+) -> DesiredResource {
+    let kind = r.spec.kind();
+    let mut relaxed = serde_json::to_value(&r.spec).unwrap_or(serde_json::Value::Null);
+    let mut initial = serde_json::Value::Object(Default::default());
+    if let (Some(fields), Some(only)) = (relaxed.get_mut(kind).and_then(|v| v.as_object_mut()), initial.as_object_mut())
+    {
+        for name in &r.initial_only_fields {
+            if let Some(v) = fields.insert(name.clone(), serde_json::Value::Null) {
+                only.insert(name.clone(), v);
+            }
+        }
+    }
+    let Ok(spec) = serde_json::from_value::<ResourceSpec>(relaxed) else {
+        return r.clone();
+    };
+    if let (true, Some(Observation::Present { state, owner })) = (report, observed.resources.get(&r.key)) {
+        let seen = state.fields();
+        let chosen: Vec<String> = r
+            .initial_only_fields
+            .iter()
+            .filter(|name| {
+                let got = seen.get(name.as_str()).unwrap_or(&serde_json::Value::Null);
+                !got.is_null() && Some(got) != initial.get(name.as_str())
+            })
+            .map(|name| {
+                let shown = |v: Option<&serde_json::Value>| match v {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => "null".into(),
+                };
+                format!(
+                    "{name} is `{}` (initial setup sets `{}`)",
+                    shown(seen.get(name.as_str())),
+                    shown(initial.get(name.as_str()))
+                )
+            })
+            .collect();
+        if !chosen.is_empty() && whose(r, state, owner, observed) == Whose::Ours {
+            // The diff shows where they differ: the rest of the resource is as desired or
+            // is planned as an update of its own.
+            let diff = Some(render_diff(Some(state), Some(&r.spec)));
+            plan.skips.push(Skip {
+                diff,
+                ..resource_skip(
+                    f,
+                    r,
+                    SkipReason::CustomerChoice,
+                    format!(
+                        "kept as the customer chose it: {}; maintenance does not change it, as the specification lets \
+                         customers choose it (initial setup does)",
+                        chosen.join("; ")
+                    ),
+                )
+            });
+        }
+    }
+    DesiredResource { spec, initial_only_fields: vec![], ..r.clone() }
 }
 
 /// Whether a desired resource is in place now, and ours.

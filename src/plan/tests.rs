@@ -96,6 +96,7 @@ fn res(spec: ResourceSpec, region: &str) -> DesiredResource {
         key: ResourceKey { kind: spec.kind().into(), region: region.into(), name: spec.name() },
         spec,
         ensure: Ensure::Present,
+        initial_only_fields: vec![],
     }
 }
 
@@ -1471,3 +1472,56 @@ fn security_hub_builds_on_any_recording_recorder_and_waits_where_none_records() 
     let p = plan(&b, &o, Mode::Maintenance);
     assert!(f13_changes(&p).is_empty(), "{:?}", p.changes);
 }
+
+// ---- A field the customer may choose after initial setup (4.3.5) ----
+
+#[test]
+fn maintenance_keeps_the_customers_ebs_key_and_reports_it_initial_setup_sets_aws_own() {
+    let mut b = ownership_baseline();
+    let aws_key = "alias/aws/ebs";
+    let theirs_key = "arn:aws:kms:us-east-1:111111111111:key/customer";
+    for r in &mut feature_mut(&mut b, "F11").resources {
+        r.spec = ebs(true, Some(aws_key));
+        r.initial_only_fields = vec!["kms_key".into()];
+    }
+    let mut o = converged(&b);
+    // Ours (recorded), encryption on, the customer's own key since.
+    set(
+        &mut o,
+        &ebs(true, None),
+        "us-east-1",
+        Observation::Present { state: ebs(true, Some(theirs_key)), owner: None },
+    );
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(p.changes.is_empty(), "{:?}", p.changes);
+    let s = skip_of(&p, "ebs_default_encryption", "us-east-1").unwrap();
+    assert_eq!(s.reason, SkipReason::CustomerChoice);
+    assert!(s.detail.contains(theirs_key) && s.detail.contains(aws_key), "{}", s.detail);
+    let diff = s.diff.as_deref().unwrap();
+    assert!(diff.contains(&format!("-kms_key: {theirs_key}")) && diff.contains("+kms_key: alias/aws/ebs"), "{diff}");
+    assert!(skip_of(&p, "ebs_default_encryption", HOME).is_none(), "AWS's own key is no news");
+
+    // Encryption switched off as well: switched back on, the key still left alone.
+    set(
+        &mut o,
+        &ebs(true, None),
+        "us-east-1",
+        Observation::Present { state: ebs(false, Some(theirs_key)), owner: None },
+    );
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert_eq!(p.changes.len(), 1, "{:?}", p.changes);
+    assert_eq!((p.changes[0].action, &p.changes[0].desired), (Action::Update, &ebs(true, None)));
+    assert_eq!(skip_of(&p, "ebs_default_encryption", "us-east-1").unwrap().reason, SkipReason::CustomerChoice);
+
+    // Initial setup sets AWS's own key.
+    let p = plan(&b, &o, Mode::Initial);
+    assert_eq!(p.changes.len(), 1, "{:?}", p.changes);
+    assert_eq!(p.changes[0].desired, ebs(true, Some(aws_key)));
+    assert!(p.skips.iter().all(|s| s.reason != SkipReason::CustomerChoice));
+
+    // Not ours at all (the customer set it before us): an adoption, as before, no note.
+    o.records.remove(&key_of(&ebs(true, None), "us-east-1"));
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert_eq!(skip_of(&p, "ebs_default_encryption", "us-east-1").unwrap().reason, SkipReason::Adoption);
+}
+

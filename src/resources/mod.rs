@@ -398,7 +398,7 @@ registry! {
 }
 
 /// One entry of a feature's `resources:` list: exactly one resource type key, plus
-/// optional `tiers`, `regions` and `ensure`.
+/// optional `tiers`, `regions`, `ensure` and `initial_only_fields`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceEntry {
     pub spec: ResourceSpec,
@@ -407,6 +407,10 @@ pub struct ResourceEntry {
     /// Where instances live; the type's default when absent.
     pub regions: Option<Scope>,
     pub ensure: Ensure,
+    /// Fields initial setup writes and maintenance leaves as it finds them (the EBS default
+    /// key, which the specification lets customers change): a different value found at
+    /// maintenance is reported (`customer_choice`), not changed.
+    pub initial_only_fields: Vec<String>,
 }
 
 impl<'de> Deserialize<'de> for ResourceEntry {
@@ -419,11 +423,13 @@ impl<'de> Deserialize<'de> for ResourceEntry {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ResourceEntry, A::Error> {
                 let (mut spec, mut tiers, mut regions, mut ensure) = (None, None, None, None);
+                let mut initial_only_fields = None;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "tiers" => tiers = Some(map.next_value()?),
                         "regions" => regions = Some(map.next_value()?),
                         "ensure" => ensure = Some(map.next_value()?),
+                        "initial_only_fields" => initial_only_fields = Some(map.next_value()?),
                         kind => {
                             if spec.is_some() {
                                 return Err(de::Error::custom(format!(
@@ -437,7 +443,7 @@ impl<'de> Deserialize<'de> for ResourceEntry {
                                         .map(|m| format!("did you mean {m}?"))
                                         .unwrap_or_else(|| {
                                             format!(
-                                                "resource types: {}; entry keys: tiers, regions, ensure",
+                                                "resource types: {}; entry keys: tiers, regions, ensure, initial_only_fields",
                                                 KINDS.join(", ")
                                             )
                                         });
@@ -455,7 +461,17 @@ impl<'de> Deserialize<'de> for ResourceEntry {
                         KINDS.join(", ")
                     ))
                 })?;
-                Ok(ResourceEntry { spec, tiers, regions, ensure: ensure.unwrap_or_default() })
+                let initial_only_fields: Vec<String> = initial_only_fields.unwrap_or_default();
+                // Each must be a field the type has and this entry sets.
+                let fields = spec.fields();
+                if let Some(f) = initial_only_fields.iter().find(|f| fields.get(f.as_str()).is_none_or(|v| v.is_null()))
+                {
+                    return Err(de::Error::custom(format!(
+                        "`initial_only_fields` names `{f}`, which this {} entry does not set; hint: name fields set above",
+                        spec.kind()
+                    )));
+                }
+                Ok(ResourceEntry { spec, tiers, regions, ensure: ensure.unwrap_or_default(), initial_only_fields })
             }
         }
         d.deserialize_map(V)
