@@ -393,3 +393,72 @@ fn in_a_control_tower_account_security_hub_builds_on_control_towers_recording_co
     assert!(skips(p).iter().any(|(f, r)| f == "F13" && r == "blocked_dependency"), "{p:#}");
     assert!(changes(p).is_empty(), "{p:#}");
 }
+
+/// 4.3.7: the aggregation Region is the home region. An aggregator of ours found in another
+/// Region is moved (deleted there, a delete the brake stops for, then created at home); one
+/// under the customer's hub is a conflict, reported and left alone.
+#[test]
+fn an_aggregator_outside_the_home_region_is_moved_home_or_reported_when_not_ours() {
+    let fleet = Fleet::new(&[("basic-co", "basic")]);
+    let id = fleet.accounts[0].clone();
+    fleet.enrol(&id, "basic-co", "basic", &[("F08", true), ("F13", true)]);
+    let (code, initial) = fleet.report(&["apply", "--initial"]);
+    assert_eq!(code, 0, "{initial}");
+    let east = "us-east-1";
+    let aggregator = |region: &str| {
+        let list = call_in(&fleet, &id, "list_finding_aggregators", json!({}), region);
+        list["FindingAggregators"]
+            .as_array()
+            .unwrap()
+            .first()
+            .map(|a| a["FindingAggregatorArn"].as_str().unwrap().to_string())
+    };
+    let ours = aggregator(HOME).expect("the baseline's aggregator");
+    assert!(ours.starts_with(&format!("arn:aws:securityhub:{HOME}:")), "{ours}");
+
+    // Someone moves it to us-east-1.
+    call_in(&fleet, &id, "delete_finding_aggregator", json!({"FindingAggregatorArn": ours}), HOME);
+    call_in(&fleet, &id, "create_finding_aggregator", json!({"RegionLinkingMode": "ALL_REGIONS"}), east);
+    let (code, plan) = fleet.report(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "{plan}");
+    let a = account(&plan, &id);
+    let moved: Vec<(String, String)> = a["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["resource_type"] == "securityhub_finding_aggregator")
+        .map(|c| (c["action"].as_str().unwrap().to_string(), c["region"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(moved, [("delete".to_string(), east.to_string()), ("create".to_string(), HOME.to_string())], "{a:#}");
+    assert_eq!(changes(a).len(), 2, "{a:#}");
+
+    let (code, applied) = fleet.report(&["apply"]);
+    assert_eq!(code, 0, "{applied}");
+    assert_eq!(account(&applied, &id)["status"], "converged", "{applied:#}");
+    let home = aggregator(east).expect("an aggregator");
+    assert!(home.starts_with(&format!("arn:aws:securityhub:{HOME}:")), "{home}");
+    let got = call_in(&fleet, &id, "get_finding_aggregator", json!({"FindingAggregatorArn": home}), HOME);
+    assert_eq!(got["RegionLinkingMode"], "ALL_REGIONS", "{got}");
+
+    // Under the customer's hub in us-east-1 (without our tag): theirs, a conflict.
+    let hub = call_in(&fleet, &id, "describe_hub", json!({}), east)["HubArn"].as_str().unwrap().to_string();
+    call_in(&fleet, &id, "untag_resource", json!({"ResourceArn": hub, "TagKeys": ["cm:Members"]}), east);
+    call_in(&fleet, &id, "delete_finding_aggregator", json!({"FindingAggregatorArn": home}), HOME);
+    call_in(&fleet, &id, "create_finding_aggregator", json!({"RegionLinkingMode": "ALL_REGIONS"}), east);
+    let theirs = aggregator(HOME).expect("their aggregator");
+    let (code, plan) = fleet.report(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{plan}");
+    let a = account(&plan, &id);
+    let s = a["skips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["resource"] == "securityhub_finding_aggregator aggregator")
+        .unwrap_or_else(|| panic!("{a:#}"));
+    assert_eq!((s["reason"].as_str(), s["region"].as_str()), (Some("conflict"), Some(HOME)), "{s}");
+    assert!(s["detail"].as_str().unwrap().contains("it is in us-east-1"), "{s}");
+    assert!(skips(a).iter().any(|(f, r)| f == "F13" && r == "not_owned"), "{a:#}");
+    let (code, applied) = fleet.report(&["apply"]);
+    assert_eq!(code, 0, "{applied}");
+    assert_eq!(aggregator(HOME), Some(theirs));
+}

@@ -359,7 +359,14 @@ pub fn dependencies(baseline: &AccountBaseline, changes: &[Change]) -> Vec<Vec<u
                 .iter()
                 .enumerate()
                 .filter(|(_, i)| builds_on.contains(&i.feature))
-                .filter(|(_, i)| i.region == c.region || i.region == GLOBAL || i.region == home || c.region == GLOBAL)
+                .filter(|(_, i)| {
+                    i.region == c.region
+                        || i.region == GLOBAL
+                        || i.region == home
+                        || c.region == GLOBAL
+                        // A move: the create waits for the delete of the one elsewhere.
+                        || (i.action == Action::Delete && i.resource_type == c.resource_type && i.resource == c.resource)
+                })
                 .map(|(k, _)| k)
                 .collect()
         })
@@ -658,14 +665,49 @@ fn plan_resource(
     };
     // A child of the customer's parent is left alone, even where it is missing: nothing
     // is added to, or changed in, what the customer runs.
+    // One of a kind found in another region than its own: moved (a create here) if ours.
+    let elsewhere = match obs {
+        Observation::Present { state, owner } if r.ensure == Ensure::Present => {
+            state.found_in().filter(|there| *there != r.key.region).map(|there| (there.to_string(), state, owner))
+        }
+        _ => None,
+    };
     if let Ownership::Parent(kind) = r.spec.ownership() {
-        let creating = matches!(obs, Observation::Absent { .. }) && r.ensure == Ensure::Present;
+        let creating =
+            (matches!(obs, Observation::Absent { .. }) && r.ensure == Ensure::Present) || elsewhere.is_some();
         if let Some(why) = parent_not_ours(kind, &r.key.region, observed, creating) {
             if r.ensure == Ensure::Present || matches!(obs, Observation::Present { .. }) {
                 plan.skips.push(skip(SkipReason::NotOwned, why.clone()));
             }
             return Err(why);
         }
+    }
+    if let Some((there, state, owner)) = elsewhere {
+        // Whose it is is decided where it is: by its own parent there, or by itself.
+        let foreign = match r.spec.ownership() {
+            Ownership::Parent(kind) => parent_not_ours(kind, &there, observed, false),
+            _ => match whose(r, state, owner, observed) {
+                Whose::Ours => None,
+                Whose::Customers(why) => Some(why),
+            },
+        };
+        if let Some(why) = foreign {
+            let why = format!(
+                "AWS allows one of these per account and it is in {there}, not in {}: {why}; it is left untouched, \
+                 and none is created here",
+                r.key.region
+            );
+            plan.skips.push(skip(SkipReason::Conflict, why.clone()));
+            return Err(why);
+        }
+        let gone = render_diff(Some(state), None);
+        plan.changes.push(Change {
+            region: there.clone(),
+            ..change(Action::Delete, format!("# moved to {}\n{gone}", r.key.region), Some(state.clone()))
+        });
+        let made = render_diff(None, Some(&r.spec));
+        plan.changes.push(change(Action::Create, format!("# moved from {there}\n{made}"), None));
+        return Ok(());
     }
     let taggable = r.spec.taggable();
     let guard = guard::lockout(baseline, &r.spec);

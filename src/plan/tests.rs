@@ -1525,3 +1525,49 @@ fn maintenance_keeps_the_customers_ebs_key_and_reports_it_initial_setup_sets_aws
     assert_eq!(skip_of(&p, "ebs_default_encryption", "us-east-1").unwrap().reason, SkipReason::Adoption);
 }
 
+// ---- The finding aggregator belongs in the home region (4.3.7) ----
+
+fn aggregator(region: Option<&str>) -> ResourceSpec {
+    ResourceSpec::SecurityhubFindingAggregator(
+        crate::resources::securityhub_finding_aggregator::SecurityhubFindingAggregator {
+            region_linking_mode: "ALL_REGIONS".into(),
+            regions: None,
+            arn: None,
+            aggregation_region: region.map(str::to_string),
+        },
+    )
+}
+
+#[test]
+fn an_aggregator_outside_the_home_region_is_moved_if_ours_and_a_conflict_if_not() {
+    let mut b = ownership_baseline();
+    feature_mut(&mut b, "F13").resources.push(res(aggregator(None), HOME));
+    let mut o = converged(&b);
+    let key = key_of(&aggregator(None), HOME);
+    // In place in the home region: nothing to do.
+    o.resources.insert(key.clone(), Observation::Present { state: aggregator(Some(HOME)), owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(p.changes.is_empty(), "{:?}", p.changes);
+
+    // In us-east-1, under our hub there: deleted there, then created at home, the create
+    // waiting for the delete.
+    let east = aggregator(Some("us-east-1"));
+    o.resources.insert(key.clone(), Observation::Present { state: east.clone(), owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    let moved: Vec<(Action, &str)> = p.changes.iter().map(|c| (c.action, c.region.as_str())).collect();
+    assert_eq!(moved, [(Action::Delete, "us-east-1"), (Action::Create, HOME)], "{:?}", p.changes);
+    assert_eq!(p.changes[0].observed.as_ref(), Some(&east));
+    assert!(p.changes[1].diff.contains("moved from us-east-1"), "{}", p.changes[1].diff);
+    assert_eq!(dependencies(&b, &p.changes), vec![vec![], vec![0]]);
+    // Initial setup alike.
+    assert_eq!(plan(&b, &o, Mode::Initial).changes.len(), 2);
+
+    // Under the customer's hub in us-east-1: a conflict, nothing deleted or created.
+    let hub_east = key_of(&hub(), "us-east-1");
+    o.resources.insert(hub_east, Observation::Present { state: hub(), owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(!p.changes.iter().any(|c| c.resource_type == "securityhub_finding_aggregator"), "{:?}", p.changes);
+    let s = skip_of(&p, "securityhub_finding_aggregator", HOME).unwrap();
+    assert_eq!(s.reason, SkipReason::Conflict);
+    assert!(s.detail.contains("it is in us-east-1") && s.detail.contains("customer's securityhub_hub"), "{}", s.detail);
+}

@@ -242,6 +242,13 @@ pub trait ResourceType:
         false
     }
 
+    /// For an account-wide one-of-a-kind resource that AWS lists from every region (the
+    /// Security Hub finding aggregator): the region an observed instance is in. One found
+    /// outside the region desired state places it in is not in place.
+    fn found_in(&self) -> Option<&str> {
+        None
+    }
+
     /// Reads the resource from AWS, in the same shape as desired state.
     fn observe(&self, cx: &Cx<'_>) -> impl Future<Output = Result<Observation<Self>, AwsError>> + Send;
     /// Creates it, tagging it with `tag`.
@@ -330,6 +337,9 @@ macro_rules! registry {
             }
             pub fn is_aws_default(&self) -> bool {
                 match self { $(Self::$variant(r) => r.is_aws_default(),)* }
+            }
+            pub fn found_in(&self) -> Option<&str> {
+                match self { $(Self::$variant(r) => r.found_in(),)* }
             }
             pub fn working(&self) -> bool {
                 match self { $(Self::$variant(r) => r.working(),)* }
