@@ -413,7 +413,7 @@ fn invalid_desired_state_changes_nothing_and_names_file_line_and_column() {
         let out = fleet.run(args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("F07-cloudtrail.yaml:16:7: resources[0].s3_bucket: unknown field `versionning`"), "{err}");
+        assert!(err.contains("F07-cloudtrail.yaml:21:7: resources[0].s3_bucket: unknown field `versionning`"), "{err}");
         assert!(err.contains("  hint: did you mean versioning?"), "{err}");
         assert!(err.contains(&format!("{id}.yaml:4:3: opt_in: unknown feature `F16`")), "{err}");
         assert!(err.contains("nothing was changed"), "{err}");

@@ -113,7 +113,8 @@ pub struct Skip {
     pub resource: String,
     pub reason: SkipReason,
     pub detail: String,
-    /// For an adoption: the customer's value against the baseline, as a unified diff.
+    /// For an adoption or a customer's choice: their value against the baseline, as a
+    /// unified diff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
 }
