@@ -483,3 +483,41 @@ fn a_new_operator_is_told_in_a_few_lines_what_is_missing_and_what_to_set() {
         assert!(!err.contains(internal), "{internal} in:\n{err}");
     }
 }
+
+#[test]
+fn a_requirement_met_by_anyones_resource_must_name_a_type_the_required_feature_sets() {
+    let dir = copy_with(|d| {
+        replace(
+            &d.join("features/F13-security-hub.yaml"),
+            "met_by_any: config_recorder",
+            "met_by_any: guardduty_detector",
+        )
+    });
+    let (at, _) = only_error(dir.path());
+    assert!(at.starts_with("F13-security-hub.yaml:"), "{at}");
+    assert!(at.contains("F08 has no guardduty_detector resource"), "{at}");
+}
+
+/// Permanent deletion after three years (4.2.1, 4.3.3): every versioned log bucket expires
+/// its noncurrent versions and delete markers too, and never aims at a version while Object
+/// Lock still holds it.
+#[test]
+fn the_log_buckets_delete_for_good_after_three_years_and_after_the_lock() {
+    let d = load(&shipped()).unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = 0;
+    for f in d.features.values() {
+        for e in &f.resources {
+            let ResourceSpec::S3Bucket(b) = &e.spec else { continue };
+            let lc = b.lifecycle.as_ref().unwrap_or_else(|| panic!("{} has no lifecycle", b.name));
+            assert_eq!(lc.expiration_days, Some(1095), "{}", b.name);
+            assert_eq!(lc.noncurrent_expiration_days, Some(1), "{}", b.name);
+            assert_eq!(lc.expired_object_delete_marker, Some(true), "{}", b.name);
+            if let Some(lock) = &b.object_lock {
+                let locked = lock.days.unwrap_or(0) + 365 * lock.years.unwrap_or(0);
+                assert!(lc.expiration_days.unwrap_or(0) > locked, "{}", b.name);
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 4, "trail and Config buckets, basic and secure");
+}

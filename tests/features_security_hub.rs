@@ -289,3 +289,176 @@ fn an_account_linked_to_a_security_hub_administrator_stays_linked() {
         assert_eq!(status_of(&fleet, id, region, "IAM.6"), "ENABLED", "{region}");
     }
 }
+
+/// Control Tower skips the baseline's Config (R2), but its own recorder is AWS Config
+/// recording all the same, which is all Security Hub needs (4.3.7, 4.4.2): F13 is set up in
+/// a region where Control Tower's recorder records, and waits where none does. Control
+/// Tower's recorder is only relied on, never changed.
+#[test]
+fn in_a_control_tower_account_security_hub_builds_on_control_towers_recording_config() {
+    let fleet = Fleet::new(&[("tower-co", "secure")]);
+    let id = fleet.accounts[0].clone();
+    let emu = &fleet.emu;
+    let call = |service: &str, op: &str, params: Value, region: &str| {
+        emu.aws_in(&id, service, op, params, region).unwrap_or_else(|e| panic!("{service} {op} in {region}: {e}"))
+    };
+    call(
+        "iam",
+        "create_role",
+        json!({"RoleName": "aws-controltower-AdministratorExecutionRole", "AssumeRolePolicyDocument": "{}"}),
+        HOME,
+    );
+    // Control Tower's recorder in the home region, recording; none in us-east-1.
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "config.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    call(
+        "iam",
+        "create_role",
+        json!({"RoleName": "aws-controltower-ConfigRecorderRole", "AssumeRolePolicyDocument": trust.to_string()}),
+        HOME,
+    );
+    let logs = format!("aws-controltower-logs-{id}-{HOME}");
+    call(
+        "s3",
+        "create_bucket",
+        json!({"Bucket": logs, "CreateBucketConfiguration": {"LocationConstraint": HOME}}),
+        HOME,
+    );
+    let policy = support::config_bucket_policy(&logs, &id);
+    call("s3", "put_bucket_policy", json!({"Bucket": logs, "Policy": policy}), HOME);
+    let tower_recorder = "aws-controltower-BaselineConfigRecorder";
+    call(
+        "config",
+        "put_configuration_recorder",
+        json!({"ConfigurationRecorder": {"name": tower_recorder,
+            "roleARN": format!("arn:aws:iam::{id}:role/aws-controltower-ConfigRecorderRole"),
+            "recordingGroup": {"allSupported": true, "includeGlobalResourceTypes": true}}}),
+        HOME,
+    );
+    call(
+        "config",
+        "put_delivery_channel",
+        json!({"DeliveryChannel": {"name": "aws-controltower-BaselineConfigDeliveryChannel", "s3BucketName": logs}}),
+        HOME,
+    );
+    call("config", "start_configuration_recorder", json!({"ConfigurationRecorderName": tower_recorder}), HOME);
+    let tower_config = || {
+        vec![
+            call("config", "describe_configuration_recorders", json!({}), HOME),
+            call("config", "describe_delivery_channels", json!({}), HOME),
+            call("config", "describe_configuration_recorder_status", json!({}), HOME),
+        ]
+    };
+    let before = tower_config();
+
+    let (code, applied) = fleet.report(&["apply", "--initial"]);
+    assert_eq!(code, 0, "{applied}");
+    let a = account(&applied, &id);
+    assert_eq!(a["status"], "converged", "{a:#}");
+    assert!(skips(a).iter().any(|(f, r)| f == "F08" && r == "control_tower"), "{a:#}");
+    assert!(!changes(a).iter().any(|(f, _, _)| f == "F08"), "{a:#}");
+    // The home region: all of Security Hub, on Control Tower's Config.
+    let made: Vec<(String, String)> = a["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["feature"] == "F13")
+        .map(|c| (c["region"].as_str().unwrap().to_string(), c["resource_type"].as_str().unwrap().to_string()))
+        .collect();
+    for t in
+        ["securityhub_hub", "securityhub_standard", "securityhub_finding_aggregator", "securityhub_automation_rule"]
+    {
+        assert!(made.contains(&(HOME.to_string(), t.to_string())), "{t}: {made:?}");
+    }
+    assert!(call_in(&fleet, &id, "describe_hub", json!({}), HOME)["HubArn"].is_string());
+    // us-east-1 has no recorder: Security Hub waits there, saying why.
+    assert!(!made.iter().any(|(r, _)| r == "us-east-1"), "{made:?}");
+    let east = a["skips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["feature"] == "F13" && s["region"] == "us-east-1" && s["resource"] == "securityhub_hub hub")
+        .unwrap_or_else(|| panic!("{a:#}"));
+    assert_eq!(east["reason"], "blocked_dependency", "{east}");
+    assert!(east["detail"].as_str().unwrap().contains("nor is any config_recorder working in us-east-1"), "{east}");
+    assert!(fleet.emu.aws_in(&id, "securityhub", "describe_hub", json!({}), "us-east-1").is_err());
+    assert_eq!(tower_config(), before, "Control Tower's Config was changed");
+
+    // Control Tower's recorder stopped: nothing of Security Hub is added or removed, and
+    // the baseline does not restart it.
+    call("config", "stop_configuration_recorder", json!({"ConfigurationRecorderName": tower_recorder}), HOME);
+    let (code, plan) = fleet.report(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{plan}");
+    let p = account(&plan, &id);
+    assert!(skips(p).iter().any(|(f, r)| f == "F13" && r == "blocked_dependency"), "{p:#}");
+    assert!(changes(p).is_empty(), "{p:#}");
+}
+
+/// 4.3.7: the aggregation Region is the home region. An aggregator of ours found in another
+/// Region is moved (deleted there, a delete the brake stops for, then created at home); one
+/// under the customer's hub is a conflict, reported and left alone.
+#[test]
+fn an_aggregator_outside_the_home_region_is_moved_home_or_reported_when_not_ours() {
+    let fleet = Fleet::new(&[("basic-co", "basic")]);
+    let id = fleet.accounts[0].clone();
+    fleet.enrol(&id, "basic-co", "basic", &[("F08", true), ("F13", true)]);
+    let (code, initial) = fleet.report(&["apply", "--initial"]);
+    assert_eq!(code, 0, "{initial}");
+    let east = "us-east-1";
+    let aggregator = |region: &str| {
+        let list = call_in(&fleet, &id, "list_finding_aggregators", json!({}), region);
+        list["FindingAggregators"]
+            .as_array()
+            .unwrap()
+            .first()
+            .map(|a| a["FindingAggregatorArn"].as_str().unwrap().to_string())
+    };
+    let ours = aggregator(HOME).expect("the baseline's aggregator");
+    assert!(ours.starts_with(&format!("arn:aws:securityhub:{HOME}:")), "{ours}");
+
+    // Someone moves it to us-east-1.
+    call_in(&fleet, &id, "delete_finding_aggregator", json!({"FindingAggregatorArn": ours}), HOME);
+    call_in(&fleet, &id, "create_finding_aggregator", json!({"RegionLinkingMode": "ALL_REGIONS"}), east);
+    let (code, plan) = fleet.report(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "{plan}");
+    let a = account(&plan, &id);
+    let moved: Vec<(String, String)> = a["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["resource_type"] == "securityhub_finding_aggregator")
+        .map(|c| (c["action"].as_str().unwrap().to_string(), c["region"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(moved, [("delete".to_string(), east.to_string()), ("create".to_string(), HOME.to_string())], "{a:#}");
+    assert_eq!(changes(a).len(), 2, "{a:#}");
+
+    let (code, applied) = fleet.report(&["apply"]);
+    assert_eq!(code, 0, "{applied}");
+    assert_eq!(account(&applied, &id)["status"], "converged", "{applied:#}");
+    let home = aggregator(east).expect("an aggregator");
+    assert!(home.starts_with(&format!("arn:aws:securityhub:{HOME}:")), "{home}");
+    let got = call_in(&fleet, &id, "get_finding_aggregator", json!({"FindingAggregatorArn": home}), HOME);
+    assert_eq!(got["RegionLinkingMode"], "ALL_REGIONS", "{got}");
+
+    // Under the customer's hub in us-east-1 (without our tag): theirs, a conflict.
+    let hub = call_in(&fleet, &id, "describe_hub", json!({}), east)["HubArn"].as_str().unwrap().to_string();
+    call_in(&fleet, &id, "untag_resource", json!({"ResourceArn": hub, "TagKeys": ["cm:Members"]}), east);
+    call_in(&fleet, &id, "delete_finding_aggregator", json!({"FindingAggregatorArn": home}), HOME);
+    call_in(&fleet, &id, "create_finding_aggregator", json!({"RegionLinkingMode": "ALL_REGIONS"}), east);
+    let theirs = aggregator(HOME).expect("their aggregator");
+    let (code, plan) = fleet.report(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{plan}");
+    let a = account(&plan, &id);
+    let s = a["skips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["resource"] == "securityhub_finding_aggregator aggregator")
+        .unwrap_or_else(|| panic!("{a:#}"));
+    assert_eq!((s["reason"].as_str(), s["region"].as_str()), (Some("conflict"), Some(HOME)), "{s}");
+    assert!(s["detail"].as_str().unwrap().contains("it is in us-east-1"), "{s}");
+    assert!(skips(a).iter().any(|(f, r)| f == "F13" && r == "not_owned"), "{a:#}");
+    let (code, applied) = fleet.report(&["apply"]);
+    assert_eq!(code, 0, "{applied}");
+    assert_eq!(aggregator(HOME), Some(theirs));
+}

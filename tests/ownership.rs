@@ -190,16 +190,21 @@ fn migrated_accounts_keep_every_piece_of_their_own_security_setup() {
     assert_eq!(vpc["reason"], "in_use");
     assert!(vpc["detail"].as_str().unwrap().contains("not a default subnet"), "{vpc}");
     assert!(skip(a, EAST, "default_vpc default")["detail"].as_str().unwrap().contains("VPC endpoint"));
-    // Security Hub in us-east-1 needs Config there, which is the customer's: not built on.
-    let hub = skip(a, EAST, "securityhub_hub hub");
-    assert_eq!(hub["reason"], "blocked_dependency", "{hub}");
-    assert!(hub["detail"].as_str().unwrap().contains("config_recorder default (us-east-1)"), "{hub}");
-    // Where nothing was the customer's, the baseline is in place.
+    // Security Hub in us-east-1 needs AWS Config recording there, which the customer's
+    // recorder does: Security Hub is set up beside it, and their recorder is not changed.
     let made: Vec<(String, String, String)> = changes(a);
+    let east_hub = a["changes"].as_array().unwrap().iter().any(|c| {
+        c["feature"] == "F13"
+            && c["region"] == EAST
+            && c["resource_type"] == "securityhub_hub"
+            && c["action"] == "create"
+    });
+    assert!(east_hub, "{a:#}");
+    // Where nothing was the customer's, the baseline is in place.
     for kind in ["config_recorder", "guardduty_detector", "detective_graph", "cloudtrail_trail"] {
         assert!(made.iter().any(|(_, k, _)| k == kind), "{kind}: {made:?}");
     }
-    assert!(!made.iter().any(|(f, _, _)| f == "F13"), "{made:?}");
+    assert!(!a["changes"].as_array().unwrap().iter().any(|c| c["feature"] == "F13" && c["region"] == HOME), "{a:#}");
 
     let (code, maintained) = fleet.report(&["apply"]);
     for acct in [id, keyed] {
@@ -360,4 +365,63 @@ fn an_offboarding_removes_only_what_is_ours_keeps_the_evidence_and_ends_maintena
     assert_eq!(ids, [staying.as_str()]);
     let listed = String::from_utf8_lossy(&fleet.run(&["accounts"]).stdout).to_string();
     assert!(listed.contains(&format!("{id:<13}")) && listed.contains("offboarded: no longer maintained"), "{listed}");
+}
+
+/// 4.3.5: initial setup makes AWS's own key the EBS default key; the customer may switch to
+/// their own key afterwards, and maintenance keeps encryption on but leaves their key alone,
+/// saying so in the report (a `customer_choice`, not a change).
+#[test]
+fn maintenance_leaves_the_customers_own_ebs_key_and_says_so() {
+    let fleet = Fleet::new(&[("basic-co", "basic")]);
+    let id = fleet.accounts[0].clone();
+    fleet.enrol(&id, "basic-co", "basic", &[("F11", true)]);
+    let ec2 = |op: &str, params: Value, region: &str| {
+        fleet.emu.aws_in(&id, "ec2", op, params, region).unwrap_or_else(|e| panic!("ec2 {op} in {region}: {e}"))
+    };
+    let (code, initial) = fleet.report(&["apply", "--initial"]);
+    assert_eq!(code, 0, "{initial}");
+    for region in support::TEST_REGIONS {
+        assert_eq!(ec2("get_ebs_encryption_by_default", json!({}), region)["EbsEncryptionByDefault"], true);
+        assert_eq!(ec2("get_ebs_default_kms_key_id", json!({}), region)["KmsKeyId"], "alias/aws/ebs", "{region}");
+    }
+
+    // The customer switches us-east-1 to their own key, and encryption off.
+    let key = fleet.emu.aws_in(&id, "kms", "create_key", json!({"Description": "ours, for erasure"}), EAST);
+    let key_arn = key.unwrap_or_else(|e| panic!("{e}"))["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    ec2("modify_ebs_default_kms_key_id", json!({"KmsKeyId": key_arn}), EAST);
+    ec2("disable_ebs_encryption_by_default", json!({}), EAST);
+    let (code, maintained) = fleet.report(&["apply"]);
+    assert_eq!(code, 0, "{maintained}");
+    let a = account(&maintained, &id);
+    let ebs: Vec<(String, String)> = a["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["feature"] == "F11")
+        .map(|c| (c["region"].as_str().unwrap().to_string(), c["action"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(ebs, [(EAST.to_string(), "update".to_string())], "{a:#}");
+    let note = skip(a, EAST, "ebs_default_encryption account");
+    assert_eq!(note["reason"], "customer_choice", "{note}");
+    assert!(note["detail"].as_str().unwrap().contains(&key_arn), "{note}");
+    assert!(note["diff"].as_str().unwrap().contains("+kms_key: alias/aws/ebs"), "{note}");
+    assert_eq!(ec2("get_ebs_encryption_by_default", json!({}), EAST)["EbsEncryptionByDefault"], true);
+    assert_eq!(ec2("get_ebs_default_kms_key_id", json!({}), EAST)["KmsKeyId"], key_arn.as_str());
+    // Nothing more to do, and the note stays in every report.
+    let (code, again) = fleet.report(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(skip(account(&again, &id), EAST, "ebs_default_encryption account")["reason"], "customer_choice");
+
+    // Initial setup, run again, sets AWS's own key back.
+    let (code, reset) = fleet.report(&["apply", "--initial"]);
+    assert_eq!(code, 0, "{reset}");
+    let managed = ec2("get_ebs_default_kms_key_id", json!({}), EAST)["KmsKeyId"].as_str().unwrap().to_string();
+    assert_ne!(managed, key_arn);
+    let aliases = fleet.emu.aws_in(&id, "kms", "list_aliases", json!({}), EAST).unwrap_or_else(|e| panic!("{e}"));
+    let target = aliases["Aliases"].as_array().unwrap().iter().find(|a| a["AliasName"] == "alias/aws/ebs").unwrap()
+        ["TargetKeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(managed.ends_with(&format!("key/{target}")), "{managed}");
 }

@@ -413,7 +413,7 @@ fn invalid_desired_state_changes_nothing_and_names_file_line_and_column() {
         let out = fleet.run(args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("F07-cloudtrail.yaml:16:7: resources[0].s3_bucket: unknown field `versionning`"), "{err}");
+        assert!(err.contains("F07-cloudtrail.yaml:21:7: resources[0].s3_bucket: unknown field `versionning`"), "{err}");
         assert!(err.contains("  hint: did you mean versioning?"), "{err}");
         assert!(err.contains(&format!("{id}.yaml:4:3: opt_in: unknown feature `F16`")), "{err}");
         assert!(err.contains("nothing was changed"), "{err}");
@@ -937,4 +937,64 @@ fn a_run_over_several_accounts_shows_progress_on_a_terminal_and_nowhere_else() {
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("/2 accounts"), "{shown}");
     assert!(shown.contains("changes planned, 0 failed") && shown.contains("elapsed"), "{shown}");
+}
+
+/// Three years means gone (4.2.1, 4.2.2): on the versioned trail bucket the expiry of
+/// current versions only adds delete markers, so the rule also removes noncurrent versions
+/// a day later and the delete markers left behind. A bucket with the former rule (expiry
+/// alone) is planned for an update and repaired; the customer's own rules stay.
+#[test]
+fn log_buckets_delete_for_good_and_a_bucket_with_the_former_rule_is_updated() {
+    let fleet = Fleet::new(&[("basic-co", "basic")]);
+    let id = &fleet.accounts[0];
+    fleet.enrol(id, "basic-co", "basic", &[("F07", true)]);
+    assert_eq!(fleet.report(&["apply", "--initial"]).0, 0);
+    let rules = |bucket: &str| -> Vec<serde_json::Value> {
+        let out = fleet.emu.call(id, "s3", "get_bucket_lifecycle_configuration", json!({"Bucket": bucket}));
+        let mut all = out["Rules"].as_array().unwrap().clone();
+        all.sort_by_key(|r| r["ID"].as_str().unwrap_or_default().to_string());
+        all
+    };
+    let trail = format!("cm-members-cloudtrail-{id}");
+    for bucket in [trail.clone(), format!("cm-members-config-{id}")] {
+        let r = rules(&bucket);
+        assert_eq!(r.len(), 2, "{bucket}: {r:?}");
+        assert_eq!(
+            (r[0]["ID"].as_str(), r[1]["ID"].as_str()),
+            (Some("cm-baseline"), Some("cm-baseline-delete-markers"))
+        );
+        assert_eq!(r[0]["Expiration"]["Days"], 1095, "{bucket}: {r:?}");
+        assert_eq!(r[0]["NoncurrentVersionExpiration"]["NoncurrentDays"], 1, "{bucket}: {r:?}");
+        assert_eq!(r[0]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"], 7, "{bucket}: {r:?}");
+        assert_eq!(r[1]["Expiration"]["ExpiredObjectDeleteMarker"], true, "{bucket}: {r:?}");
+        assert!(r[1]["Expiration"].get("Days").is_none(), "{bucket}: {r:?}");
+    }
+
+    // The rule as the tool wrote it before: expiry alone; and a rule of the customer's.
+    let former = json!({"Rules": [
+        {"ID": "cm-baseline", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "Expiration": {"Days": 1095}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
+        {"ID": "customer-archive", "Status": "Enabled", "Filter": {"Prefix": "archive/"},
+         "Expiration": {"Days": 30}}]});
+    fleet.emu.call(
+        id,
+        "s3",
+        "put_bucket_lifecycle_configuration",
+        json!({"Bucket": trail, "LifecycleConfiguration": former}),
+    );
+    let (code, plan) = fleet.report(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "{plan}");
+    let a = account(&plan, id);
+    assert_eq!(changes(a), [("F07".to_string(), "s3_bucket".to_string(), "update".to_string())], "{a:#}");
+    let diff = a["changes"][0]["diff"].as_str().unwrap();
+    assert!(diff.contains("noncurrent_expiration_days") && diff.contains("expired_object_delete_marker"), "{diff}");
+
+    let (code, applied) = fleet.report(&["apply"]);
+    assert_eq!(code, 0, "{applied}");
+    let r = rules(&trail);
+    let ids: Vec<&str> = r.iter().map(|x| x["ID"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["cm-baseline", "cm-baseline-delete-markers", "customer-archive"], "{r:?}");
+    assert_eq!(r[0]["NoncurrentVersionExpiration"]["NoncurrentDays"], 1, "{r:?}");
+    assert_eq!(r[2]["Expiration"]["Days"], 30, "{r:?}");
+    assert_eq!(fleet.report(&["plan", "--detailed-exitcode"]).0, 0);
 }

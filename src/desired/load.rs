@@ -395,6 +395,7 @@ pub fn load(dir: &Path) -> Result<DesiredState, LoadErrors> {
         if let Some(s) = &settings {
             errors.extend(resource_conflicts(&features, s.home_region.as_str()));
         }
+        errors.extend(requirement_kinds(&features));
         if let Some(cycle) = requirement_cycle(&features) {
             errors.push(whole_file(
                 &features[&cycle[0]].file,
@@ -636,6 +637,29 @@ fn resource_conflicts(features: &BTreeMap<FeatureId, Feature>, home: &str) -> Ve
         }
     }
     errors
+}
+
+/// A `met_by_any` kind that the required feature does not set: it could never meet the
+/// requirement.
+fn requirement_kinds(features: &BTreeMap<FeatureId, Feature>) -> Vec<LoadError> {
+    let mut out = vec![];
+    for f in features.values() {
+        for r in &f.requires {
+            let Some(kind) = &r.met_by_any else { continue };
+            let sets = features.get(&r.feature).is_some_and(|d| d.resources.iter().any(|e| e.spec.kind() == kind));
+            if !sets {
+                out.push(whole_file(
+                    &f.file,
+                    format!(
+                        "{} requires {} `met_by_any: {kind}`, but {} has no {kind} resource",
+                        f.id, r.feature, r.feature
+                    ),
+                    Some("name a resource type of the required feature (for example config_recorder for F08)"),
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// A cycle among `requires`, if there is one.

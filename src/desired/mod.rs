@@ -382,6 +382,12 @@ pub struct Requirement {
     /// Only for accounts of these tiers (all tiers when absent).
     #[serde(default)]
     pub tiers: Option<Vec<TierName>>,
+    /// A resource type of the required feature whose instance, working in the region
+    /// (a Config recorder that is recording), meets the requirement there whoever owns it
+    /// (Control Tower, the customer): the dependent feature needs the service to run, not
+    /// the baseline's own copy of it, and changes nothing in it.
+    #[serde(default)]
+    pub met_by_any: Option<String>,
 }
 
 /// `tag: Managed`, or per tier: `tag: {basic: Initialized, secure: SecureAccount}`.

@@ -31,6 +31,9 @@ pub struct DesiredResource {
     pub key: ResourceKey,
     pub spec: ResourceSpec,
     pub ensure: Ensure,
+    /// Fields maintenance leaves as it finds them (`initial_only_fields`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub initial_only_fields: Vec<String>,
 }
 
 /// One feature as it applies to one account.
@@ -47,6 +50,10 @@ pub struct FeatureBaseline {
     pub also_when_required: bool,
     /// Features that must be in place first (for this account's tier).
     pub requires: Vec<FeatureId>,
+    /// For a requirement that anyone's working instance of a kind meets, region by region
+    /// (`met_by_any`): the required feature and that kind.
+    #[serde(default)]
+    pub met_by_any: BTreeMap<FeatureId, String>,
     /// Value of `cm:Members` on what this feature creates.
     pub tag: OwnerTag,
     /// Take over what the customer has in the feature's place (`adopt: overwrite`).
@@ -233,7 +240,12 @@ pub fn resolve(
                 substitute(&mut v, &vars);
                 let spec: ResourceSpec = serde_json::from_value(v).map_err(|e| format!("{id}: {e}"))?;
                 let key = ResourceKey { kind: spec.kind().to_string(), region: label, name: spec.name() };
-                resources.push(DesiredResource { key, spec, ensure: entry.ensure });
+                resources.push(DesiredResource {
+                    key,
+                    spec,
+                    ensure: entry.ensure,
+                    initial_only_fields: entry.initial_only_fields.clone(),
+                });
             }
         }
         features.push(FeatureBaseline {
@@ -244,6 +256,12 @@ pub fn resolve(
             explicit: account.opt_in.get(&id).copied(),
             also_when_required: def.also_when_required,
             requires: requires.get(&id).cloned().unwrap_or_default(),
+            met_by_any: def
+                .requires
+                .iter()
+                .filter(|r| applies_to_tier(&r.tiers))
+                .filter_map(|r| r.met_by_any.clone().map(|k| (r.feature.clone(), k)))
+                .collect(),
             tag: def.tag.for_tier(&account.tier),
             adopt: account.adopt.get(&id).copied().unwrap_or(def.adopt) == super::Adopt::Overwrite,
             kept: def.kept.clone(),

@@ -85,6 +85,10 @@ pub enum SkipReason {
     RegionUnavailable,
     /// Offboarding: left in the account when it leaves (desired state's `on_leaving`).
     Kept,
+    /// Maintenance found a value the customer may choose (an `initial_only_fields` field,
+    /// such as the EBS default key) set otherwise than initial setup sets it: kept, and
+    /// reported with the diff. The rest of the resource is maintained as usual.
+    CustomerChoice,
 }
 
 /// One change the apply will make.
@@ -115,7 +119,8 @@ pub struct Skip {
     pub resource: String,
     pub reason: SkipReason,
     pub detail: String,
-    /// For an adoption: the customer's value against the baseline, as a unified diff.
+    /// For an adoption or a customer's choice: their value against the baseline, as a
+    /// unified diff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
 }
@@ -370,7 +375,14 @@ pub fn dependencies(baseline: &AccountBaseline, changes: &[Change]) -> Vec<Vec<u
                 .iter()
                 .enumerate()
                 .filter(|(_, i)| builds_on.contains(&i.feature))
-                .filter(|(_, i)| i.region == c.region || i.region == GLOBAL || i.region == home || c.region == GLOBAL)
+                .filter(|(_, i)| {
+                    i.region == c.region
+                        || i.region == GLOBAL
+                        || i.region == home
+                        || c.region == GLOBAL
+                        // A move: the create waits for the delete of the one elsewhere.
+                        || (i.action == Action::Delete && i.resource_type == c.resource_type && i.resource == c.resource)
+                })
                 .map(|(k, _)| k)
                 .collect()
         })
@@ -471,8 +483,13 @@ fn plan_for(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
                 .iter()
                 .filter_map(|d| match placed.get(d).map(|p| p.serves(region, home)) {
                     Some(Ok(())) => None,
-                    Some(Err(why)) => Some(format!("requires {d} ({}): {why}", d.title())),
-                    None => Some(format!("requires {d} ({}), which is neither applied nor in place", d.title())),
+                    _ if met_by_any(baseline, f, d, region, observed) => None,
+                    Some(Err(why)) => Some(format!("requires {d} ({}): {why}{}", d.title(), nor_any(f, d, region))),
+                    None => Some(format!(
+                        "requires {d} ({}), which is neither applied nor in place{}",
+                        d.title(),
+                        nor_any(f, d, region)
+                    )),
                 })
                 .collect()
         };
@@ -503,6 +520,14 @@ fn plan_for(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
         });
         let mut place = Placement::default();
         for (r, block) in f.resources.iter().zip(blocks) {
+            // Maintenance leaves the customer's choice of an initial-only field alone.
+            let kept;
+            let r = if mode == Mode::Maintenance && !r.initial_only_fields.is_empty() {
+                kept = keep_customer_choice(f, r, observed, &mut plan, block.is_empty());
+                &kept
+            } else {
+                r
+            };
             let result = if let Some(why) = observed.unavailable.get(&r.key) {
                 plan.skips.push(resource_skip(f, r, SkipReason::RegionUnavailable, why.clone()));
                 Err(format!("{} is unavailable in {}: {why}", r.key.kind, r.key.region))
@@ -522,6 +547,108 @@ fn plan_for(baseline: &AccountBaseline, observed: &Observed, mode: Mode) -> Acco
     plan
 }
 
+/// Whether a requirement of `f` on `d` that anyone's working instance of a kind meets
+/// (`met_by_any`) is met in `region`: the instance of that kind `d` would have there is
+/// observed working, ours or not (Control Tower's recorder, the customer's). It is only
+/// relied on, never changed.
+fn met_by_any(
+    baseline: &AccountBaseline,
+    f: &FeatureBaseline,
+    d: &FeatureId,
+    region: &str,
+    observed: &Observed,
+) -> bool {
+    let Some(kind) = f.met_by_any.get(d) else {
+        return false;
+    };
+    let Some(required) = baseline.features.iter().find(|x| &x.id == d) else {
+        return false;
+    };
+    required.resources.iter().filter(|r| &r.key.kind == kind && r.key.region == region).any(|r| {
+        match observed.resources.get(&r.key) {
+            Some(Observation::Present { state, .. }) => state.working(),
+            Some(Observation::Occupied { state: Some(state), .. }) => state.working(),
+            _ => false,
+        }
+    })
+}
+
+/// The end of a `blocked_dependency` reason when anyone's working instance would have met it.
+fn nor_any(f: &FeatureBaseline, d: &FeatureId, region: &str) -> String {
+    match f.met_by_any.get(d) {
+        Some(kind) => format!("; nor is any {kind} working in {region}, which would do whoever's it is"),
+        None => String::new(),
+    }
+}
+
+/// For maintenance: `r` without its `initial_only_fields` (no opinion on them), and, where
+/// the resource is ours and one of them is found set otherwise, a `customer_choice` note
+/// with the diff (when `report` says the resource is being planned at all).
+fn keep_customer_choice(
+    f: &FeatureBaseline,
+    r: &DesiredResource,
+    observed: &Observed,
+    plan: &mut AccountPlan,
+    report: bool,
+) -> DesiredResource {
+    let kind = r.spec.kind();
+    let mut relaxed = serde_json::to_value(&r.spec).unwrap_or(serde_json::Value::Null);
+    let mut initial = serde_json::Value::Object(Default::default());
+    if let (Some(fields), Some(only)) = (relaxed.get_mut(kind).and_then(|v| v.as_object_mut()), initial.as_object_mut())
+    {
+        for name in &r.initial_only_fields {
+            if let Some(v) = fields.insert(name.clone(), serde_json::Value::Null) {
+                only.insert(name.clone(), v);
+            }
+        }
+    }
+    let Ok(spec) = serde_json::from_value::<ResourceSpec>(relaxed) else {
+        return r.clone();
+    };
+    if let (true, Some(Observation::Present { state, owner })) = (report, observed.resources.get(&r.key)) {
+        let seen = state.fields();
+        let chosen: Vec<String> = r
+            .initial_only_fields
+            .iter()
+            .filter(|name| {
+                let got = seen.get(name.as_str()).unwrap_or(&serde_json::Value::Null);
+                !got.is_null() && Some(got) != initial.get(name.as_str())
+            })
+            .map(|name| {
+                let shown = |v: Option<&serde_json::Value>| match v {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => "null".into(),
+                };
+                format!(
+                    "{name} is `{}` (initial setup sets `{}`)",
+                    shown(seen.get(name.as_str())),
+                    shown(initial.get(name.as_str()))
+                )
+            })
+            .collect();
+        if !chosen.is_empty() && whose(r, state, owner, observed) == Whose::Ours {
+            // The diff shows where they differ: the rest of the resource is as desired or
+            // is planned as an update of its own.
+            let diff = Some(render_diff(Some(state), Some(&r.spec)));
+            plan.skips.push(Skip {
+                diff,
+                ..resource_skip(
+                    f,
+                    r,
+                    SkipReason::CustomerChoice,
+                    format!(
+                        "kept as the customer chose it: {}; maintenance does not change it, as the specification lets \
+                         customers choose it (initial setup does)",
+                        chosen.join("; ")
+                    ),
+                )
+            });
+        }
+    }
+    DesiredResource { spec, initial_only_fields: vec![], ..r.clone() }
+}
+
 /// Whether a desired resource is in place now, and ours.
 fn in_place_now(r: &DesiredResource, observed: &Observed) -> Result<(), String> {
     if let Ownership::Parent(kind) = r.spec.ownership() {
@@ -535,7 +662,7 @@ fn in_place_now(r: &DesiredResource, observed: &Observed) -> Result<(), String> 
             Whose::Customers(why) => Err(format!("is the customer's ({why})")),
         },
         Some(Observation::AwsDefault { .. }) => Err("is AWS's default, not cm-baseline's".into()),
-        Some(Observation::Occupied { by }) => Err(format!("its place is held by the customer's {by}")),
+        Some(Observation::Occupied { by, .. }) => Err(format!("its place is held by the customer's {by}")),
         Some(Observation::Absent { .. }) | None => Err("is neither applied nor in place".into()),
     }
 }
@@ -589,14 +716,49 @@ fn plan_resource(
     };
     // A child of the customer's parent is left alone, even where it is missing: nothing
     // is added to, or changed in, what the customer runs.
+    // One of a kind found in another region than its own: moved (a create here) if ours.
+    let elsewhere = match obs {
+        Observation::Present { state, owner } if r.ensure == Ensure::Present => {
+            state.found_in().filter(|there| *there != r.key.region).map(|there| (there.to_string(), state, owner))
+        }
+        _ => None,
+    };
     if let Ownership::Parent(kind) = r.spec.ownership() {
-        let creating = matches!(obs, Observation::Absent { .. }) && r.ensure == Ensure::Present;
+        let creating =
+            (matches!(obs, Observation::Absent { .. }) && r.ensure == Ensure::Present) || elsewhere.is_some();
         if let Some(why) = parent_not_ours(kind, &r.key.region, observed, creating) {
             if r.ensure == Ensure::Present || matches!(obs, Observation::Present { .. }) {
                 plan.skips.push(skip(SkipReason::NotOwned, why.clone()));
             }
             return Err(why);
         }
+    }
+    if let Some((there, state, owner)) = elsewhere {
+        // Whose it is is decided where it is: by its own parent there, or by itself.
+        let foreign = match r.spec.ownership() {
+            Ownership::Parent(kind) => parent_not_ours(kind, &there, observed, false),
+            _ => match whose(r, state, owner, observed) {
+                Whose::Ours => None,
+                Whose::Customers(why) => Some(why),
+            },
+        };
+        if let Some(why) = foreign {
+            let why = format!(
+                "AWS allows one of these per account and it is in {there}, not in {}: {why}; it is left untouched, \
+                 and none is created here",
+                r.key.region
+            );
+            plan.skips.push(skip(SkipReason::Conflict, why.clone()));
+            return Err(why);
+        }
+        let gone = render_diff(Some(state), None);
+        plan.changes.push(Change {
+            region: there.clone(),
+            ..change(Action::Delete, format!("# moved to {}\n{gone}", r.key.region), Some(state.clone()))
+        });
+        let made = render_diff(None, Some(&r.spec));
+        plan.changes.push(change(Action::Create, format!("# moved from {there}\n{made}"), None));
+        return Ok(());
     }
     let taggable = r.spec.taggable();
     let guard = guard::lockout(baseline, &r.spec);
@@ -607,7 +769,7 @@ fn plan_resource(
 
     match (r.ensure, obs) {
         (Ensure::Absent, Observation::Absent { .. } | Observation::Occupied { .. }) => Ok(()),
-        (Ensure::Present, Observation::Occupied { by }) => {
+        (Ensure::Present, Observation::Occupied { by, .. }) => {
             let why = format!(
                 "AWS allows one of these here and the customer's {by} holds the place: it is left untouched, \
                  and nothing is created beside it"

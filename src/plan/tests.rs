@@ -96,6 +96,7 @@ fn res(spec: ResourceSpec, region: &str) -> DesiredResource {
         key: ResourceKey { kind: spec.kind().into(), region: region.into(), name: spec.name() },
         spec,
         ensure: Ensure::Present,
+        initial_only_fields: vec![],
     }
 }
 
@@ -114,6 +115,7 @@ fn feature(
         explicit: None,
         also_when_required: false,
         requires: requires.iter().map(|r| fid(r)).collect(),
+        met_by_any: BTreeMap::new(),
         tag,
         adopt: false,
         kept: None,
@@ -919,7 +921,12 @@ fn a_recorder_is_ours_only_through_our_role_and_bucket_or_our_record() {
 
     // Another recorder under another name holds the region's one place.
     o.records.remove(&k);
-    set(&mut o, &theirs, "us-east-1", Observation::Occupied { by: "configuration recorder customer".into() });
+    set(
+        &mut o,
+        &theirs,
+        "us-east-1",
+        Observation::Occupied { by: "configuration recorder customer".into(), state: None },
+    );
     let p = plan(&b, &o, Mode::Initial);
     assert!(p.changes.is_empty(), "{:?}", p.changes);
     let s = skip_of(&p, "config_recorder", "us-east-1").unwrap();
@@ -988,7 +995,12 @@ fn an_iam_group_is_ours_only_by_our_record() {
 fn one_analyzer_per_type_and_region_the_customers_is_a_conflict_and_the_rest_goes_on() {
     let b = ownership_baseline();
     let mut o = all_absent(&b);
-    set(&mut o, &analyzer(), "us-east-1", Observation::Occupied { by: "ACCOUNT analyzer customer".into() });
+    set(
+        &mut o,
+        &analyzer(),
+        "us-east-1",
+        Observation::Occupied { by: "ACCOUNT analyzer customer".into(), state: None },
+    );
     let p = plan(&b, &o, Mode::Initial);
     let s = skip_of(&p, "access_analyzer", "us-east-1").unwrap();
     assert_eq!(s.reason, SkipReason::Conflict);
@@ -1095,7 +1107,7 @@ fn observation(spec: ResourceSpec) -> impl Strategy<Value = Observation<Resource
             let owner = if spec.taggable() { owner } else { None };
             Observation::Present { state, owner }
         }),
-        Just(Observation::Occupied { by: "the customer's one".into() }),
+        Just(Observation::Occupied { by: "the customer's one".into(), state: None }),
     ]
 }
 
@@ -1437,4 +1449,182 @@ proptest! {
             p.changes.iter().map(|c| b.features.iter().position(|f| f.id == c.feature).unwrap_or(0)).collect();
         prop_assert!(order.windows(2).all(|w| w[0] >= w[1]), "a feature deleted before what depends on it: {order:?}");
     }
+}
+
+// ---- Security Hub needs Config recording, whoever's recorder it is (4.3.7, 4.4.2) ----
+
+/// Control Tower's recorder in `region`: another name, another role, holding the region's
+/// one place; recording or not.
+fn tower_recorder(recording: bool) -> Observation<ResourceSpec> {
+    let name = "aws-controltower-BaselineConfigRecorder";
+    Observation::Occupied {
+        by: format!("configuration recorder {name}"),
+        state: Some(ResourceSpec::ConfigRecorder(ConfigRecorder {
+            name: name.into(),
+            role_arn: "arn:aws:iam::111111111111:role/aws-controltower-ConfigRecorderRole".into(),
+            all_supported: None,
+            include_global_resource_types: None,
+            resource_types: None,
+            delivery_channel: None,
+            recording: Some(recording),
+        })),
+    }
+}
+
+fn f13_changes(p: &AccountPlan) -> BTreeSet<(String, String)> {
+    p.changes
+        .iter()
+        .filter(|c| c.feature.as_str() == "F13")
+        .map(|c| (c.region.clone(), c.resource_type.clone()))
+        .collect()
+}
+
+#[test]
+fn security_hub_builds_on_any_recording_recorder_and_waits_where_none_records() {
+    let mut b = ownership_baseline();
+    feature_mut(&mut b, "F13").met_by_any.insert(fid("F08"), "config_recorder".into());
+    // A Control Tower account: F08 skipped, Control Tower's recorder recording in the home
+    // region and stopped in us-east-1; nothing of Security Hub yet.
+    let mut o = all_absent(&b);
+    o.control_tower = true;
+    let rec = recorder_at(CONFIG_ROLE, CONFIG_BUCKET, true);
+    set(&mut o, &rec, HOME, tower_recorder(true));
+    set(&mut o, &rec, "us-east-1", tower_recorder(false));
+    for mode in [Mode::Initial, Mode::Maintenance] {
+        let p = plan(&b, &o, mode);
+        assert!(p.skips.iter().any(|s| s.feature.as_str() == "F08" && s.reason == SkipReason::ControlTower));
+        assert!(!p.changes.iter().any(|c| c.feature.as_str() == "F08"), "{mode:?}: {:?}", p.changes);
+        let made = f13_changes(&p);
+        assert!(made.contains(&(HOME.to_string(), "securityhub_hub".to_string())), "{mode:?}: {made:?}");
+        assert!(!made.iter().any(|(r, _)| r == "us-east-1"), "{mode:?}: {made:?}");
+        let s = skip_of(&p, "securityhub_hub", "us-east-1").unwrap();
+        assert_eq!(s.reason, SkipReason::BlockedDependency);
+        assert!(s.detail.contains("nor is any config_recorder working in us-east-1"), "{}", s.detail);
+    }
+
+    // No recorder at all in us-east-1: still blocked there.
+    set(&mut o, &rec, "us-east-1", Observation::Absent { quota: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert_eq!(skip_of(&p, "securityhub_hub", "us-east-1").unwrap().reason, SkipReason::BlockedDependency);
+
+    // The customer's recorder under the baseline's name, with their role, recording: it
+    // serves Security Hub too, and is itself left alone (a conflict, no change to it).
+    o.control_tower = false;
+    let theirs = recorder_at("customer-config-role", "customer-config-bucket", true);
+    set(&mut o, &rec, "us-east-1", Observation::Present { state: theirs, owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(f13_changes(&p).contains(&("us-east-1".to_string(), "securityhub_hub".to_string())), "{p:#?}");
+    assert_eq!(skip_of(&p, "config_recorder", "us-east-1").unwrap().reason, SkipReason::Conflict);
+    assert!(!p.changes.iter().any(|c| c.resource_type == "config_recorder" && c.region == "us-east-1"));
+    // Stopped, it serves nothing.
+    let stopped = recorder_at("customer-config-role", "customer-config-bucket", false);
+    set(&mut o, &rec, "us-east-1", Observation::Present { state: stopped, owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert_eq!(skip_of(&p, "securityhub_hub", "us-east-1").unwrap().reason, SkipReason::BlockedDependency);
+
+    // Without `met_by_any`, only the baseline's own Config counts, as before.
+    feature_mut(&mut b, "F13").met_by_any.clear();
+    set(&mut o, &rec, "us-east-1", tower_recorder(true));
+    o.control_tower = true;
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(f13_changes(&p).is_empty(), "{:?}", p.changes);
+}
+
+// ---- A field the customer may choose after initial setup (4.3.5) ----
+
+#[test]
+fn maintenance_keeps_the_customers_ebs_key_and_reports_it_initial_setup_sets_aws_own() {
+    let mut b = ownership_baseline();
+    let aws_key = "alias/aws/ebs";
+    let theirs_key = "arn:aws:kms:us-east-1:111111111111:key/customer";
+    for r in &mut feature_mut(&mut b, "F11").resources {
+        r.spec = ebs(true, Some(aws_key));
+        r.initial_only_fields = vec!["kms_key".into()];
+    }
+    let mut o = converged(&b);
+    // Ours (recorded), encryption on, the customer's own key since.
+    set(
+        &mut o,
+        &ebs(true, None),
+        "us-east-1",
+        Observation::Present { state: ebs(true, Some(theirs_key)), owner: None },
+    );
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(p.changes.is_empty(), "{:?}", p.changes);
+    let s = skip_of(&p, "ebs_default_encryption", "us-east-1").unwrap();
+    assert_eq!(s.reason, SkipReason::CustomerChoice);
+    assert!(s.detail.contains(theirs_key) && s.detail.contains(aws_key), "{}", s.detail);
+    let diff = s.diff.as_deref().unwrap();
+    assert!(diff.contains(&format!("-kms_key: {theirs_key}")) && diff.contains("+kms_key: alias/aws/ebs"), "{diff}");
+    assert!(skip_of(&p, "ebs_default_encryption", HOME).is_none(), "AWS's own key is no news");
+
+    // Encryption switched off as well: switched back on, the key still left alone.
+    set(
+        &mut o,
+        &ebs(true, None),
+        "us-east-1",
+        Observation::Present { state: ebs(false, Some(theirs_key)), owner: None },
+    );
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert_eq!(p.changes.len(), 1, "{:?}", p.changes);
+    assert_eq!((p.changes[0].action, &p.changes[0].desired), (Action::Update, &ebs(true, None)));
+    assert_eq!(skip_of(&p, "ebs_default_encryption", "us-east-1").unwrap().reason, SkipReason::CustomerChoice);
+
+    // Initial setup sets AWS's own key.
+    let p = plan(&b, &o, Mode::Initial);
+    assert_eq!(p.changes.len(), 1, "{:?}", p.changes);
+    assert_eq!(p.changes[0].desired, ebs(true, Some(aws_key)));
+    assert!(p.skips.iter().all(|s| s.reason != SkipReason::CustomerChoice));
+
+    // Not ours at all (the customer set it before us): an adoption, as before, no note.
+    o.records.remove(&key_of(&ebs(true, None), "us-east-1"));
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert_eq!(skip_of(&p, "ebs_default_encryption", "us-east-1").unwrap().reason, SkipReason::Adoption);
+}
+
+// ---- The finding aggregator belongs in the home region (4.3.7) ----
+
+fn aggregator(region: Option<&str>) -> ResourceSpec {
+    ResourceSpec::SecurityhubFindingAggregator(
+        crate::resources::securityhub_finding_aggregator::SecurityhubFindingAggregator {
+            region_linking_mode: "ALL_REGIONS".into(),
+            regions: None,
+            arn: None,
+            aggregation_region: region.map(str::to_string),
+        },
+    )
+}
+
+#[test]
+fn an_aggregator_outside_the_home_region_is_moved_if_ours_and_a_conflict_if_not() {
+    let mut b = ownership_baseline();
+    feature_mut(&mut b, "F13").resources.push(res(aggregator(None), HOME));
+    let mut o = converged(&b);
+    let key = key_of(&aggregator(None), HOME);
+    // In place in the home region: nothing to do.
+    o.resources.insert(key.clone(), Observation::Present { state: aggregator(Some(HOME)), owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(p.changes.is_empty(), "{:?}", p.changes);
+
+    // In us-east-1, under our hub there: deleted there, then created at home, the create
+    // waiting for the delete.
+    let east = aggregator(Some("us-east-1"));
+    o.resources.insert(key.clone(), Observation::Present { state: east.clone(), owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    let moved: Vec<(Action, &str)> = p.changes.iter().map(|c| (c.action, c.region.as_str())).collect();
+    assert_eq!(moved, [(Action::Delete, "us-east-1"), (Action::Create, HOME)], "{:?}", p.changes);
+    assert_eq!(p.changes[0].observed.as_ref(), Some(&east));
+    assert!(p.changes[1].diff.contains("moved from us-east-1"), "{}", p.changes[1].diff);
+    assert_eq!(dependencies(&b, &p.changes), vec![vec![], vec![0]]);
+    // Initial setup alike.
+    assert_eq!(plan(&b, &o, Mode::Initial).changes.len(), 2);
+
+    // Under the customer's hub in us-east-1: a conflict, nothing deleted or created.
+    let hub_east = key_of(&hub(), "us-east-1");
+    o.resources.insert(hub_east, Observation::Present { state: hub(), owner: None });
+    let p = plan(&b, &o, Mode::Maintenance);
+    assert!(!p.changes.iter().any(|c| c.resource_type == "securityhub_finding_aggregator"), "{:?}", p.changes);
+    let s = skip_of(&p, "securityhub_finding_aggregator", HOME).unwrap();
+    assert_eq!(s.reason, SkipReason::Conflict);
+    assert!(s.detail.contains("it is in us-east-1") && s.detail.contains("customer's securityhub_hub"), "{}", s.detail);
 }

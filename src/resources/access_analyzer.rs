@@ -134,7 +134,9 @@ impl AccessAnalyzer {
         let kind = Type::from(self.analyzer_type.as_str());
         let out = cx.session.call(aa.list_analyzers().r#type(kind).send()).await?;
         Ok(match out.analyzers().iter().find(|a| a.name() != self.name) {
-            Some(a) => Observation::Occupied { by: format!("{} analyzer {}", self.analyzer_type, a.name()) },
+            Some(a) => {
+                Observation::Occupied { by: format!("{} analyzer {}", self.analyzer_type, a.name()), state: None }
+            }
             None => Observation::Absent { quota: None },
         })
     }

@@ -123,6 +123,16 @@ impl ConfigRecorder {
         rec.build()
     }
 
+    /// Whether the recorder `name` of the region is recording.
+    async fn is_recording(&self, cx: &Cx<'_>, name: &str) -> Result<bool, AwsError> {
+        let cfg = cx.session.config(cx.region);
+        let out = cx
+            .session
+            .call(cfg.describe_configuration_recorder_status().configuration_recorder_names(name).send())
+            .await?;
+        Ok(out.configuration_recorders_status().iter().any(|s| s.recording()))
+    }
+
     async fn put_recorder(&self, cx: &Cx<'_>, observed: &Self) -> Result<(), AwsError> {
         let cfg = cx.session.config(cx.region);
         let rec = self.recorder(observed);
@@ -163,6 +173,12 @@ impl ResourceType for ConfigRecorder {
         self.name.clone()
     }
 
+    /// Security Hub needs Config recording in the region; a recorder that is, ours or not,
+    /// serves it.
+    fn working(&self) -> bool {
+        self.recording == Some(true)
+    }
+
     /// The role it records with and the bucket its channel delivers to.
     fn anchors(&self) -> Vec<(&'static str, String)> {
         let mut out = vec![];
@@ -187,12 +203,25 @@ impl ResourceType for ConfigRecorder {
             out.configuration_recorders().iter().filter(|r| r.service_principal().is_none()).collect();
         let Some(rec) = customer.iter().find(|r| r.name() == Some(self.name.as_str())) else {
             // AWS allows one customer-managed recorder per region, and cannot rename one.
-            return Ok(match customer.first() {
-                Some(other) => {
-                    Observation::Occupied { by: format!("configuration recorder {}", other.name().unwrap_or_default()) }
-                }
-                None => Observation::Absent { quota: None },
-            });
+            let Some(other) = customer.first() else {
+                return Ok(Observation::Absent { quota: None });
+            };
+            // Whether it records is read too: Security Hub in the region needs Config
+            // recording, whoever's recorder it is (Control Tower's, in its accounts).
+            let other_name = other.name().unwrap_or_default().to_string();
+            let state = match self.recording {
+                Some(_) => Some(ConfigRecorder {
+                    name: other_name.clone(),
+                    role_arn: other.role_arn().unwrap_or_default().to_string(),
+                    all_supported: None,
+                    include_global_resource_types: None,
+                    resource_types: None,
+                    delivery_channel: None,
+                    recording: Some(self.is_recording(cx, &other_name).await?),
+                }),
+                None => None,
+            };
+            return Ok(Observation::Occupied { by: format!("configuration recorder {other_name}"), state });
         };
         let name = rec.name().unwrap_or_default().to_string();
         let group = rec.recording_group();
@@ -225,11 +254,7 @@ impl ResourceType for ConfigRecorder {
             }
         }
         if self.recording.is_some() {
-            let out = cx
-                .session
-                .call(cfg.describe_configuration_recorder_status().configuration_recorder_names(&name).send())
-                .await?;
-            seen.recording = Some(out.configuration_recorders_status().iter().any(|s| s.recording()));
+            seen.recording = Some(self.is_recording(cx, &name).await?);
         }
         Ok(Observation::Present { state: seen, owner: None })
     }

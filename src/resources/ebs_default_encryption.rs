@@ -10,11 +10,20 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct EbsDefaultEncryption {
     pub enabled: bool,
-    /// The default key (`alias/aws/ebs` is AWS's own). Left out, the customer's choice of
-    /// key is kept: the specification lets customers switch to their own key.
+    /// The default key (`alias/aws/ebs` is AWS's own, set with ResetEbsDefaultKmsKeyId).
+    /// The shipped F11 sets it at initial setup only (`initial_only_fields`): the
+    /// specification lets customers switch to their own key afterwards.
     #[serde(default)]
     pub kms_key: Option<String>,
 }
+
+/// AWS's own EBS key, by its alias (alone or as an alias ARN).
+fn is_aws_managed(key: &str) -> bool {
+    key == AWS_MANAGED_KEY || key.ends_with(&format!(":{AWS_MANAGED_KEY}"))
+}
+
+/// The alias of the AWS managed key for EBS.
+const AWS_MANAGED_KEY: &str = "alias/aws/ebs";
 
 impl ResourceType for EbsDefaultEncryption {
     const KIND: &'static str = "ebs_default_encryption";
@@ -28,7 +37,7 @@ impl ResourceType for EbsDefaultEncryption {
 
     /// Off, with AWS's own key: nobody chose it.
     fn is_aws_default(&self) -> bool {
-        !self.enabled && self.kms_key.as_deref().is_none_or(|k| k.ends_with("alias/aws/ebs"))
+        !self.enabled && self.kms_key.as_deref().is_none_or(is_aws_managed)
     }
 
     async fn observe(&self, cx: &Cx<'_>) -> Result<Observation<Self>, AwsError> {
@@ -67,7 +76,12 @@ impl ResourceType for EbsDefaultEncryption {
         }
         if let Some(k) = &self.kms_key {
             if Some(k) != observed.kms_key.as_ref() {
-                cx.session.call(ec2.modify_ebs_default_kms_key_id().kms_key_id(k).send()).await?;
+                if is_aws_managed(k) {
+                    // AWS's own key is set back with the reset call, the documented way.
+                    cx.session.call(ec2.reset_ebs_default_kms_key_id().send()).await?;
+                } else {
+                    cx.session.call(ec2.modify_ebs_default_kms_key_id().kms_key_id(k).send()).await?;
+                }
             }
         }
         Ok(())

@@ -154,6 +154,9 @@ pub enum Observation<T> {
     Occupied {
         /// What holds it, as a person would name it (`account analyzer customer-analyzer`).
         by: String,
+        /// What holds it, read in the same shape where that tells a dependent feature
+        /// something (whether the region's recorder records); `None` when not read.
+        state: Option<T>,
     },
 }
 
@@ -163,7 +166,7 @@ impl<T> Observation<T> {
             Observation::Absent { quota } => Observation::Absent { quota },
             Observation::Present { state, owner } => Observation::Present { state: f(state), owner },
             Observation::AwsDefault { state, in_use } => Observation::AwsDefault { state: f(state), in_use },
-            Observation::Occupied { by } => Observation::Occupied { by },
+            Observation::Occupied { by, state } => Observation::Occupied { by, state: state.map(f) },
         }
     }
 }
@@ -230,6 +233,20 @@ pub trait ResourceType:
     /// nobody chose (EBS encryption off, Compute Optimizer not enrolled).
     fn is_aws_default(&self) -> bool {
         false
+    }
+
+    /// For a kind that a requirement names in `met_by_any`: whether an observed instance,
+    /// whoever owns it, does what the dependent feature needs (a Config recorder that is
+    /// recording). Nothing else is asked of it, and nothing of it is changed.
+    fn working(&self) -> bool {
+        false
+    }
+
+    /// For an account-wide one-of-a-kind resource that AWS lists from every region (the
+    /// Security Hub finding aggregator): the region an observed instance is in. One found
+    /// outside the region desired state places it in is not in place.
+    fn found_in(&self) -> Option<&str> {
+        None
     }
 
     /// Reads the resource from AWS, in the same shape as desired state.
@@ -321,6 +338,12 @@ macro_rules! registry {
             pub fn is_aws_default(&self) -> bool {
                 match self { $(Self::$variant(r) => r.is_aws_default(),)* }
             }
+            pub fn found_in(&self) -> Option<&str> {
+                match self { $(Self::$variant(r) => r.found_in(),)* }
+            }
+            pub fn working(&self) -> bool {
+                match self { $(Self::$variant(r) => r.working(),)* }
+            }
             /// The resource's own fields, without the kind around them.
             pub fn fields(&self) -> serde_json::Value {
                 let v = match self { $(Self::$variant(r) => serde_json::to_value(r),)* };
@@ -385,7 +408,7 @@ registry! {
 }
 
 /// One entry of a feature's `resources:` list: exactly one resource type key, plus
-/// optional `tiers`, `regions` and `ensure`.
+/// optional `tiers`, `regions`, `ensure` and `initial_only_fields`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceEntry {
     pub spec: ResourceSpec,
@@ -394,6 +417,10 @@ pub struct ResourceEntry {
     /// Where instances live; the type's default when absent.
     pub regions: Option<Scope>,
     pub ensure: Ensure,
+    /// Fields initial setup writes and maintenance leaves as it finds them (the EBS default
+    /// key, which the specification lets customers change): a different value found at
+    /// maintenance is reported (`customer_choice`), not changed.
+    pub initial_only_fields: Vec<String>,
 }
 
 impl<'de> Deserialize<'de> for ResourceEntry {
@@ -406,11 +433,13 @@ impl<'de> Deserialize<'de> for ResourceEntry {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ResourceEntry, A::Error> {
                 let (mut spec, mut tiers, mut regions, mut ensure) = (None, None, None, None);
+                let mut initial_only_fields = None;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "tiers" => tiers = Some(map.next_value()?),
                         "regions" => regions = Some(map.next_value()?),
                         "ensure" => ensure = Some(map.next_value()?),
+                        "initial_only_fields" => initial_only_fields = Some(map.next_value()?),
                         kind => {
                             if spec.is_some() {
                                 return Err(de::Error::custom(format!(
@@ -424,7 +453,7 @@ impl<'de> Deserialize<'de> for ResourceEntry {
                                         .map(|m| format!("did you mean {m}?"))
                                         .unwrap_or_else(|| {
                                             format!(
-                                                "resource types: {}; entry keys: tiers, regions, ensure",
+                                                "resource types: {}; entry keys: tiers, regions, ensure, initial_only_fields",
                                                 KINDS.join(", ")
                                             )
                                         });
@@ -442,7 +471,17 @@ impl<'de> Deserialize<'de> for ResourceEntry {
                         KINDS.join(", ")
                     ))
                 })?;
-                Ok(ResourceEntry { spec, tiers, regions, ensure: ensure.unwrap_or_default() })
+                let initial_only_fields: Vec<String> = initial_only_fields.unwrap_or_default();
+                // Each must be a field the type has and this entry sets.
+                let fields = spec.fields();
+                if let Some(f) = initial_only_fields.iter().find(|f| fields.get(f.as_str()).is_none_or(|v| v.is_null()))
+                {
+                    return Err(de::Error::custom(format!(
+                        "`initial_only_fields` names `{f}`, which this {} entry does not set; hint: name fields set above",
+                        spec.kind()
+                    )));
+                }
+                Ok(ResourceEntry { spec, tiers, regions, ensure: ensure.unwrap_or_default(), initial_only_fields })
             }
         }
         d.deserialize_map(V)

@@ -66,6 +66,11 @@ pub struct Lifecycle {
     /// Abort incomplete multipart uploads after this many days.
     #[serde(default)]
     pub abort_incomplete_multipart_days: Option<i32>,
+    /// Remove a delete marker once no noncurrent version is left behind it. AWS refuses
+    /// this beside `Days` in one rule, so it is a second rule, id
+    /// `cm-baseline-delete-markers`; `false` removes that rule.
+    #[serde(default)]
+    pub expired_object_delete_marker: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -80,7 +85,8 @@ pub struct S3Bucket {
     pub encryption: Option<Encryption>,
     #[serde(default)]
     pub object_lock: Option<ObjectLock>,
-    /// One rule per bucket, id `cm-baseline` (rules of other ids are the customer's).
+    /// The rule `cm-baseline`, and `cm-baseline-delete-markers` for
+    /// `expired_object_delete_marker` (rules of other ids are the customer's).
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
     #[serde(default)]
@@ -90,6 +96,34 @@ pub struct S3Bucket {
 }
 
 const LIFECYCLE_RULE_ID: &str = "cm-baseline";
+/// The rule that removes expired delete markers: AWS takes `ExpiredObjectDeleteMarker` only
+/// in a rule without `Days`.
+const MARKER_RULE_ID: &str = "cm-baseline-delete-markers";
+
+/// Our lifecycle rules among a bucket's, read back into one [`Lifecycle`]; `None` when
+/// neither is there.
+fn lifecycle_of(rules: &[LifecycleRule]) -> Option<Lifecycle> {
+    let main = rules.iter().find(|r| r.id() == Some(LIFECYCLE_RULE_ID));
+    let marker = rules.iter().find(|r| r.id() == Some(MARKER_RULE_ID));
+    if main.is_none() && marker.is_none() {
+        return None;
+    }
+    let enabled = |r: &&LifecycleRule| r.status() == &ExpirationStatus::Enabled;
+    let main = main.filter(enabled);
+    Some(Lifecycle {
+        expiration_days: main.and_then(|r| r.expiration()).and_then(|e| e.days()),
+        noncurrent_expiration_days: main
+            .and_then(|r| r.noncurrent_version_expiration())
+            .and_then(|e| e.noncurrent_days()),
+        abort_incomplete_multipart_days: main
+            .and_then(|r| r.abort_incomplete_multipart_upload())
+            .and_then(|a| a.days_after_initiation()),
+        expired_object_delete_marker: Some(
+            marker.filter(enabled).and_then(|r| r.expiration()).and_then(|e| e.expired_object_delete_marker())
+                == Some(true),
+        ),
+    })
+}
 
 fn missing(e: &Option<&str>, codes: &[&str]) -> bool {
     e.map(|c| codes.contains(&c)).unwrap_or(false)
@@ -243,13 +277,7 @@ impl ResourceType for S3Bucket {
                 return Ok(None);
             }
             match cx.session.call(s3.get_bucket_lifecycle_configuration().bucket(b).send()).await {
-                Ok(out) => Ok(out.rules().iter().find(|r| r.id() == Some(LIFECYCLE_RULE_ID)).map(|r| Lifecycle {
-                    expiration_days: r.expiration().and_then(|e| e.days()),
-                    noncurrent_expiration_days: r.noncurrent_version_expiration().and_then(|e| e.noncurrent_days()),
-                    abort_incomplete_multipart_days: r
-                        .abort_incomplete_multipart_upload()
-                        .and_then(|a| a.days_after_initiation()),
-                })),
+                Ok(out) => Ok(lifecycle_of(out.rules())),
                 Err(e) if missing(&code_of(&e), &["NoSuchLifecycleConfiguration"]) => Ok(None),
                 Err(e) => Err(AwsError::from(e)),
             }
@@ -408,13 +436,19 @@ impl ResourceType for S3Bucket {
 }
 
 impl S3Bucket {
-    /// Writes our lifecycle rule, keeping rules of other ids (the customer's).
+    /// Writes our lifecycle rules, keeping rules of other ids (the customer's).
     async fn put_lifecycle(&self, cx: &Cx<'_>, lc: &Lifecycle) -> Result<(), AwsError> {
         let s3 = cx.session.s3(cx.region);
         let b = self.name.as_str();
         let mut rules: Vec<LifecycleRule> =
             match cx.session.call(s3.get_bucket_lifecycle_configuration().bucket(b).send()).await {
-                Ok(out) => out.rules().iter().filter(|r| r.id() != Some(LIFECYCLE_RULE_ID)).cloned().collect(),
+                Ok(out) => out
+                    .rules()
+                    .iter()
+                    .filter(|r| r.id() != Some(LIFECYCLE_RULE_ID))
+                    .filter(|r| r.id() != Some(MARKER_RULE_ID) || lc.expired_object_delete_marker.is_none())
+                    .cloned()
+                    .collect(),
                 Err(e) if missing(&code_of(&e), &["NoSuchLifecycleConfiguration"]) => vec![],
                 Err(e) => return Err(e.into()),
             };
@@ -436,8 +470,47 @@ impl S3Bucket {
             );
         }
         rules.push(rule.build().map_err(build_err)?);
+        if lc.expired_object_delete_marker == Some(true) {
+            rules.push(
+                LifecycleRule::builder()
+                    .id(MARKER_RULE_ID)
+                    .status(ExpirationStatus::Enabled)
+                    .filter(LifecycleRuleFilter::builder().prefix("").build())
+                    .expiration(LifecycleExpiration::builder().expired_object_delete_marker(true).build())
+                    .build()
+                    .map_err(build_err)?,
+            );
+        }
         let conf = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(build_err)?;
         cx.session.call(s3.put_bucket_lifecycle_configuration().bucket(b).lifecycle_configuration(conf).send()).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, expiration: LifecycleExpiration) -> LifecycleRule {
+        LifecycleRule::builder()
+            .id(id)
+            .status(ExpirationStatus::Enabled)
+            .filter(LifecycleRuleFilter::builder().prefix("").build())
+            .expiration(expiration)
+            .build()
+            .expect("a rule with a status")
+    }
+
+    #[test]
+    fn the_former_rule_reads_as_lacking_the_noncurrent_expiry_and_the_marker_rule() {
+        let former = rule(LIFECYCLE_RULE_ID, LifecycleExpiration::builder().days(1095).build());
+        let theirs = rule("customer", LifecycleExpiration::builder().expired_object_delete_marker(true).build());
+        let seen = lifecycle_of(&[former, theirs.clone()]).expect("our rule is there");
+        assert_eq!(seen.expiration_days, Some(1095));
+        assert_eq!(seen.noncurrent_expiration_days, None);
+        assert_eq!(seen.expired_object_delete_marker, Some(false), "the customer's rule is not ours");
+        assert_eq!(lifecycle_of(&[theirs]), None);
+        let marker = rule(MARKER_RULE_ID, LifecycleExpiration::builder().expired_object_delete_marker(true).build());
+        assert_eq!(lifecycle_of(&[marker]).and_then(|l| l.expired_object_delete_marker), Some(true));
     }
 }

@@ -20,6 +20,16 @@ pub struct SecurityhubFindingAggregator {
     pub regions: Option<BTreeSet<String>>,
     #[serde(skip)]
     pub arn: Option<String>,
+    /// Read only: the Region the aggregator is in (its aggregation Region). Desired state
+    /// leaves it out: the aggregator belongs in the region its entry places it (the home
+    /// region), and one found elsewhere is moved there, or, if not ours, reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregation_region: Option<String>,
+}
+
+/// The Region in an aggregator's ARN (`arn:aws:securityhub:<region>:<account>:finding-aggregator/...`).
+fn region_of(arn: &str) -> Option<&str> {
+    arn.split(':').nth(3).filter(|r| !r.is_empty())
 }
 
 impl SecurityhubFindingAggregator {
@@ -54,17 +64,24 @@ impl ResourceType for SecurityhubFindingAggregator {
         "aggregator".into()
     }
 
+    fn found_in(&self) -> Option<&str> {
+        self.aggregation_region.as_deref()
+    }
+
     async fn observe(&self, cx: &Cx<'_>) -> Result<Observation<Self>, AwsError> {
         let Some(arn) = self.find(cx).await? else {
             return Ok(Observation::Absent { quota: None });
         };
-        let sh = cx.session.securityhub(cx.region);
+        // An account has one aggregator, listed from every Region; it is read in its own.
+        let there = region_of(&arn).unwrap_or(cx.region).to_string();
+        let sh = cx.session.securityhub(&there);
         let out = cx.session.call(sh.get_finding_aggregator().finding_aggregator_arn(&arn).send()).await?;
         Ok(Observation::Present {
             state: SecurityhubFindingAggregator {
                 region_linking_mode: out.region_linking_mode().unwrap_or_default().to_string(),
                 regions: Some(out.regions().iter().cloned().collect()),
                 arn: Some(arn),
+                aggregation_region: Some(out.finding_aggregation_region().map(str::to_string).unwrap_or(there)),
             },
             owner: None,
         })
@@ -110,7 +127,8 @@ impl ResourceType for SecurityhubFindingAggregator {
         let Some(arn) = self.find(cx).await? else {
             return Ok(());
         };
-        let sh = cx.session.securityhub(cx.region);
+        // Only its aggregation Region may delete it.
+        let sh = cx.session.securityhub(region_of(&arn).unwrap_or(cx.region));
         cx.session.call(sh.delete_finding_aggregator().finding_aggregator_arn(arn).send()).await?;
         Ok(())
     }

@@ -663,6 +663,25 @@ def test_ec2_default_vpc_and_dependencies(aws):
     assert other.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_b]}])["InternetGateways"]
 
 
+def test_ec2_ebs_default_kms_key_get_modify_reset(aws):
+    ec2 = aws("ec2", account=MEMBER_B, region=OTHER_REGION)
+    kms = aws("kms", account=MEMBER_B, region=OTHER_REGION)
+    # Never chosen: AWS's own key, by its alias.
+    assert ec2.get_ebs_default_kms_key_id()["KmsKeyId"] == "alias/aws/ebs"
+    theirs = kms.create_key(Description="the customer's EBS key")["KeyMetadata"]["Arn"]
+    assert ec2.modify_ebs_default_kms_key_id(KmsKeyId=theirs)["KmsKeyId"] == theirs
+    assert ec2.get_ebs_default_kms_key_id()["KmsKeyId"] == theirs
+    # Reset: the AWS managed key, made on first use, answered by its ARN.
+    managed = ec2.reset_ebs_default_kms_key_id()["KmsKeyId"]
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+    assert managed.endswith(f":key/{aliases['alias/aws/ebs']}")
+    assert ec2.get_ebs_default_kms_key_id()["KmsKeyId"] == managed
+    assert ec2.reset_ebs_default_kms_key_id()["KmsKeyId"] == managed  # the same key again
+    assert error_of(ec2.reset_ebs_default_kms_key_id, DryRun=True) == ("DryRunOperation", 412)
+    # Per account and Region.
+    assert aws("ec2", account=MEMBER_B, region=REGION).get_ebs_default_kms_key_id()["KmsKeyId"] == "alias/aws/ebs"
+
+
 def test_ec2_delete_vpc_with_custom_security_group(aws):
     ec2 = aws("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]

@@ -32,7 +32,14 @@ Corrections (moto 5.2.5 differs from AWS):
   Elastic IP, in the subnet, so the subnet could never be deleted nor the internet gateway
   detached. AWS deletes that interface and disassociates the address; so does this module,
   once moto has deleted the gateway.
+- GetEbsDefaultKmsKeyId and ResetEbsDefaultKmsKeyId: moto 5.2.5 has neither (only
+  ModifyEbsDefaultKmsKeyId, which keeps the key's ARN). Get answers the ARN Modify or Reset
+  set, and `alias/aws/ebs` while neither was ever called, as AWS does for an account that
+  never chose a key. Reset sets the default back to the AWS managed key for EBS, creating it
+  (alias `alias/aws/ebs`) as AWS does on first use, and answers its ARN, as the API
+  reference says. Both take DryRun like every EC2 action: DryRunOperation (412) when set.
 Errors use EC2's `<Response><Errors><Error><Code/><Message/></Error></Errors>` body, 400.
+
 
 This module reads and seeds moto's EC2 backend directly (moto 5.2.5 is pinned).
 """
@@ -90,6 +97,23 @@ def _error(code, message):
     return Response(400, [("Content-Type", "text/xml")], body)
 
 
+def _ebs_key_answer(action, key_id):
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<{action}Response xmlns="{EC2_NS}">'
+            f"<requestId>{uuid.uuid4()}</requestId><kmsKeyId>{escape(key_id)}</kmsKeyId></{action}Response>")
+    return Response(200, [("Content-Type", "text/xml")], body)
+
+
+def _ebs_default_key(action, params, backend):
+    if params.get("DryRun", "").lower() == "true":
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>DryRunOperation</Code>'
+                f"<Message>Request would have succeeded, but DryRun flag is set.</Message></Error></Errors>"
+                f"<RequestID>{uuid.uuid4()}</RequestID></Response>")
+        return Response(412, [("Content-Type", "text/xml")], body)
+    if action == "ResetEbsDefaultKmsKeyId":
+        return _ebs_key_answer(action, backend._create_default_encryption_key())
+    return _ebs_key_answer(action, backend.default_kms_key_id or "alias/aws/ebs")
+
+
 def _describe_regions(regions):
     items = "".join(
         f"<item><regionName>{escape(r)}</regionName><regionEndpoint>ec2.{escape(r)}.amazonaws.com</regionEndpoint>"
@@ -144,6 +168,9 @@ def handle(req):
         except KeyError:  # a Region moto does not know: its own answer
             return None
         _seed_default_vpc(backend)
+    if action in ("GetEbsDefaultKmsKeyId", "ResetEbsDefaultKmsKeyId"):
+        with _lock:
+            return _ebs_default_key(action, params, backend)
     if action == "DeleteSubnet":
         subnet_id = params.get("SubnetId")
         if any(eni.subnet is not None and eni.subnet.id == subnet_id for eni in backend.enis.values()):
