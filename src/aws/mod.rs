@@ -66,6 +66,7 @@ impl Fleet {
     /// of counts across runs).
     pub async fn with_stats(home_region: &str, limits: CallLimits, stats: Arc<CallStats>) -> Self {
         let base = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(shared_http_client())
             .region(SdkRegion::new(home_region.to_string()))
             .retry_config(RetryConfig::standard().with_max_attempts(limits.max_attempts))
             // An answer that does not come is a timeout, which the SDK retries, rather than a
@@ -133,6 +134,29 @@ impl Fleet {
             self.pacing.clone(),
         ))
     }
+}
+
+/// The HTTPS client every SDK client of the process uses: the SDK's default one (hyper 1,
+/// rustls with aws-lc, the proxy settings of the environment), built once.
+///
+/// Without it, every SDK client (one per account, service and region) builds its own: it
+/// loads and parses the system's root certificates again, and keeps its own connection
+/// pool, so that each account's first call to each regional endpoint opens a new connection
+/// (and, against AWS, a new TLS handshake). Shared, the certificates are read once and
+/// connections to an endpoint are kept and reused across accounts: requests are signed
+/// with each account's own credentials, whatever connection carries them.
+fn shared_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut conn =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
+        conn.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            conn.set_sleep_impl(components.sleep_impl());
+        }
+        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.build()
+    })
 }
 
 /// Per-region clients of one service, built on first use.

@@ -236,7 +236,7 @@ def gnu_time():
     return None
 
 
-def run_phase(name, command, emu, args, desired, workdir, faults, timeout=None, extra_env=None):
+def run_phase(name, command, emu, args, desired, workdir, faults, timeout=None, extra_env=None, state=None):
     """Runs one cm-baseline command with `faults` set on the emulator. With `timeout`
     (seconds), a run still going then is killed (with its process group) and reported as
     having no report; without it the run may take as long as it takes. `extra_env`:
@@ -252,7 +252,7 @@ def run_phase(name, command, emu, args, desired, workdir, faults, timeout=None, 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ENDPOINT_URL=emu.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                AWS_REGION=HOME, NO_COLOR="1", CM_LOG=os.environ.get("CM_LOG", "warn"),
-               CM_STATE_DIR=str(workdir / "state"))
+               CM_STATE_DIR=str(state or workdir / "state"))
     env.update(extra_env or {})
     rss_file = workdir / f"{stem}.rss"
     timer = gnu_time() if args.rss != "proc" else None
@@ -342,6 +342,8 @@ def summarize(name, command, raw, n, r, expect, latency_ms, concurrency):
         # CPU seconds of cm-baseline (GNU time %U + %S) and of the emulator during the phase:
         # an emulator busy most of the wall time is the bottleneck, not cm-baseline
         "cpu_s": raw["cpu_s"],
+        # the figure the tool's own cost is judged by: its CPU time over the calls it made
+        "cpu_ms_per_call": round(1000 * raw["cpu_s"] / calls["total"], 4) if raw["cpu_s"] is not None and calls["total"] else None,
         "emulator_cpu_s": round(raw["emulator_cpu_s"], 2),
         "peak_rss_source": raw["rss_source"],
         "accounts_by_status": dict(statuses),
@@ -367,17 +369,237 @@ def summarize(name, command, raw, n, r, expect, latency_ms, concurrency):
     return out
 
 
-def table(phases):
+def table(phases, server="emulator"):
     head = ["phase", "wall s", "calls", "calls per account-region", "retries", "throttled", "held by pacing",
-            "peak RSS MB", "CPU s", "emulator CPU s"]
+            "peak RSS MB", "CPU s", "CPU ms per call", f"{server} CPU s"]
     rows = [[p["phase"], f"{p['wall_s']:.2f}", str(p["api_calls"]["total"]), f"{p['calls_per_account_region']:.1f}",
              str(p["api_calls"]["retries"]), str(p["api_calls"]["throttled"]), str(p["api_calls"]["paced"]),
              f"{p['peak_rss_mb']:.1f}",
-             "-" if p["cpu_s"] is None else f"{p['cpu_s']:.2f}", f"{p['emulator_cpu_s']:.2f}"] for p in phases]
+             "-" if p["cpu_s"] is None else f"{p['cpu_s']:.2f}",
+             "-" if p["cpu_ms_per_call"] is None else f"{p['cpu_ms_per_call']:.3f}", f"{p['emulator_cpu_s']:.2f}"] for p in phases]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
     return "\n".join([line(head), sep, *(line(r) for r in rows)])
+
+
+# ---------------------------------------------------------------- projection
+
+PROJECT_ACCOUNTS = (1000, 5000, 10000)
+PROJECT_REGIONS = 17
+DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def maintenance_window(desired):
+    """(seconds, text) of `daemon.window` in settings.yaml; the product's default is Saturday
+    02:00 to Sunday 23:59 (src/daemon/schedule.rs), both minutes included."""
+    import yaml
+    win = {"from": "Sat 02:00", "to": "Sun 23:59"}
+    try:
+        doc = yaml.safe_load((desired / "settings.yaml").read_text()) or {}
+        win.update(((doc.get("daemon") or {}).get("window")) or {})
+    except (OSError, ValueError, yaml.YAMLError):
+        pass
+
+    def minute(text):
+        day, hm = text.split()
+        h, m = hm.split(":")
+        return DAYS.index(day.lower()[:3]) * 1440 + int(h) * 60 + int(m)
+
+    return ((minute(win["to"]) - minute(win["from"])) % (7 * 1440) + 1) * 60, f"{win['from']} to {win['to']}"
+
+
+def pacing_rates(repo):
+    """The product's pacing table (src/aws/pacing.rs): {"service:Operation": (per second, burst)}."""
+    import re
+    text = (repo / "src/aws/pacing.rs").read_text()
+    return {op: (float(rate), float(burst)) for op, rate, burst in re.findall(r'\("([a-z0-9]+:\w+)", ([\d.]+), ([\d.]+)\)', text)}
+
+
+def task_vcpus(repo):
+    """vCPUs of the ECS task definition the product ships (deploy/ecs/task-definition.json)."""
+    try:
+        return int(json.loads((repo / "deploy/ecs/task-definition.json").read_text())["cpu"]) / 1024
+    except (OSError, ValueError, KeyError):
+        return 1.0
+
+
+def projection(phases, n, r, args, repo, desired):
+    """The weekend maintenance run for PROJECT_ACCOUNTS x PROJECT_REGIONS, from the measured
+    calls per account and CPU per call of the converged plan (b) and the maintenance apply
+    (c), at --project-latency-ms per call, the default limits, AWS's rates of the pacing
+    table, and one ECS task's vCPUs per shard. See docs/benchmark.md for the assumptions."""
+    by = {p["phase"][0]: p for p in phases}
+    if "b" not in by:
+        return None
+    window_s, window_text = maintenance_window(desired)
+    rates = pacing_rates(repo)
+    vcpus = task_vcpus(repo)
+    lat = args.project_latency_ms / 1000
+
+    def per_account(p):
+        """Calls per account at PROJECT_REGIONS: account-wide calls once, the rest per region."""
+        glob = sum(v for k, v in p["by_service"].items() if k in GLOBAL_SERVICES) / n
+        return glob + (p["calls_per_account"] - glob) * PROJECT_REGIONS / r
+
+    def paced_floor(p):
+        """Seconds one account needs at least, keeping to the paced operations' rates (each
+        account and region has its own buckets; the busiest account-region counts)."""
+        floor = 0.0
+        for op, (rate, burst) in rates.items():
+            cell = p["emulator_requests_per_cell"].get(op)
+            most = cell["max"] if cell else p["by_operation"].get(op, 0) / (n * r)
+            floor = max(floor, max(0.0, most - burst) / rate)
+        return floor
+
+    steps = [by["b"]] + ([by["c"]] if "c" in by else [by["b"]])  # the brake's plan, then the apply
+    calls_per_account = sum(per_account(p) for p in steps)
+    cpu_ms = max((p["cpu_ms_per_call"] or 0) for p in steps)
+    floor = sum(paced_floor(p) for p in steps)
+    c = min(args.max_calls, args.parallel_accounts * args.account_calls)
+    rows = []
+    for accounts in PROJECT_ACCOUNTS:
+        calls = calls_per_account * accounts
+        latency_s = calls * lat / c
+        cpu_s = calls * cpu_ms / 1000 / vcpus
+        paced_s = -(-accounts // args.parallel_accounts) * floor
+        wall = max(latency_s, cpu_s, paced_s)
+        rows.append({"accounts": accounts, "regions": PROJECT_REGIONS, "calls": round(calls),
+                     "latency_bound_h": round(latency_s / 3600, 2), "cpu_bound_h": round(cpu_s / 3600, 2),
+                     "pacing_floor_h": round(paced_s / 3600, 3), "one_shard_h": round(wall / 3600, 2),
+                     "bound_by": "latency" if wall == latency_s else "cpu" if wall == cpu_s else "pacing",
+                     "shards": max(1, -(-int(wall) // int(window_s)))})
+    return {"window": window_text, "window_h": round(window_s / 3600, 2), "latency_ms": args.project_latency_ms,
+            "calls_in_flight": c, "vcpus_per_shard": vcpus, "cpu_ms_per_call": cpu_ms,
+            "calls_per_account": round(calls_per_account, 1), "pacing_floor_per_account_s": round(floor, 2), "rows": rows}
+
+
+def print_projection(proj):
+    print()
+    print(f"Projected weekend maintenance (brake plan + apply) at {PROJECT_REGIONS} regions, {proj['latency_ms']:g} ms per call, "
+          f"{proj['calls_in_flight']} calls in flight, {proj['vcpus_per_shard']:g} vCPU per shard at {proj['cpu_ms_per_call']:.3f} ms "
+          f"CPU per call, window {proj['window']} ({proj['window_h']:g} h); {proj['calls_per_account']:g} calls per account:")
+    head = ["accounts", "calls", "latency-bound h", "CPU-bound h", "pacing floor h", "one shard h", "bound by", "shards"]
+    rows = [[f"{x['accounts']:,} x {x['regions']}", f"{x['calls']:,}", f"{x['latency_bound_h']:.2f}", f"{x['cpu_bound_h']:.2f}",
+             f"{x['pacing_floor_h']:.3f}", f"{x['one_shard_h']:.2f}", x["bound_by"], str(x["shards"])] for x in proj["rows"]]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |")
+
+
+# ---------------------------------------------------------------- replay
+
+
+class Endpoint:
+    """A test-support server run for the benchmark that prints "listening on http://ADDR"
+    once ready: the recording proxy (record.py) or the replay server."""
+
+    def __init__(self, argv, log_path):
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=self.log)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            self.stop()
+            raise SystemExit(f"{argv[0]} did not start; see {log_path}")
+        self.url = line.split()[-1]
+
+    def cpu_seconds(self):
+        try:
+            fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class ReplayEndpoint(Endpoint):
+    """The replay server (tests/support/replay/main.rs), with what run_phase asks of the
+    emulator: `hook` of the faults (the latency is the server's own, set at start) and the
+    count of requests served since the last POST."""
+
+    def __init__(self, argv, log_path):
+        super().__init__(argv, log_path)
+        self.base = 0
+
+    def stats(self):
+        with urllib.request.urlopen(self.url + "/replay/stats", timeout=60) as r:
+            return json.loads(r.read())
+
+    def hook(self, path, doc=None):
+        st = self.stats()
+        if doc is not None:
+            self.base = st["requests"]
+            return {}
+        return {"requests": st["requests"] - self.base, "misses": st["misses"], "miss_examples": st["miss_examples"],
+                "by_operation": []}
+
+
+def record_templates(emu, args, workdir, repo):
+    """Sets up two template accounts (one secure, one basic) at R regions, converges them
+    (apply --initial), and records the emulator's answers to their converged plan through
+    record.py. Returns (recording, templates {id: tier}, regions, desired, timings)."""
+    targs = argparse.Namespace(**{**vars(args), "accounts": 2, "secure_share": 0.5})
+    accounts, regions, tiers, desired, setup_t = setup(emu, targs, workdir, repo)
+    raw = run_phase("template apply --initial", ["apply", "--initial"], emu, targs, desired, workdir, {})
+    if raw["code"] != 0:
+        raise SystemExit(f"template apply --initial: exit {raw['code']}; see {workdir}")
+    recording = workdir / "recording.jsonl"
+    proxy = Endpoint([sys.executable, repo / "tests/support/replay/record.py", "--upstream", emu.url, "--out", recording],
+                     workdir / "record.log")
+    try:
+        via = argparse.Namespace(url=proxy.url, hook=emu.hook, cpu_seconds=emu.cpu_seconds)
+        raw = run_phase("template plan (recorded)", ["plan", "--detailed-exitcode"], via, targs, desired, workdir, {})
+    finally:
+        proxy.stop()
+    if raw["code"] != 0:
+        raise SystemExit(f"recorded plan of the templates: exit {raw['code']} (not converged?); see {workdir}")
+    return recording, tiers, regions, desired, setup_t
+
+
+def replay_fleet(args, workdir, desired, templates):
+    """A fleet of N accounts made of the templates: the replay's fleet file, one account file
+    each, and the journal's records of each template copied to its accounts (what the
+    template's apply --initial recorded: what we made, so that the plan owns it)."""
+    import sqlite3
+    secure_t = next(a for a, t in templates.items() if t == "secure")
+    basic_t = next(a for a, t in templates.items() if t == "basic")
+    secure = set(spread(args.accounts, args.secure_share))
+    opt_in = [f.strip() for f in args.basic_opt_in.split(",") if f.strip()]
+    fleet, tiers = [], {}
+    for f in (desired / "accounts").glob("*.yaml"):
+        f.unlink()
+    for i in range(args.accounts):
+        a = f"{800000000000 + i:012d}"
+        tier = "secure" if i in secure else "basic"
+        tiers[a] = tier
+        fleet.append({"id": a, "name": f"bench-{i:05d}", "email": f"bench-{i:05d}@example.com",
+                      "template": secure_t if tier == "secure" else basic_t})
+        text = f'account_id: "{a}"\nname: bench-{i:05d}\ntier: {tier}\n'
+        if tier == "basic" and opt_in:
+            text += "opt_in:\n" + "".join(f"  {f}: true\n" for f in opt_in)
+        (desired / "accounts" / f"{a}.yaml").write_text(text)
+    fleet_path = workdir / "fleet.json"
+    fleet_path.write_text(json.dumps({"accounts": fleet}))
+    state = workdir / "replay-state"
+    state.mkdir(exist_ok=True)
+    shutil.copy(workdir / "state" / "journal.sqlite", state / "journal.sqlite")
+    db = sqlite3.connect(state / "journal.sqlite")
+    with db:
+        for x in fleet:
+            db.execute("INSERT OR REPLACE INTO records (account_id, kind, region, name, feature, how, at) "
+                       "SELECT ?1, kind, region, replace(name, ?2, ?1), feature, how, at FROM records WHERE account_id = ?2",
+                       (x["id"], x["template"]))
+    db.close()
+    return fleet_path, state, tiers
 
 
 # ---------------------------------------------------------------- main
@@ -406,6 +628,14 @@ def main():
     p.add_argument("--no-warm", action="store_true", help="leave moto's per-account backends to be built during phase a")
     p.add_argument("--rss", choices=["auto", "proc"], default="auto",
                    help="peak RSS from GNU time %%M when installed (auto), or by polling /proc/<pid>/status VmHWM (proc)")
+    p.add_argument("--project-latency-ms", type=float, default=50,
+                   help="AWS latency per call the projection of the weekend run assumes (default 50)")
+    p.add_argument("--replay", action="store_true",
+                   help="measure the converged plan against the replay endpoint instead of the emulator: two template "
+                        "accounts are converged and their plan recorded on the emulator, which then stops; N accounts "
+                        "made of them are planned against the replay, with --latency-ms per call (phase b only)")
+    p.add_argument("--replay-binary", help="the replay server (default: examples/replay beside --binary)")
+    p.add_argument("--replay-threads", type=int, default=1, help="worker threads of the replay server (default 1)")
     p.add_argument("--workdir", help="where the desired state, reports and logs go (default: a new directory in /tmp)")
     p.add_argument("--out", help="write every figure as JSON to this file")
     args = p.parse_args()
@@ -432,6 +662,8 @@ def main():
                                 timeout=10).stdout.strip() or None
     except (OSError, subprocess.TimeoutExpired):
         source = None
+    if args.replay:
+        return replay_main(args, repo, workdir, started, source)
     emu = Emulator(workdir)
     try:
         log(f"== Emulator at {emu.url}; work directory {workdir}")
@@ -486,6 +718,7 @@ def main():
                   for k, v in setup_t.items()},
         "drift": {"accounts": drifted, "seconds": round(drift_s, 3)},
         "phases": phases,
+        "projection": projection(phases, n, r, args, repo, desired),
         "problems": problems,
         "workdir": str(workdir),
     }
@@ -515,6 +748,72 @@ def main():
         for op, v in sorted(plan["repeated_operations"].items(), key=lambda kv: (-kv[1]["identical"], -kv[1]["max"])):
             print(f"  {op:<52} {v['min']:>3}..{v['max']:<3} per {v['scope']:<14} mean {v['mean']:>6.2f}"
                   f"  identical {v['identical']:>4} of {v['total']}")
+    if result["projection"]:
+        print_projection(result["projection"])
+    for m in problems:
+        print(f"PROBLEM: {m}")
+    if args.out:
+        print(f"\nfigures: {args.out}")
+    print(f"reports and logs: {workdir}")
+    return 1 if problems else 0
+
+
+def replay_main(args, repo, workdir, started, source):
+    """--replay: the converged plan of N accounts against the replay endpoint."""
+    binary = Path(args.replay_binary) if args.replay_binary else Path(args.binary).parent / "examples" / "replay"
+    if not os.access(binary, os.X_OK):
+        raise SystemExit(f"no replay server at {binary} (cargo build --release --example replay)")
+    emu = Emulator(workdir)
+    try:
+        log(f"== Emulator at {emu.url}; recording two template accounts at {args.regions} regions; work directory {workdir}")
+        recording, templates, regions, desired, setup_t = record_templates(emu, args, workdir, repo)
+    finally:
+        emu.stop()
+    fleet_path, state, tiers = replay_fleet(args, workdir, desired, templates)
+    n, r = args.accounts, len(regions)
+    c = min(args.max_calls, min(args.parallel_accounts, n) * args.account_calls)
+    server = ReplayEndpoint([binary, "--recording", recording, "--fleet", fleet_path, "--latency-ms", args.latency_ms,
+                             "--threads", args.replay_threads], workdir / "replay.log")
+    try:
+        log(f"== Replay at {server.url}, {args.latency_ms:g} ms per request; N={n} accounts made of the templates")
+        raw = run_phase("b plan (converged, replay)", ["plan", "--detailed-exitcode"], server, args, desired, workdir, {},
+                        state=state)
+        replay_cpu = server.cpu_seconds()
+    finally:
+        server.stop()
+    s = summarize("b plan (converged, replay)", ["plan", "--detailed-exitcode"], raw, n, r, "no changes (exit 0), no replay miss",
+                  args.latency_ms, c)
+    s["replay"] = {"misses": raw["served"].get("misses"), "miss_examples": raw["served"].get("miss_examples"),
+                   "server_cpu_s": round(replay_cpu, 2), "threads": args.replay_threads}
+    s["emulator_cpu_s"] = s["replay"]["server_cpu_s"]
+    problems = []
+    if s["exit_code"] != 0 or s["changes"] != 0 or raw["served"].get("misses"):
+        problems.append(f"exit {s['exit_code']}, {s['changes']} changes, {raw['served'].get('misses')} replay misses "
+                        f"{raw['served'].get('miss_examples', [])[:3]}")
+    proj = projection([s], n, r, args, repo, desired)
+    result = {
+        "started": started, "source": source, "mode": "replay",
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": list(os.getloadavg())},
+        "parameters": {"accounts": n, "regions": regions, "latency_ms": args.latency_ms, "secure_share": args.secure_share,
+                       "secure_accounts": sum(t == "secure" for t in tiers.values()), "basic_opt_in": args.basic_opt_in,
+                       "parallel_accounts": args.parallel_accounts, "max_calls": args.max_calls,
+                       "account_calls": args.account_calls, "max_attempts": args.max_attempts, "binary": args.binary,
+                       "replay_binary": str(binary), "templates": templates},
+        "setup": {k: v for k, v in setup_t.items() if not isinstance(v, dict)},
+        "phases": [s], "projection": proj, "problems": problems, "workdir": str(workdir),
+    }
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    print(f"Replay: N={n} accounts ({result['parameters']['secure_accounts']} secure) made of two recorded templates, "
+          f"R={r} regions, latency {args.latency_ms:g} ms, --parallel-accounts {args.parallel_accounts} --max-calls "
+          f"{args.max_calls} --account-calls {args.account_calls} (C = {c})")
+    print()
+    print(table([s], server="replay"))
+    if args.latency_ms:
+        print(f"latency bound, requests x latency / C: {s['latency_bound_s']:.2f} s (wall {s['wall_s']:.2f} s, "
+              f"{100 * (s['wall_s'] / s['latency_bound_s'] - 1):+.1f} %); mean calls in flight {s['mean_in_flight']:.1f} of {c}")
+    print_projection(proj)
     for m in problems:
         print(f"PROBLEM: {m}")
     if args.out:
