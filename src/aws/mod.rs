@@ -17,6 +17,9 @@ pub mod pacing;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_types::region::Region as SdkRegion;
 pub use counter::{CallKey, CallStats};
 pub use error::{code_of, fault_of, AwsError, Fault};
@@ -145,9 +148,9 @@ impl Fleet {
 /// (and, against AWS, a new TLS handshake). Shared, the certificates are read once and
 /// connections to an endpoint are kept and reused across accounts: requests are signed
 /// with each account's own credentials, whatever connection carries them.
-fn shared_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+fn shared_http_client() -> SharedHttpClient {
     use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
-    Builder::new().build_with_connector_fn(|settings, components| {
+    let client = Builder::new().build_with_connector_fn(|settings, components| {
         let mut conn =
             ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
         conn.set_connector_settings(settings.cloned());
@@ -156,7 +159,25 @@ fn shared_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClien
         }
         conn.set_proxy_config(Some(ProxyConfig::from_env()));
         conn.build()
-    })
+    });
+    SharedHttpClient::new(BuiltOnce(client))
+}
+
+/// The SDK's client validates itself each time an SDK client is built on it, by building a
+/// whole new connector (root certificates included) and dropping it. Its connectors are
+/// built once per set of timeouts and kept, on first use; this wrapper leaves out that
+/// throw-away build, and only that.
+#[derive(Debug)]
+struct BuiltOnce(SharedHttpClient);
+
+impl HttpClient for BuiltOnce {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// Per-region clients of one service, built on first use.
