@@ -56,6 +56,25 @@ def log(msg):
 # ---------------------------------------------------------------- emulator
 
 
+
+def process_cpu_seconds(proc):
+    """CPU time (user + system) a child process has used so far."""
+    try:
+        fields = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def stop_process(proc):
+    """Stops a child process: SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
 class Emulator:
     def __init__(self, workdir):
         with socket.socket() as s:
@@ -81,19 +100,10 @@ class Emulator:
 
     def cpu_seconds(self):
         """CPU time (user + system) the emulator process has used so far."""
-        try:
-            fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return 0.0
+        return process_cpu_seconds(self.proc)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
 
     def hook(self, path, doc=None):
         data = json.dumps(doc).encode() if doc is not None else None
@@ -506,19 +516,10 @@ class Endpoint:
         self.url = line.split()[-1]
 
     def cpu_seconds(self):
-        try:
-            fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return 0.0
+        return process_cpu_seconds(self.proc)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
 
 
 class ReplayEndpoint(Endpoint):
