@@ -127,7 +127,9 @@ fn fresh_basic_and_secure_accounts_converge_with_the_recorder_the_channel_and_th
 
     // Converged: nothing left to do, initial or maintenance (the basic account's F08 is not
     // opted in, so maintenance leaves it alone).
-    for mode in [&["plan", "--initial", "--detailed-exitcode"][..], &["plan", "--detailed-exitcode"][..]] {
+    let initial = fleet.every_account(&["plan", "--initial", "--detailed-exitcode"]);
+    let initial: Vec<&str> = initial.iter().map(String::as_str).collect();
+    for mode in [&initial[..], &["plan", "--detailed-exitcode"][..]] {
         let (code, again) = fleet.report(mode);
         assert_eq!(code, 0, "{mode:?}: {again}");
     }
@@ -222,5 +224,6 @@ fn basic_region_groups_record_their_own_lists() {
         .iter()
         .filter(|b| b["Name"].as_str().unwrap().starts_with("cm-members-config-"));
     assert_eq!(config_buckets.count(), 1);
-    assert_eq!(fleet.report(&["plan", "--initial", "--detailed-exitcode"]).0, 0);
+    let initial = fleet.every_account(&["plan", "--initial", "--detailed-exitcode"]);
+    assert_eq!(fleet.report(&initial.iter().map(String::as_str).collect::<Vec<_>>()).0, 0);
 }

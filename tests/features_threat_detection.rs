@@ -244,7 +244,8 @@ fn detective_is_blocked_where_guardduty_is_opted_out_and_no_detector_exists() {
     for region in TEST_REGIONS {
         call_in(&fleet, &id, "guardduty", "create_detector", json!({"Enable": true}), region);
     }
-    let (code, plan) = fleet.report(&["plan", "--initial"]);
+    // Set up already: initial setup is planned for it when it is named.
+    let (code, plan) = fleet.report(&["plan", "--initial", "--account", &id]);
     assert_eq!(code, 0, "{plan}");
     let a = account(&plan, &id);
     assert!(skips(a).contains(&("F14".into(), "blocked_dependency".into())), "{a}");
@@ -255,7 +256,7 @@ fn detective_is_blocked_where_guardduty_is_opted_out_and_no_detector_exists() {
     fleet.enrol(&id, "secure-co", "secure", &[]);
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, format!("{text}adopt:\n  F12: overwrite\n")).unwrap();
-    let (code, plan) = fleet.report(&["plan", "--initial"]);
+    let (code, plan) = fleet.report(&["plan", "--initial", "--account", &id]);
     assert_eq!(code, 0, "{plan}");
     let a = account(&plan, &id);
     let adopted = changes(a).iter().filter(|(f, _, x)| f == "F12" && x == "adopt").count();

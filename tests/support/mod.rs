@@ -217,6 +217,17 @@ impl Fleet {
         std::fs::write(self.desired().join(format!("accounts/{id}.yaml")), text).expect("account file");
     }
 
+    /// `args` followed by `--account ID` for every account of the fleet: how initial setup
+    /// is planned again for accounts set up already (a fleet-wide `--initial` covers the
+    /// accounts pending onboarding only).
+    pub fn every_account(&self, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        for a in &self.accounts {
+            all.extend(["--account".to_string(), a.clone()]);
+        }
+        all
+    }
+
     /// Runs the binary with `args` against this fleet's emulator.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run cm-baseline")
