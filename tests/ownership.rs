@@ -412,8 +412,12 @@ fn maintenance_leaves_the_customers_own_ebs_key_and_says_so() {
     assert_eq!(code, 0, "{again}");
     assert_eq!(skip(account(&again, &id), EAST, "ebs_default_encryption account")["reason"], "customer_choice");
 
-    // Initial setup, run again, sets AWS's own key back.
-    let (code, reset) = fleet.report(&["apply", "--initial"]);
+    // Initial setup, run again on purpose (the account is set up already), sets AWS's own
+    // key back.
+    let refused = fleet.run(&["apply", "--initial", "--account", &id]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("--force-initial"), "{said}");
+    let (code, reset) = fleet.report(&["apply", "--initial", "--force-initial", "--account", &id]);
     assert_eq!(code, 0, "{reset}");
     let managed = ec2("get_ebs_default_kms_key_id", json!({}), EAST)["KmsKeyId"].as_str().unwrap().to_string();
     assert_ne!(managed, key_arn);

@@ -797,13 +797,13 @@ fn a_saved_plan_creates_and_updates_every_resource_type() {
     assert_eq!((code, changes(account(&again, &a)).len()), (0, 0), "{again}");
 
     // The logs key (F09) is set up by initial setup only: its update, by its key id, from a
-    // saved initial plan.
+    // saved initial plan of the account, set up already, so named and applied on purpose.
     let key =
         call("kms", "describe_key", json!({"KeyId": "alias/cm-members-logs-key"}))["KeyMetadata"]["KeyId"].clone();
     call("kms", "disable_key_rotation", json!({"KeyId": key}));
-    let initial = plan_to_file(&["--initial"]);
+    let initial = plan_to_file(&["--initial", "--account", &a]);
     assert_eq!(types_and_actions(account(&initial, &a)), [update("kms_key")].into(), "{initial}");
-    let (code, applied) = fleet.report(&["apply", "--plan", saved.to_str().unwrap()]);
+    let (code, applied) = fleet.report(&["apply", "--plan", saved.to_str().unwrap(), "--force-initial"]);
     assert_eq!(code, 0, "{applied}");
     assert_eq!(call("kms", "get_key_rotation_status", json!({"KeyId": key}))["KeyRotationEnabled"], true);
 }
