@@ -158,7 +158,7 @@ def main():
     p.add_argument("--repo", default=str(HERE.parents[2]))
     p.add_argument("--cwd", default=os.getcwd())
     p.add_argument("--accounts", type=int, default=100, help="member accounts per tool (default 100; the Organization has twice as many)")
-    p.add_argument("--tools", default="cm,c7n", help="which tools to measure: cm, c7n or both (default cm,c7n)")
+    p.add_argument("--tools", default="cm,c7n", help="which tools to measure, each on a fleet of its own: cm, c7n or both (default cm,c7n)")
     p.add_argument("--setup-workers", type=int, default=4)
     p.add_argument("--rss", choices=["auto", "proc"], default="auto")
     p.add_argument("--workdir")
@@ -182,11 +182,13 @@ def main():
     emu = Emulator(workdir)
     try:
         log(f"== Emulator at {emu.url}; work directory {workdir}")
-        log(f"== Set-up: Organization with 2 x {n} member accounts in {HOME}")
-        sargs = argparse.Namespace(accounts=2 * n, regions=1, setup_workers=args.setup_workers, no_warm=False,
+        fleets = [t for t in ("cm", "c7n") if t in tools]
+        log(f"== Set-up: Organization with {len(fleets)} x {n} member accounts in {HOME}")
+        sargs = argparse.Namespace(accounts=len(fleets) * n, regions=1, setup_workers=args.setup_workers, no_warm=False,
                                    secure_share=0, basic_opt_in="")
         accounts, _, _, desired, setup_t = setup(emu, sargs, workdir, repo)
-        cm_fleet, c7n_fleet = accounts[:n], accounts[n:]
+        cm_fleet = accounts[:n] if "cm" in tools else []
+        c7n_fleet = accounts[-n:] if "c7n" in tools else []
         restrict_desired_state(desired, cm_fleet)
         t = time.monotonic()
         with ThreadPoolExecutor(args.setup_workers) as pool:
