@@ -5,6 +5,7 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/cm-baseline"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 export CM_EMULATOR_VENV="${CM_EMULATOR_VENV:-$cache/emulator-venv}"
 export CM_CHECKOV_VENV="${CM_CHECKOV_VENV:-$cache/checkov-venv}"
+export CM_C7N_VENV="${CM_C7N_VENV:-$cache/c7n-venv}"
 
 # ensure_venv WHAT DIR REQUIREMENTS PROBE: installs REQUIREMENTS (PyPI, pinned) into the
 # virtualenv DIR, once: again only when REQUIREMENTS changed or PROBE (a command) fails.
@@ -32,6 +33,12 @@ ensure_checkov() {
   ensure_venv checkov "$CM_CHECKOV_VENV" tests/deploy/checkov-requirements.txt '[ -x "$CM_CHECKOV_VENV/bin/checkov" ]'
 }
 
+# Cloud Custodian (c7n, c7n-org), the benchmark's peer, in a virtualenv of its own: c7n pins
+# boto3, botocore and PyYAML older than the emulator's (tests/support/c7n/requirements.txt).
+ensure_c7n() {
+  ensure_venv "Cloud Custodian" "$CM_C7N_VENV" tests/support/c7n/requirements.txt '[ -x "$CM_C7N_VENV/bin/c7n-org" ]'
+}
+
 # Installs Chromium (the distribution's package) for tests/status_page.rs, which loads the
 # daemon's status page in a headless browser; skipped when chromium is already on PATH.
 # Installing needs root (CI runs as root on a fresh Debian machine); otherwise it says how.
@@ -46,6 +53,16 @@ ensure_chromium() {
   echo "Installing chromium ..." >&2
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+
+# GNU time (/usr/bin/time), which the benchmarks read peak RSS and CPU from; installed (Debian
+# package `time`) when missing and running as root, else they poll /proc instead.
+ensure_gnu_time() {
+  if [ ! -x /usr/bin/time ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing GNU time (Debian package 'time') for peak RSS ..." >&2
+    { apt-get install -y -qq time || { apt-get update -qq && apt-get install -y -qq time; }; } >/dev/null 2>&1 ||
+      echo "warning: could not install GNU time; peak RSS is polled from /proc instead" >&2
+  fi
 }
 
 ensure_rust() {

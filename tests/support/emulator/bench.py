@@ -246,49 +246,62 @@ def gnu_time():
     return None
 
 
-def run_phase(name, command, emu, args, desired, workdir, faults, timeout=None, extra_env=None, state=None):
-    """Runs one cm-baseline command with `faults` set on the emulator. With `timeout`
-    (seconds), a run still going then is killed (with its process group) and reported as
-    having no report; without it the run may take as long as it takes. `extra_env`:
-    environment variables of this run only, set over the emulator's (a service's own endpoint,
-    `AWS_ENDPOINT_URL_<SERVICE>`, say)."""
-    stem = "-".join("".join(c if c.isalnum() else " " for c in name).split())  # "a apply --initial" -> "a-apply-initial"
-    report_path = workdir / f"{stem}.json"
-    stderr_path = workdir / f"{stem}.log"
-    argv = [args.binary, "--desired-state", str(desired), "--log-format", "json", *command,
-            "--format", "json", "--out", str(report_path),
-            "--parallel-accounts", str(args.parallel_accounts), "--max-calls", str(args.max_calls),
-            "--account-calls", str(args.account_calls), "--max-attempts", str(args.max_attempts)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ENDPOINT_URL=emu.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_REGION=HOME, NO_COLOR="1", CM_LOG=os.environ.get("CM_LOG", "warn"),
-               CM_STATE_DIR=str(state or workdir / "state"))
-    env.update(extra_env or {})
+def tree_memory_kb(root):
+    """(RSS, PSS) in kB summed over `root` and every descendant alive now (/proc). RSS counts
+    pages shared between forked workers once per process; PSS divides each shared page
+    among the processes that map it, so the PSS sum is what the tree takes."""
+    pids, rss, pss = [root], 0, 0
+    while pids:
+        pid = pids.pop()
+        try:
+            for line in open(f"/proc/{pid}/smaps_rollup"):
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+            for task in os.listdir(f"/proc/{pid}/task"):
+                pids.extend(int(c) for c in open(f"/proc/{pid}/task/{task}/children").read().split())
+        except (OSError, ValueError):
+            pass
+    return rss, pss
+
+
+def measure(argv, env, emu, faults, stem, workdir, rss="auto", timeout=None, tree=False):
+    """Runs `argv` (under GNU time when installed and `rss` is auto) with `faults` set on the
+    emulator; returns exit code, wall time, peak RSS (GNU time %M: the largest of the process
+    and its reaped descendants, one process at a time; else polled VmHWM), CPU seconds of the
+    process and its descendants, the emulator's CPU seconds and what its faults hook counted.
+    With `tree`, also the peaks of the RSS and PSS summed over the process tree, polled every
+    0.2 s (for a tool that forks workers). With `timeout` (seconds), a run still going then is
+    killed with its process group."""
     rss_file = workdir / f"{stem}.rss"
-    timer = gnu_time() if args.rss != "proc" else None
+    timer = gnu_time() if rss != "proc" else None
     if timer:
         argv = [timer, "-f", "%M %U %S", "-o", str(rss_file), *argv]
     emu.hook("/cm-emulator/faults", faults)
-    log(f"== {name}: cm-baseline {' '.join(command)}" + "".join(f"; {k}={v}" for k, v in (extra_env or {}).items()))
-    peak_kb, cpu_s = 0, None
+    peak_kb, cpu_s, tree_rss, tree_pss = 0, None, 0, 0
     emu_cpu = emu.cpu_seconds()
-    with open(stderr_path, "wb") as err, open(workdir / f"{stem}.stdout", "wb") as out:
+    with open(workdir / f"{stem}.log", "wb") as err, open(workdir / f"{stem}.stdout", "wb") as out:
         t = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL,
                                 start_new_session=timeout is not None)
         deadline = None if timeout is None else t + timeout
-        if not timer or timeout is not None:  # poll the peak resident set size the kernel keeps
+        if not timer or timeout is not None or tree:  # poll what the kernel keeps of the process (tree)
             while proc.poll() is None:
                 if deadline is not None and time.monotonic() > deadline:
                     os.killpg(proc.pid, 9)
                     break
-                try:
-                    for line in open(f"/proc/{proc.pid}/status"):
-                        if line.startswith("VmHWM:"):
-                            peak_kb = max(peak_kb, int(line.split()[1]))
-                except OSError:
-                    pass
-                time.sleep(0.05)
+                if tree:
+                    r, p = tree_memory_kb(proc.pid)
+                    tree_rss, tree_pss = max(tree_rss, r), max(tree_pss, p)
+                if not timer:
+                    try:
+                        for line in open(f"/proc/{proc.pid}/status"):
+                            if line.startswith("VmHWM:"):
+                                peak_kb = max(peak_kb, int(line.split()[1]))
+                    except OSError:
+                        pass
+                time.sleep(0.2 if tree else 0.05)
         code = proc.wait()
         timed_out = deadline is not None and time.monotonic() > deadline
         wall = time.monotonic() - t
@@ -301,14 +314,46 @@ def run_phase(name, command, emu, args, desired, workdir, faults, timeout=None, 
             peak_kb, cpu_s = int(fields[0]), float(fields[1]) + float(fields[2])
         except (OSError, ValueError, IndexError):
             peak_kb = 0
+    out = {"code": code, "timed_out": timed_out, "wall_s": wall, "peak_rss_kb": peak_kb, "cpu_s": cpu_s,
+           "emulator_cpu_s": emu_cpu, "rss_source": "GNU time %M" if timer else "/proc VmHWM", "served": served}
+    if tree:
+        out.update(tree_rss_kb=tree_rss, tree_pss_kb=tree_pss)
+    return out
+
+
+def run_phase(name, command, emu, args, desired, workdir, faults, timeout=None, extra_env=None, state=None, tree=False):
+    """Runs one cm-baseline command with `faults` set on the emulator. With `timeout`
+    (seconds), a run still going then is killed (with its process group) and reported as
+    having no report; without it the run may take as long as it takes. `extra_env`:
+    environment variables of this run only, set over the emulator's (a service's own endpoint,
+    `AWS_ENDPOINT_URL_<SERVICE>`, say). `tree`: see measure()."""
+    stem = "-".join("".join(c if c.isalnum() else " " for c in name).split())  # "a apply --initial" -> "a-apply-initial"
+    report_path = workdir / f"{stem}.json"
+    argv = [args.binary, "--desired-state", str(desired), "--log-format", "json", *command,
+            "--format", "json", "--out", str(report_path),
+            "--parallel-accounts", str(args.parallel_accounts), "--max-calls", str(args.max_calls),
+            "--account-calls", str(args.account_calls), "--max-attempts", str(args.max_attempts)]
+    env = emulator_env(emu)
+    env.update(AWS_REGION=HOME, NO_COLOR="1", CM_LOG=os.environ.get("CM_LOG", "warn"),
+               CM_STATE_DIR=str(state or workdir / "state"))
+    env.update(extra_env or {})
+    log(f"== {name}: cm-baseline {' '.join(command)}" + "".join(f"; {k}={v}" for k, v in (extra_env or {}).items()))
+    raw = measure(argv, env, emu, faults, stem, workdir, rss=args.rss, timeout=timeout, tree=tree)
     try:
         report = json.loads(report_path.read_text())
     except (OSError, ValueError):
-        tail = stderr_path.read_text(errors="replace")[-3000:]
-        why = f"killed after {timeout} s" if timed_out else f"exit {code}"
+        tail = (workdir / f"{stem}.log").read_text(errors="replace")[-3000:]
+        why = f"killed after {timeout} s" if raw["timed_out"] else f"exit {raw['code']}"
         raise SystemExit(f"{name}: no JSON report ({why}); stderr:\n{tail}")
-    return {"code": code, "wall_s": wall, "peak_rss_kb": peak_kb, "cpu_s": cpu_s, "emulator_cpu_s": emu_cpu, "rss_source": "GNU time %M" if timer else "/proc VmHWM",
-            "report": report, "served": served, "report_path": str(report_path)}
+    return {**raw, "report": report, "report_path": str(report_path)}
+
+
+def emulator_env(emu):
+    """This process's environment without its AWS settings, pointed at the emulator with
+    the management account's (dummy) credentials."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL=emu.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    return env
 
 
 # ---------------------------------------------------------------- figures
