@@ -651,6 +651,16 @@ def replay_fleet(args, workdir, desired, templates):
 # ---------------------------------------------------------------- main
 
 
+def finish(problems, out, workdir):
+    """Prints each problem and where the figures and logs are; the driver's exit code."""
+    for m in problems:
+        print(f"PROBLEM: {m}")
+    if out:
+        print(f"\nfigures: {out}")
+    print(f"reports and logs: {workdir}")
+    return 1 if problems else 0
+
+
 def main():
     p = argparse.ArgumentParser(prog="scripts/bench", description="Fleet benchmark of cm-baseline against the emulator (see docs/benchmark.md).")
     p.add_argument("--binary", required=True, help="the cm-baseline binary (scripts/bench passes its release build)")
@@ -796,12 +806,7 @@ def main():
                   f"  identical {v['identical']:>4} of {v['total']}")
     if result["projection"]:
         print_projection(result["projection"])
-    for m in problems:
-        print(f"PROBLEM: {m}")
-    if args.out:
-        print(f"\nfigures: {args.out}")
-    print(f"reports and logs: {workdir}")
-    return 1 if problems else 0
+    return finish(problems, args.out, workdir)
 
 
 def replay_main(args, repo, workdir, started, source):
@@ -860,12 +865,7 @@ def replay_main(args, repo, workdir, started, source):
         print(f"latency bound, requests x latency / C: {s['latency_bound_s']:.2f} s (wall {s['wall_s']:.2f} s, "
               f"{100 * (s['wall_s'] / s['latency_bound_s'] - 1):+.1f} %); mean calls in flight {s['mean_in_flight']:.1f} of {c}")
     print_projection(proj)
-    for m in problems:
-        print(f"PROBLEM: {m}")
-    if args.out:
-        print(f"\nfigures: {args.out}")
-    print(f"reports and logs: {workdir}")
-    return 1 if problems else 0
+    return finish(problems, args.out, workdir)
 
 
 if __name__ == "__main__":

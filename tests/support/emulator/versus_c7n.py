@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import HOME, MANAGEMENT, MEMBER_ROLE, Emulator, emulator_env, log, measure, run_phase, setup  # noqa: E402
+from bench import HOME, MANAGEMENT, MEMBER_ROLE, Emulator, emulator_env, finish, log, measure, run_phase, setup  # noqa: E402
 from faultmatrix import PASSWORD_POLICY  # noqa: E402  (F03's values)
 
 HERE = Path(__file__).resolve().parent
@@ -269,12 +269,7 @@ def main():
     print()
     for x in passes:
         print(f"{x['tool']} {x['pass']}: by service {x['by_service']}; management account {x['management_by_operation']}; {x['outcome']}")
-    for m in problems:
-        print(f"PROBLEM: {m}")
-    if args.out:
-        print(f"\nfigures: {args.out}")
-    print(f"reports and logs: {workdir}")
-    return 1 if problems else 0
+    return finish(problems, args.out, workdir)
 
 
 if __name__ == "__main__":
