@@ -530,7 +530,13 @@ fn scan_src() -> Scan {
         .iter()
         .map(|p| {
             let name = p.strip_prefix(&root).unwrap_or(p).to_string_lossy().replace('\\', "/");
-            (name, std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+            let mut text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            // A file's unit tests (its last item, by convention) call test endpoints, not AWS
+            // for the product: the policy does not grant their calls.
+            if let Some(i) = text.find("\n#[cfg(test)]\nmod tests {") {
+                text.truncate(i + 1);
+            }
+            (name, text)
         })
         .collect();
     scan_sources(&files)

@@ -155,16 +155,18 @@ struct Attempt {
     not_found: bool,
 }
 
-/// The interceptor; one per client (it knows the client's account and region).
+/// The interceptor; one per client (it knows the client's region, and its account, or that
+/// the account is each call's caller's).
 #[derive(Debug, Clone)]
 pub struct CallCounter {
-    account: String,
+    /// `None`: the account of the call's [`super::Caller`].
+    account: Option<String>,
     region: String,
     stats: Arc<CallStats>,
 }
 
 impl CallCounter {
-    pub fn new(account: String, region: String, stats: Arc<CallStats>) -> Self {
+    pub fn new(account: Option<String>, region: String, stats: Arc<CallStats>) -> Self {
         Self { account, region, stats }
     }
 }
@@ -246,7 +248,13 @@ impl Intercept for CallCounter {
             observe(&key.service, start.0.elapsed().as_secs_f64());
         }
         let count = CallCount { calls: 1, retries: a.attempts.saturating_sub(1), throttled: a.throttled };
-        self.stats.record(&self.account, key, count);
+        match &self.account {
+            Some(account) => self.stats.record(account, key, count),
+            // Outside a caller's scope the call had no credentials and failed; it is still
+            // counted, so that the fleet's totals show it.
+            None => super::with_caller(|c| self.stats.record(&c.account_id, key.clone(), count))
+                .unwrap_or_else(|| self.stats.record("unknown", key, count)),
+        }
         Ok(())
     }
 }

@@ -8,6 +8,9 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
+/// Credentials just received are used at least this long, whatever their expiry says: with
+/// the local clock ahead of AWS's, every call would otherwise ask STS again.
+const KEEP_AT_LEAST: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct AssumeRoleCredentials {
@@ -15,23 +18,45 @@ pub struct AssumeRoleCredentials {
     role_arn: String,
     external_id: Option<String>,
     session_name: String,
-    current: Mutex<Option<Credentials>>,
+    /// The credentials held, and when they were received.
+    current: Mutex<Option<(Credentials, std::time::Instant)>>,
+    /// Held while renewing, so that the calls of an account waiting for new credentials
+    /// make one AssumeRole between them.
+    renewing: tokio::sync::Mutex<()>,
 }
 
 impl AssumeRoleCredentials {
     pub fn new(sts: aws_sdk_sts::Client, role_arn: String, external_id: Option<String>, session_name: String) -> Self {
-        Self { sts, role_arn, external_id, session_name, current: Mutex::new(None) }
+        Self {
+            sts,
+            role_arn,
+            external_id,
+            session_name,
+            current: Mutex::new(None),
+            renewing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Holding `creds` already, as after a first AssumeRole.
+    #[cfg(test)]
+    pub fn holding(sts: aws_sdk_sts::Client, role_arn: &str, creds: Credentials) -> Self {
+        let held = Self::new(sts, role_arn.to_string(), None, "test".into());
+        *held.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((creds, std::time::Instant::now()));
+        held
     }
 
     fn cached(&self) -> Option<Credentials> {
         let guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
         guard
             .as_ref()
-            .filter(|c| match c.expiry() {
-                Some(exp) => exp > SystemTime::now() + RENEW_BEFORE,
-                None => true,
+            .filter(|(c, received)| {
+                received.elapsed() < KEEP_AT_LEAST
+                    || match c.expiry() {
+                        Some(exp) => exp > SystemTime::now() + RENEW_BEFORE,
+                        None => true,
+                    }
             })
-            .cloned()
+            .map(|(c, _)| c.clone())
     }
 
     /// The error of a failed AssumeRole, for an operator: the role, AWS's code and message,
@@ -47,6 +72,15 @@ impl AssumeRoleCredentials {
             _ => String::new(),
         };
         AwsError::new(e.code, format!("cannot assume {}: {}{advice}", self.role_arn, e.message))
+    }
+
+    /// The credentials held, or new ones: one AssumeRole however many calls ask at once.
+    pub async fn current_or_renew(&self) -> Result<Credentials, AwsError> {
+        let _one = self.renewing.lock().await;
+        match self.cached() {
+            Some(c) => Ok(c),
+            None => self.refresh().await,
+        }
     }
 
     /// Calls AssumeRole and keeps the result.
@@ -69,21 +103,32 @@ impl AssumeRoleCredentials {
             expiry,
             "cm-baseline-assume-role",
         );
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(creds.clone());
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((creds.clone(), std::time::Instant::now()));
         Ok(creds)
     }
 }
 
-impl ProvideCredentials for AssumeRoleCredentials {
+/// The credentials of each call's caller (see [`super::Caller`]): the provider of the
+/// clients that every member account shares. Outside a caller's scope there are none, and
+/// the call fails before anything is sent.
+#[derive(Debug)]
+pub struct CallersCredentials;
+
+impl ProvideCredentials for CallersCredentials {
     fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
     where
         Self: 'a,
     {
-        if let Some(c) = self.cached() {
-            return future::ProvideCredentials::ready(Ok(c));
+        match super::with_caller(|c| c.credentials.clone()) {
+            Some(p) => match p.cached() {
+                Some(c) => future::ProvideCredentials::ready(Ok(c)),
+                None => future::ProvideCredentials::new(async move {
+                    p.current_or_renew().await.map_err(provider::error::CredentialsError::provider_error)
+                }),
+            },
+            None => future::ProvideCredentials::ready(Err(provider::error::CredentialsError::not_loaded(
+                "an AWS call of a member account was made outside its session's `call`",
+            ))),
         }
-        future::ProvideCredentials::new(async move {
-            self.refresh().await.map_err(provider::error::CredentialsError::provider_error)
-        })
     }
 }

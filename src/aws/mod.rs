@@ -1,12 +1,22 @@
 //! The one place every AWS call goes through.
 //!
 //! [`Fleet`] holds the management account's configuration. [`Fleet::enter`] assumes the
-//! member role and gives an [`AccountSession`], which builds per-region clients lazily.
-//! Every client carries a [`counter::CallCounter`] interceptor, so each call (and each
-//! retry) is counted by service, operation, account, region and outcome, whoever makes it;
-//! every call is awaited through [`AccountSession::call`], which bounds concurrency per
-//! account and fleet-wide. Retries with backoff on throttling are the SDK's standard
-//! retry strategy, with the attempt budget set here.
+//! member role and gives an [`AccountSession`]. Every client carries a
+//! [`counter::CallCounter`] interceptor, so each call (and each retry) is counted by
+//! service, operation, account, region and outcome, whoever makes it; every call is awaited
+//! through [`AccountSession::call`], which bounds concurrency per account and fleet-wide.
+//! Retries with backoff on throttling are the SDK's standard retry strategy, with the
+//! attempt budget set here.
+//!
+//! Member accounts share one set of SDK clients (one per service and region, built on first
+//! use), which carry no account of their own: [`AccountSession::call`] runs each call in the
+//! scope of its session's [`Caller`], and the shared clients' credentials and counter take
+//! the account from there. A call made outside a member session's `call` has no
+//! credentials and fails; it can never be signed for another account. One set instead of
+//! one per account keeps a fleet run's memory to what the accounts in flight observe (an
+//! SDK client holds its whole configuration, tens of kilobytes, and an account at 17
+//! Regions would build about 200) and saves building them for each account. The management
+//! account's session has clients of its own, with its own credentials.
 
 pub mod counter;
 pub mod credentials;
@@ -28,6 +38,24 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
+/// The member account a call is made for, and its credentials: the scope in which
+/// [`AccountSession::call`] runs each of its calls.
+#[derive(Debug)]
+pub struct Caller {
+    pub account_id: String,
+    credentials: Arc<credentials::AssumeRoleCredentials>,
+}
+
+tokio::task_local! {
+    /// The caller of the call being made, read by the member accounts' shared clients.
+    static CALLER: Arc<Caller>;
+}
+
+/// Runs `f` with the caller of the call in progress, if any.
+fn with_caller<T>(f: impl FnOnce(&Caller) -> T) -> Option<T> {
+    CALLER.try_with(|c| f(c)).ok()
+}
+
 /// Limits and retry budget for AWS calls.
 #[derive(Clone, Debug)]
 pub struct CallLimits {
@@ -48,7 +76,6 @@ impl Default for CallLimits {
 /// The management account's view of AWS, and the shared limits and counters.
 #[derive(Clone)]
 pub struct Fleet {
-    base: SdkConfig,
     home_region: String,
     limits: CallLimits,
     fleet_sem: Arc<Semaphore>,
@@ -56,6 +83,8 @@ pub struct Fleet {
     /// AWS's documented rates, shared by every account's workers.
     pub pacing: Arc<pacing::Pacing>,
     management: Arc<AccountSession>,
+    /// The clients every member account's calls go through.
+    members: Arc<Clients>,
 }
 
 impl Fleet {
@@ -80,20 +109,42 @@ impl Fleet {
                     .operation_attempt_timeout(std::time::Duration::from_secs(60))
                     .build(),
             )
+            // The attempt timeout above bounds every answer, and no call streams a large
+            // body (a published report, the largest, is a few megabytes in memory); the SDK's
+            // throughput watch over each body (a wrapper and a timer per call) would only
+            // add CPU to each of them.
+            .stalled_stream_protection(aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled())
             .load()
             .await;
+        Self::on(base, home_region, limits, stats)
+    }
+
+    /// The fleet on `base`, the management account's configuration.
+    fn on(base: SdkConfig, home_region: &str, limits: CallLimits, stats: Arc<CallStats>) -> Self {
         let fleet_sem = Arc::new(Semaphore::new(limits.fleet_concurrency.max(1)));
         let pacing = Arc::new(pacing::Pacing::default());
         let management = Arc::new(AccountSession::new(
             "management".into(),
-            base.clone(),
+            Arc::new(Clients::new(base.clone(), Some("management".into()), stats.clone())),
+            None,
             home_region.to_string(),
             &limits,
             fleet_sem.clone(),
-            stats.clone(),
             pacing.clone(),
         ));
-        Self { base, home_region: home_region.to_string(), limits, fleet_sem, stats, pacing, management }
+        // The members' clients resolve credentials for each call from its caller; the SDK's
+        // identity cache, shared by the clients of one configuration, would hand one
+        // account's credentials to the next, so there is none (each caller keeps its own).
+        let member_sdk = base
+            .clone()
+            .into_builder()
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+                credentials::CallersCredentials,
+            ))
+            .identity_cache(aws_config::identity::IdentityCache::no_cache())
+            .build();
+        let members = Arc::new(Clients::new(member_sdk, None, stats.clone()));
+        Self { home_region: home_region.to_string(), limits, fleet_sem, stats, pacing, management, members }
     }
 
     /// The session of the management account (Organizations, STS).
@@ -114,26 +165,21 @@ impl Fleet {
         session_name: &str,
     ) -> Result<AccountSession, AwsError> {
         let role_arn = format!("arn:aws:iam::{account_id}:role/{role_name}");
-        let provider = credentials::AssumeRoleCredentials::new(
+        let provider = Arc::new(credentials::AssumeRoleCredentials::new(
             self.management.sts(),
             role_arn,
             external_id.map(str::to_string),
             session_name.to_string(),
-        );
+        ));
         self.management.call(provider.refresh()).await?;
-        let config = self
-            .base
-            .clone()
-            .into_builder()
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
-            .build();
+        let caller = Arc::new(Caller { account_id: account_id.to_string(), credentials: provider });
         Ok(AccountSession::new(
             account_id.to_string(),
-            config,
+            self.members.clone(),
+            Some(caller),
             self.home_region.clone(),
             &self.limits,
             self.fleet_sem.clone(),
-            self.stats.clone(),
             self.pacing.clone(),
         ))
     }
@@ -193,14 +239,13 @@ impl<C: Clone> ClientCache<C> {
     }
 }
 
-/// One account's clients, all counted and limited.
-pub struct AccountSession {
-    pub account_id: String,
+/// SDK clients of one configuration, per service and region, all counted: the management
+/// account's own, or those every member account shares.
+struct Clients {
     sdk: SdkConfig,
-    home_region: String,
-    account_sem: Semaphore,
-    account_concurrency: usize,
-    fleet_sem: Arc<Semaphore>,
+    /// The account the calls are counted for: fixed (the management account's clients), or
+    /// `None`, each call's caller (the members' clients).
+    account: Option<String>,
     stats: Arc<CallStats>,
     sts: ClientCache<aws_sdk_sts::Client>,
     organizations: ClientCache<aws_sdk_organizations::Client>,
@@ -218,44 +263,13 @@ pub struct AccountSession {
     computeoptimizer: ClientCache<aws_sdk_computeoptimizer::Client>,
     eventbridge: ClientCache<aws_sdk_eventbridge::Client>,
     sfn: ClientCache<aws_sdk_sfn::Client>,
-    memo: Mutex<HashMap<String, Memo>>,
-    pacing: Arc<pacing::Pacing>,
 }
 
-type Memo = Arc<tokio::sync::OnceCell<Arc<dyn std::any::Any + Send + Sync>>>;
-
-macro_rules! client {
-    ($(#[$m:meta])* $name:ident, $krate:ident) => {
-        $(#[$m])*
-        pub fn $name(&self, region: &str) -> $krate::Client {
-            self.$name.get(region, || {
-                let conf = $krate::config::Builder::from(&self.sdk)
-                    .region(SdkRegion::new(region.to_string()))
-                    .interceptor(self.counter(region))
-                .retry_classifier(no_such_host::NoSuchHost);
-                $krate::Client::from_conf(conf.build())
-            })
-        }
-    };
-}
-
-impl AccountSession {
-    fn new(
-        account_id: String,
-        config: SdkConfig,
-        home_region: String,
-        limits: &CallLimits,
-        fleet_sem: Arc<Semaphore>,
-        stats: Arc<CallStats>,
-        pacing: Arc<pacing::Pacing>,
-    ) -> Self {
+impl Clients {
+    fn new(sdk: SdkConfig, account: Option<String>, stats: Arc<CallStats>) -> Self {
         Self {
-            account_id,
-            sdk: config,
-            home_region,
-            account_sem: Semaphore::new(limits.account_concurrency.max(1)),
-            account_concurrency: limits.account_concurrency.max(1),
-            fleet_sem,
+            sdk,
+            account,
             stats,
             sts: ClientCache::new(),
             organizations: ClientCache::new(),
@@ -273,13 +287,67 @@ impl AccountSession {
             computeoptimizer: ClientCache::new(),
             eventbridge: ClientCache::new(),
             sfn: ClientCache::new(),
-            memo: Mutex::new(HashMap::new()),
-            pacing,
         }
     }
 
     fn counter(&self, region: &str) -> counter::CallCounter {
-        counter::CallCounter::new(self.account_id.clone(), region.to_string(), self.stats.clone())
+        counter::CallCounter::new(self.account.clone(), region.to_string(), self.stats.clone())
+    }
+}
+
+/// One account's view of AWS: its clients, its limits, its memoised reads.
+pub struct AccountSession {
+    pub account_id: String,
+    clients: Arc<Clients>,
+    /// The scope of each call (`None` for the management account, whose clients are its own).
+    caller: Option<Arc<Caller>>,
+    home_region: String,
+    account_sem: Semaphore,
+    account_concurrency: usize,
+    fleet_sem: Arc<Semaphore>,
+    memo: Mutex<HashMap<String, Memo>>,
+    pacing: Arc<pacing::Pacing>,
+}
+
+type Memo = Arc<tokio::sync::OnceCell<Arc<dyn std::any::Any + Send + Sync>>>;
+
+macro_rules! client {
+    ($(#[$m:meta])* $name:ident, $krate:ident) => {
+        $(#[$m])*
+        pub fn $name(&self, region: &str) -> $krate::Client {
+            let c = &self.clients;
+            c.$name.get(region, || {
+                let conf = $krate::config::Builder::from(&c.sdk)
+                    .region(SdkRegion::new(region.to_string()))
+                    .interceptor(c.counter(region))
+                    .retry_classifier(no_such_host::NoSuchHost);
+                $krate::Client::from_conf(conf.build())
+            })
+        }
+    };
+}
+
+impl AccountSession {
+    fn new(
+        account_id: String,
+        clients: Arc<Clients>,
+        caller: Option<Arc<Caller>>,
+        home_region: String,
+        limits: &CallLimits,
+        fleet_sem: Arc<Semaphore>,
+        pacing: Arc<pacing::Pacing>,
+    ) -> Self {
+        Self {
+            account_id,
+            clients,
+            caller,
+            home_region,
+            account_sem: Semaphore::new(limits.account_concurrency.max(1)),
+            account_concurrency: limits.account_concurrency.max(1),
+            fleet_sem,
+            memo: Mutex::new(HashMap::new()),
+            pacing,
+        }
     }
 
     pub fn home_region(&self) -> &str {
@@ -318,10 +386,16 @@ impl AccountSession {
     /// The account's permit is taken first: a call queued behind its own account's limit
     /// must not hold one of the fleet's permits, or a few accounts with many pending reads
     /// would fill the fleet's limit with waiting calls while other accounts sit idle.
+    ///
+    /// The call runs in the scope of this session's [`Caller`]: the member accounts' shared
+    /// clients sign it with this account's credentials and count it for this account.
     pub async fn call<T>(&self, fut: impl Future<Output = T>) -> T {
         let _account = self.account_sem.acquire().await;
         let _fleet = self.fleet_sem.acquire().await;
-        fut.await
+        match &self.caller {
+            Some(caller) => CALLER.scope(caller.clone(), fut).await,
+            None => fut.await,
+        }
     }
 
     /// Like [`call`](Self::call), for an operation AWS limits to a low rate per account and
@@ -338,11 +412,11 @@ impl AccountSession {
 
     /// The STS client of the home region.
     pub fn sts(&self) -> aws_sdk_sts::Client {
-        let region = self.home_region.clone();
-        self.sts.get(&region, || {
-            let conf = aws_sdk_sts::config::Builder::from(&self.sdk)
+        let (c, region) = (&self.clients, self.home_region.clone());
+        c.sts.get(&region, || {
+            let conf = aws_sdk_sts::config::Builder::from(&c.sdk)
                 .region(SdkRegion::new(region.clone()))
-                .interceptor(self.counter(&region))
+                .interceptor(c.counter(&region))
                 .retry_classifier(no_such_host::NoSuchHost);
             aws_sdk_sts::Client::from_conf(conf.build())
         })
@@ -350,11 +424,11 @@ impl AccountSession {
 
     /// Organizations is global; its calls go to the home region's configuration.
     pub fn organizations(&self) -> aws_sdk_organizations::Client {
-        let region = self.home_region.clone();
-        self.organizations.get(&region, || {
-            let conf = aws_sdk_organizations::config::Builder::from(&self.sdk)
+        let (c, region) = (&self.clients, self.home_region.clone());
+        c.organizations.get(&region, || {
+            let conf = aws_sdk_organizations::config::Builder::from(&c.sdk)
                 .region(SdkRegion::new(region.clone()))
-                .interceptor(self.counter("global"))
+                .interceptor(c.counter("global"))
                 .retry_classifier(no_such_host::NoSuchHost);
             aws_sdk_organizations::Client::from_conf(conf.build())
         })
@@ -362,11 +436,11 @@ impl AccountSession {
 
     /// IAM is global; counted under region `global`.
     pub fn iam(&self) -> aws_sdk_iam::Client {
-        let region = self.home_region.clone();
-        self.iam.get(&region, || {
-            let conf = aws_sdk_iam::config::Builder::from(&self.sdk)
+        let (c, region) = (&self.clients, self.home_region.clone());
+        c.iam.get(&region, || {
+            let conf = aws_sdk_iam::config::Builder::from(&c.sdk)
                 .region(SdkRegion::new(region.clone()))
-                .interceptor(self.counter("global"))
+                .interceptor(c.counter("global"))
                 .retry_classifier(no_such_host::NoSuchHost);
             aws_sdk_iam::Client::from_conf(conf.build())
         })
@@ -374,11 +448,12 @@ impl AccountSession {
 
     /// S3 in `region`; path-style addressing when an endpoint override points at an emulator.
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
-        self.s3.get(region, || {
-            let conf = aws_sdk_s3::config::Builder::from(&self.sdk)
+        let c = &self.clients;
+        c.s3.get(region, || {
+            let conf = aws_sdk_s3::config::Builder::from(&c.sdk)
                 .region(SdkRegion::new(region.to_string()))
-                .force_path_style(endpoint::overridden(&self.sdk, "S3"))
-                .interceptor(self.counter(region))
+                .force_path_style(endpoint::overridden(&c.sdk, "S3"))
+                .interceptor(c.counter(region))
                 .retry_classifier(no_such_host::NoSuchHost);
             aws_sdk_s3::Client::from_conf(conf.build())
         })
@@ -386,12 +461,13 @@ impl AccountSession {
 
     /// S3 Control in `region` (account-level settings).
     pub fn s3control(&self, region: &str) -> aws_sdk_s3control::Client {
-        self.s3control.get(region, || {
-            let mut conf = aws_sdk_s3control::config::Builder::from(&self.sdk)
+        let c = &self.clients;
+        c.s3control.get(region, || {
+            let mut conf = aws_sdk_s3control::config::Builder::from(&c.sdk)
                 .region(SdkRegion::new(region.to_string()))
-                .interceptor(self.counter(region))
+                .interceptor(c.counter(region))
                 .retry_classifier(no_such_host::NoSuchHost);
-            if endpoint::overridden(&self.sdk, "S3_CONTROL") {
+            if endpoint::overridden(&c.sdk, "S3_CONTROL") {
                 conf = conf.endpoint_resolver(endpoint::NoAccountHostPrefix::default());
             }
             aws_sdk_s3control::Client::from_conf(conf.build())
@@ -442,4 +518,118 @@ impl AccountSession {
         /// Step Functions in `region`.
         sfn, aws_sdk_sfn
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    use aws_credential_types::Credentials;
+
+    type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+    /// An IAM endpoint that answers every request "no such entity" and keeps, for each, the
+    /// operation asked for and the access key that signed it.
+    async fn endpoint() -> (String, Seen) {
+        let seen: Seen = Arc::default();
+        let keep = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: String| {
+            let keep = keep.clone();
+            async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let key = auth.split("Credential=").nth(1).and_then(|c| c.split('/').next()).unwrap_or("");
+                let action = body.split('&').find_map(|kv| kv.strip_prefix("Action=")).unwrap_or("");
+                keep.lock().unwrap_or_else(|p| p.into_inner()).push((action.to_string(), key.to_string()));
+                (
+                    axum::http::StatusCode::NOT_FOUND,
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>none</Message>\
+                     </Error><RequestId>1</RequestId></ErrorResponse>",
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    fn member(fleet: &Fleet, sts: &aws_sdk_sts::Client, account: &str, key: &str) -> AccountSession {
+        let creds = Credentials::new(key, "secret", Some("token".into()), None, "test");
+        let role = format!("arn:aws:iam::{account}:role/member");
+        let caller = Arc::new(Caller {
+            account_id: account.into(),
+            credentials: Arc::new(credentials::AssumeRoleCredentials::holding(sts.clone(), &role, creds)),
+        });
+        AccountSession::new(
+            account.into(),
+            fleet.members.clone(),
+            Some(caller),
+            "us-east-1".into(),
+            &fleet.limits,
+            fleet.fleet_sem.clone(),
+            fleet.pacing.clone(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn member_accounts_share_clients_and_each_call_is_signed_and_counted_for_its_own_account() {
+        let (url, seen) = endpoint().await;
+        let base = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(SdkRegion::new("us-east-1"))
+            .endpoint_url(&url)
+            .http_client(shared_http_client())
+            .retry_config(RetryConfig::disabled())
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "AKMANAGEMENT",
+                "secret",
+                None,
+                None,
+                "test",
+            )))
+            .build();
+        let stats = Arc::new(CallStats::default());
+        let fleet = Fleet::on(base, "us-east-1", CallLimits::default(), stats.clone());
+        let sts = fleet.management().sts();
+        let a = member(&fleet, &sts, "111111111111", "AKIAACCOUNTA");
+        let b = member(&fleet, &sts, "222222222222", "AKIAACCOUNTB");
+
+        // Interleaved, concurrent: A asks one operation, B another, through the same clients.
+        let calls = (0..20).map(|i| {
+            let (a, b) = (&a, &b);
+            async move {
+                if i % 2 == 0 {
+                    a.call(a.iam().get_account_password_policy().send()).await.map(|_| ()).is_err()
+                } else {
+                    b.call(b.iam().get_account_summary().send()).await.map(|_| ()).is_err()
+                }
+            }
+        });
+        let failed = futures::future::join_all(calls).await;
+        assert!(failed.iter().all(|f| *f), "the endpoint answers NoSuchEntity to each");
+        {
+            let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            assert_eq!(seen.len(), 20, "{seen:?}");
+            for (action, key) in seen.iter() {
+                let expected = if action == "GetAccountPasswordPolicy" { "AKIAACCOUNTA" } else { "AKIAACCOUNTB" };
+                assert_eq!(key, expected, "{action} signed with the other account's key: {seen:?}");
+            }
+        }
+        let counted = |account: &str| -> Vec<(String, u64)> {
+            stats.take_account(account).into_iter().map(|(k, c)| (k.operation, c.calls)).collect()
+        };
+        assert_eq!(counted("111111111111"), vec![("GetAccountPasswordPolicy".to_string(), 10)]);
+        assert_eq!(counted("222222222222"), vec![("GetAccountSummary".to_string(), 10)]);
+
+        // The same shared client, outside a session's call: no credentials, nothing sent.
+        let outside = a.iam().get_account_password_policy().send().await;
+        let err = match outside {
+            Ok(_) => panic!("a call outside the session's scope was answered"),
+            Err(e) => aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+        };
+        assert!(err.contains("outside its session's `call`"), "{err}");
+        assert_eq!(seen.lock().unwrap_or_else(|p| p.into_inner()).len(), 20, "nothing was sent");
+        assert!(a.clients.iam.0.lock().unwrap_or_else(|p| p.into_inner()).len() == 1);
+        assert!(Arc::ptr_eq(&a.clients, &b.clients), "one set of clients for every member account");
+    }
 }
