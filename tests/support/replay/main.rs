@@ -143,6 +143,8 @@ impl Replay {
         }
         // First pass: which member account each recorded access key belongs to.
         let mut recorded_keys = HashMap::new();
+        let fresh_expiration =
+            (chrono::Utc::now() + chrono::Duration::hours(12)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut list_accounts = Vec::new();
         for v in &lines {
             let body = decode(v, "body")?;
@@ -179,9 +181,13 @@ impl Replay {
                 // Answered per account below; the key stored is the template's request.
                 let text = String::from_utf8_lossy(&answer).into_owned();
                 if let Some(k) = tag_between(&text, "<AccessKeyId>", "</AccessKeyId>") {
-                    answer = text
-                        .replace(k, &format!("{KEY_PREFIX}{}Z", recorded_keys.get(k).map_or("", |a| a)))
-                        .into_bytes();
+                    let mut t = text.replace(k, &format!("{KEY_PREFIX}{}Z", recorded_keys.get(k).map_or("", |a| a)));
+                    // The recorded credentials expire an hour after the recording; replayed
+                    // later, they would be expired on arrival.
+                    if let Some(e) = tag_between(&t, "<Expiration>", "</Expiration>") {
+                        t = t.replace(e, &fresh_expiration);
+                    }
+                    answer = t.into_bytes();
                 }
             }
             let status = StatusCode::from_u16(v["status"].as_u64().unwrap_or(500) as u16).map_err(|e| e.to_string())?;
