@@ -20,6 +20,11 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// mimalloc rather than the C library's allocator: each AWS call allocates and frees a few
+/// hundred small objects across the runtime's threads (docs/benchmark.md, the profile).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     init_logging(cli.log_format);
