@@ -188,12 +188,11 @@ impl Fleet {
 /// The HTTPS client every SDK client of the process uses: the SDK's default one (hyper 1,
 /// rustls with aws-lc, the proxy settings of the environment), built once.
 ///
-/// Without it, every SDK client (one per account, service and region) builds its own: it
-/// loads and parses the system's root certificates again, and keeps its own connection
-/// pool, so that each account's first call to each regional endpoint opens a new connection
-/// (and, against AWS, a new TLS handshake). Shared, the certificates are read once and
-/// connections to an endpoint are kept and reused across accounts: requests are signed
-/// with each account's own credentials, whatever connection carries them.
+/// Without it, every SDK client (one per service and region, the management account's and
+/// the members' shared ones) builds its own: it loads and parses the system's root
+/// certificates again, and keeps its own connection pool. Shared, the certificates are read
+/// once and connections to an endpoint are kept and reused by every client: requests are
+/// signed with each account's own credentials, whatever connection carries them.
 fn shared_http_client() -> SharedHttpClient {
     use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
     let client = Builder::new().build_with_connector_fn(|settings, components| {
