@@ -934,6 +934,14 @@ impl Daemon {
                 (id, status.unwrap_or_else(|| run_status::PLANNING.to_string()))
             }
         };
+        // Resumed from an earlier reading, the run may have moved since: another shard may
+        // have braked it (a braked run goes on only once approved), finished it, or a newer
+        // run superseded it. Only a run to plan, to apply, or approved goes on here.
+        let open = [run_status::PLANNING, run_status::RUNNING, run_status::STOPPED, run_status::APPROVED];
+        if !open.contains(&status.as_str()) {
+            tracing::info!(run = run_id, status = %status, "the run moved on meanwhile: nothing to do here");
+            return Ok(());
+        }
         // Accounts a dead process left running did not finish: pending again (a shard's
         // own only: the others are in other hands).
         let rows = self.journal.accounts(run_id).await?;
@@ -1018,11 +1026,15 @@ impl Daemon {
         } else {
             None
         };
-        if status == run_status::PLANNING {
-            // Of several shards, one moves the run on; the others find it moved.
-            let detail =
-                shard.is_part().then(|| format!("all {} shards planned; the brake let the run go ahead", shard.count));
-            self.journal.move_run(run_id, run_status::PLANNING, run_status::RUNNING, detail.as_deref()).await?;
+        // Of several shards, one moves the run on; the others find it moved. The move is
+        // conditional on the status read above: a run another process braked, finished or
+        // superseded since is left as it is, never set running over that.
+        let detail = (status == run_status::PLANNING && shard.is_part())
+            .then(|| format!("all {} shards planned; the brake let the run go ahead", shard.count));
+        let moved = self.journal.move_run(run_id, &status, run_status::RUNNING, detail.as_deref()).await?;
+        if !moved && self.journal.run(run_id).await?.is_none_or(|r| r.status != run_status::RUNNING) {
+            tracing::warn!(run = run_id, was = %status, "the run moved on while this process planned: it leaves the run as it is");
+            return Ok(());
         }
         self.journal.set_run_status(run_id, run_status::RUNNING, None).await?;
 
