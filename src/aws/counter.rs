@@ -252,8 +252,10 @@ impl Intercept for CallCounter {
             Some(account) => self.stats.record(account, key, count),
             // Outside a caller's scope the call had no credentials and failed; it is still
             // counted, so that the fleet's totals show it.
-            None => super::with_caller(|c| self.stats.record(&c.account_id, key.clone(), count))
-                .unwrap_or_else(|| self.stats.record("unknown", key, count)),
+            None => match super::with_caller(Arc::clone) {
+                Some(c) => self.stats.record(&c.account_id, key, count),
+                None => self.stats.record("unknown", key, count),
+            },
         }
         Ok(())
     }

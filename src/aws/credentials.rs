@@ -75,7 +75,7 @@ impl AssumeRoleCredentials {
     }
 
     /// The credentials held, or new ones: one AssumeRole however many calls ask at once.
-    pub async fn current_or_renew(&self) -> Result<Credentials, AwsError> {
+    async fn current_or_renew(&self) -> Result<Credentials, AwsError> {
         let _one = self.renewing.lock().await;
         match self.cached() {
             Some(c) => Ok(c),

@@ -52,8 +52,8 @@ tokio::task_local! {
 }
 
 /// Runs `f` with the caller of the call in progress, if any.
-fn with_caller<T>(f: impl FnOnce(&Caller) -> T) -> Option<T> {
-    CALLER.try_with(|c| f(c)).ok()
+fn with_caller<T>(f: impl FnOnce(&Arc<Caller>) -> T) -> Option<T> {
+    CALLER.try_with(f).ok()
 }
 
 /// Limits and retry budget for AWS calls.
@@ -233,7 +233,12 @@ impl<C: Clone> ClientCache<C> {
         Self(Mutex::new(HashMap::new()))
     }
     fn get(&self, region: &str, make: impl FnOnce() -> C) -> C {
+        // Every call of every member account looks its client up here: no allocation once
+        // the client is built.
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(region) {
+            return c.clone();
+        }
         map.entry(region.to_string()).or_insert_with(make).clone()
     }
 }
