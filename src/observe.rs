@@ -3,12 +3,35 @@
 
 use crate::aws::{code_of, AccountSession, AwsError};
 use crate::desired::names::FeatureId;
-use crate::desired::resolve::{AccountBaseline, GLOBAL};
+use crate::desired::resolve::{AccountBaseline, DesiredResource, ResourceKey, GLOBAL};
 use crate::desired::Quotas;
 use crate::plan::Observed;
-use crate::resources::Cx;
-use futures::stream::{self, StreamExt, TryStreamExt};
+use crate::resources::{Cx, Observation, ResourceSpec};
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::BTreeSet;
+
+/// One resource's observation: what it is or, when its region (or the service there) is
+/// out of reach, why not, which is the planner's to skip. Any other failure fails the
+/// account's observation.
+async fn read(
+    cx: Cx<'_>,
+    feature: &FeatureId,
+    r: &DesiredResource,
+) -> Result<(ResourceKey, Result<Observation<ResourceSpec>, String>), AwsError> {
+    match r.spec.observe(&cx).await {
+        Ok(seen) => Ok((r.key.clone(), Ok(seen))),
+        Err(e) if r.key.region != GLOBAL && e.region_unavailable() => {
+            tracing::warn!(account = cx.account_id, region = %r.key.region, %feature, resource_type = %r.key.kind,
+                resource = %r.key.name, error = %e, "region unavailable");
+            Ok((r.key.clone(), Err(e.to_string())))
+        }
+        Err(e) => {
+            tracing::warn!(account = cx.account_id, region = %r.key.region, %feature, resource_type = %r.key.kind,
+                resource = %r.key.name, error = %e, "read failed");
+            Err(AwsError::new(e.code, format!("reading {}: {}", r.key, e.message)))
+        }
+    }
+}
 
 /// Whether the account carries the Control Tower marker role (R2).
 pub async fn control_tower(session: &AccountSession, baseline: &AccountBaseline) -> Result<bool, AwsError> {
@@ -43,32 +66,26 @@ pub async fn observe(
     quotas: &Quotas,
 ) -> Result<Observed, AwsError> {
     let account_id = baseline.account_id.as_str();
-    let reads = baseline
+    let mut pending = baseline
         .features
         .iter()
         .filter(|f| features.contains(&f.id))
         .flat_map(|f| f.resources.iter().map(move |r| (&f.id, r)))
-        .map(|(feature, r)| async move {
-            let cx = Cx { session, account_id, region: call_region(baseline, &r.key.region), quotas };
-            match r.spec.observe(&cx).await {
-                Ok(seen) => Ok::<_, AwsError>((r.key.clone(), Ok(seen))),
-                // A region (or a service in it) out of reach is the planner's to skip;
-                // anything else fails the observation.
-                Err(e) if r.key.region != GLOBAL && e.region_unavailable() => {
-                    tracing::warn!(account = account_id, region = %r.key.region, %feature, resource_type = %r.key.kind,
-                        resource = %r.key.name, error = %e, "region unavailable");
-                    Ok((r.key.clone(), Err(e.to_string())))
-                }
-                Err(e) => {
-                    tracing::warn!(account = account_id, region = %r.key.region, %feature, resource_type = %r.key.kind,
-                        resource = %r.key.name, error = %e, "read failed");
-                    Err(AwsError::new(e.code, format!("reading {}: {}", r.key, e.message)))
-                }
-            }
-        });
+        .collect::<Vec<_>>()
+        .into_iter();
+    // The reads in flight are named futures in a plain set, not an adapter over the
+    // iterator's closures: the compiler then proves the observation `Send`, which it must
+    // be for the account to run as a task of its own.
+    let mut reading = FuturesUnordered::new();
     let mut observed = Observed { control_tower, ..Default::default() };
-    let mut results = stream::iter(reads).buffer_unordered(2 * session.account_concurrency());
-    while let Some((k, v)) = results.try_next().await? {
+    loop {
+        while reading.len() < 2 * session.account_concurrency() {
+            let Some((feature, r)) = pending.next() else { break };
+            let cx = Cx { session, account_id, region: call_region(baseline, &r.key.region), quotas };
+            reading.push(read(cx, feature, r));
+        }
+        let Some(result) = reading.next().await else { break };
+        let (k, v) = result?;
         match v {
             Ok(seen) => {
                 observed.resources.insert(k, seen);

@@ -363,7 +363,7 @@ pub async fn run_account_gated(
     opts: &RunOptions,
     gate: &FleetGate,
 ) -> Result<AccountReport, String> {
-    let mut retries = ACCOUNT_RETRIES.iter();
+    let mut retries = ACCOUNT_RETRIES.into_iter();
     // What earlier attempts made, and their calls: the account's report covers them all.
     let mut earlier = Attempts::default();
     loop {
@@ -380,12 +380,52 @@ pub async fn run_account_gated(
                     tracing::warn!(account = %account.account_id, error = report.error.as_deref().unwrap_or(""),
                         retry_in_seconds = wait, "the account's failure may pass: tried again within the run");
                     earlier.keep(&report);
-                    tokio::time::sleep(std::time::Duration::from_secs(*wait)).await;
+                    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
                 }
                 None => return Ok(earlier.into_report(report)),
             },
             _ => return Ok(earlier.into_report(report)),
         }
+    }
+}
+
+/// What the accounts of one pass share, owned, so that each account can run as a task of
+/// its own ([`Pass::account`]).
+///
+/// Polled together in one task, every account's work (observing, planning, and signing,
+/// sending and parsing its calls) ran on one thread, and a call's answer waited for that
+/// thread before the account could release its permits and go on. As tasks, the accounts
+/// spread over the runtime's workers.
+pub struct Pass {
+    pub fleet: Fleet,
+    pub desired: DesiredState,
+    pub inv: Inventory,
+    pub opts: RunOptions,
+    pub gate: FleetGate,
+}
+
+impl Pass {
+    pub fn new(fleet: &Fleet, desired: &DesiredState, inv: &Inventory, opts: &RunOptions) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            fleet: fleet.clone(),
+            desired: desired.clone(),
+            inv: inv.clone(),
+            opts: opts.clone(),
+            gate: FleetGate::default(),
+        })
+    }
+
+    /// [`run_account_gated`] for `account`, as a task. Dropping the returned future (a
+    /// daemon run cut off at its stop deadline) aborts the task: the account is cut off
+    /// just as it was when it ran in its caller's task.
+    pub fn account(
+        self: &std::sync::Arc<Self>,
+        account: AccountFile,
+    ) -> impl std::future::Future<Output = Result<AccountReport, String>> + Send + 'static {
+        let pass = std::sync::Arc::clone(self);
+        crate::aws::AbortOnDrop(tokio::spawn(async move {
+            run_account_gated(&pass.fleet, &pass.desired, &pass.inv, &account, &pass.opts, &pass.gate).await
+        }))
     }
 }
 
@@ -470,12 +510,10 @@ pub async fn run(
         inv.enrolled.iter().filter(|a| opts.accounts.is_empty() || opts.accounts.contains(&a.account_id)).collect();
     let bar = (opts.progress && selected.len() > 1).then(|| progress_bar(selected.len(), command));
     let (mut changed, mut failed) = (0, 0);
-    let gate = FleetGate::default();
-    let gate = &gate;
+    let pass = Pass::new(fleet, desired, inv, opts);
+    let pass = &pass;
     let mut finished = stream::iter(selected)
-        .map(|a: &AccountFile| async move {
-            run_account_gated(fleet, desired, inv, a, opts, gate).await.unwrap_or_else(|why| not_started(a, why))
-        })
+        .map(|a: &AccountFile| async move { pass.account(a.clone()).await.unwrap_or_else(|why| not_started(a, why)) })
         .buffer_unordered(opts.parallel_accounts.max(1));
     // Accounts in flight are always let finish, even when the spool fails: an apply is
     // never cut off half-way. The error is returned once they have.

@@ -524,6 +524,31 @@ impl AccountSession {
     );
 }
 
+/// A task, aborted when whoever awaits it stops waiting (drops this future), as the work
+/// would have been dropped had it run in the waiter's own task. A panic in the task is
+/// the waiter's, as it would have been.
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = T;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|joined| match joined {
+            Ok(value) => value,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only this guard aborts the task, and then nobody polls it any more; or the
+            // runtime is shutting down, and nothing is left to answer to.
+            Err(e) => panic!("a task ended without an answer: {e}"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ use crate::inventory::{self, Inventory};
 use crate::journal::{self, run_status, Journal};
 use crate::plan::{Mode, SkipReason};
 use crate::report::{AccountReport, AccountStatus, Format, RunReport};
-use crate::run::{run, run_account_gated, FleetGate, RunOptions};
+use crate::run::{run, Pass, RunOptions};
 use futures::stream::{self, StreamExt};
 use metrics::Metrics;
 use schedule::Schedule;
@@ -1050,12 +1050,12 @@ impl Daemon {
                 *f = Some(e);
             }
         };
-        let gate = FleetGate::default();
+        let pass = Pass::new(&fleet, &d, &inv, &opts);
         let gave_up: Mutex<Option<String>> = Mutex::new(None);
         let work = stream::iter(files)
             .map(|account| {
                 let opts = &opts;
-                let (d, fleet, inv, gate, gave_up) = (&d, &fleet, &inv, &gate, &gave_up);
+                let (pass, gave_up) = (&pass, &gave_up);
                 let (halted, fail) = (&halted, &fail);
                 async move {
                     if self.stopping() || halted() || self.lease_lost.load(Ordering::SeqCst) {
@@ -1077,7 +1077,7 @@ impl Daemon {
                         }
                         return;
                     }
-                    let report = match run_account_gated(fleet, d, inv, &account, opts, gate).await {
+                    let report = match pass.account(account.clone()).await {
                         Ok(r) => r,
                         Err(why) => {
                             // The whole fleet is out of reach: the account stays to be done.
