@@ -574,7 +574,7 @@ class ReplayEndpoint(Endpoint):
 
     def __init__(self, argv, log_path):
         super().__init__(argv, log_path)
-        self.base = 0
+        self.base, self.base_held = 0, 0
 
     def stats(self):
         with urllib.request.urlopen(self.url + "/replay/stats", timeout=60) as r:
@@ -583,10 +583,10 @@ class ReplayEndpoint(Endpoint):
     def hook(self, path, doc=None):
         st = self.stats()
         if doc is not None:
-            self.base = st["requests"]
+            self.base, self.base_held = st["requests"], st.get("held_us", 0)
             return {}
         return {"requests": st["requests"] - self.base, "misses": st["misses"], "miss_examples": st["miss_examples"],
-                "by_operation": []}
+                "held_us": st.get("held_us", 0) - self.base_held, "by_operation": []}
 
 
 def record_templates(emu, args, workdir, repo):
@@ -835,7 +835,8 @@ def replay_main(args, repo, workdir, started, source):
     s = summarize("b plan (converged, replay)", ["plan", "--detailed-exitcode"], raw, n, r, "no changes (exit 0), no replay miss",
                   args.latency_ms, c)
     s["replay"] = {"misses": raw["served"].get("misses"), "miss_examples": raw["served"].get("miss_examples"),
-                   "server_cpu_s": round(replay_cpu, 2), "threads": args.replay_threads}
+                   "server_cpu_s": round(replay_cpu, 2), "threads": args.replay_threads,
+                   "mean_held_ms": round(raw["served"].get("held_us", 0) / 1000 / max(1, raw["served"].get("requests", 0)), 3)}
     s["emulator_cpu_s"] = s["replay"]["server_cpu_s"]
     problems = []
     if s["exit_code"] != 0 or s["changes"] != 0 or raw["served"].get("misses"):
@@ -864,6 +865,8 @@ def replay_main(args, repo, workdir, started, source):
     if args.latency_ms:
         print(f"latency bound, requests x latency / C: {s['latency_bound_s']:.2f} s (wall {s['wall_s']:.2f} s, "
               f"{100 * (s['wall_s'] / s['latency_bound_s'] - 1):+.1f} %); mean calls in flight {s['mean_in_flight']:.1f} of {c}")
+        print(f"the replay held each answer {s['replay']['mean_held_ms']:.2f} ms on average from its arrival "
+              f"(latency {args.latency_ms:g} ms)")
     print_projection(proj)
     return finish(problems, args.out, workdir)
 
