@@ -423,9 +423,11 @@ impl Pass {
         account: AccountFile,
     ) -> impl std::future::Future<Output = Result<AccountReport, String>> + Send + 'static {
         let pass = std::sync::Arc::clone(self);
-        crate::aws::AbortOnDrop(tokio::spawn(async move {
+        // The task keeps its caller's span, as the account's work did in the caller's task.
+        let work = async move {
             run_account_gated(&pass.fleet, &pass.desired, &pass.inv, &account, &pass.opts, &pass.gate).await
-        }))
+        };
+        crate::aws::AbortOnDrop(tokio::spawn(work.instrument(tracing::Span::current())))
     }
 }
 
