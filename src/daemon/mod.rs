@@ -1036,7 +1036,6 @@ impl Daemon {
             tracing::warn!(run = run_id, was = %status, "the run moved on while this process planned: it leaves the run as it is");
             return Ok(());
         }
-        self.journal.set_run_status(run_id, run_status::RUNNING, None).await?;
 
         let files: Vec<_> = inv.enrolled.iter().filter(|a| todo.contains(&a.account_id)).cloned().collect();
         let mut opts = self.options(vec![], true);
