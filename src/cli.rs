@@ -7,7 +7,7 @@ use crate::inventory::{self, Inventory};
 use crate::journal::{self, Journal};
 use crate::plan::Mode;
 use crate::report::{FleetReport, Format, RunReport};
-use crate::run::{run, RunOptions};
+use crate::run::{run, run_listed, RunOptions};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -264,10 +264,19 @@ async fn fleet_inventory(
     shard: crate::inventory::Shard,
 ) -> Result<(Fleet, Inventory), i32> {
     let fleet = Fleet::from_env(desired.settings.home_region.as_str(), limits).await;
-    match inventory::inventory(&fleet, desired).await {
+    let inv = fleet_inventory_of(&fleet, desired, shard).await?;
+    Ok((fleet, inv))
+}
+
+async fn fleet_inventory_of(
+    fleet: &Fleet,
+    desired: &DesiredState,
+    shard: crate::inventory::Shard,
+) -> Result<Inventory, i32> {
+    match inventory::inventory(fleet, desired).await {
         Ok(mut inv) => {
             inv.enrolled.retain(|a| shard.contains(a.account_id.as_str()));
-            Ok((fleet, inv))
+            Ok(inv)
         }
         Err(e) => {
             match e.explain() {
@@ -496,22 +505,6 @@ async fn reconcile_as(
         account_concurrency: args.account_calls,
         max_attempts: args.max_attempts,
     };
-    let Ok((fleet, mut inv)) = fleet_inventory(&d, limits, shard).await else {
-        return EXIT_ERROR;
-    };
-    // Offboarded accounts are no longer maintained; `offboard` may finish one again.
-    if let (Some(j), false) = (journal.as_deref(), offboarding) {
-        if let Err(e) = journal::drop_offboarded(j, &mut inv).await {
-            eprintln!("error: cannot read the journal: {e}");
-            return EXIT_ERROR;
-        }
-    }
-    for id in &args.accounts {
-        if !inv.enrolled.iter().any(|a| &a.account_id == id) {
-            eprintln!("error: --account {id}: not an enrolled, active account (see `cm-baseline accounts`)");
-            return EXIT_ERROR;
-        }
-    }
     let mut opts = RunOptions {
         mode: if offboarding {
             Mode::Offboarding
@@ -549,7 +542,6 @@ async fn reconcile_as(
         opts.accounts = approved.keys().cloned().collect();
         opts.approved = Some(std::sync::Arc::new(approved));
     }
-    // An apply changes the fleet: one process at a time per state directory.
     if offboarding && opts.mode != Mode::Offboarding {
         eprintln!(
             "error: {}: not an offboarding plan",
@@ -575,6 +567,43 @@ async fn reconcile_as(
         );
         return EXIT_ERROR;
     }
+    // A fleet-wide maintenance pass starts on each account as soon as its page of the
+    // Organization's listing arrives; a pass over named accounts, an approved plan's,
+    // initial setup and offboarding check their accounts against the whole inventory first.
+    let listed = !offboarding && opts.accounts.is_empty() && opts.approved.is_none() && opts.mode == Mode::Maintenance;
+    let fleet = Fleet::from_env(d.settings.home_region.as_str(), limits).await;
+    let mut inv = Inventory::default();
+    let mut caller = None;
+    if listed {
+        match inventory::caller(&fleet).await {
+            Ok(c) => caller = Some(c),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot list the Organization's accounts: {}",
+                    e.explain().unwrap_or_else(|| e.to_string())
+                );
+                return EXIT_ERROR;
+            }
+        }
+    } else {
+        inv = match fleet_inventory_of(&fleet, &d, shard).await {
+            Ok(inv) => inv,
+            Err(code) => return code,
+        };
+        // Offboarded accounts are no longer maintained; `offboard` may finish one again.
+        if let (Some(j), false) = (opts.journal.as_deref(), offboarding) {
+            if let Err(e) = journal::drop_offboarded(j, &mut inv).await {
+                eprintln!("error: cannot read the journal: {e}");
+                return EXIT_ERROR;
+            }
+        }
+        for id in &args.accounts {
+            if !inv.enrolled.iter().any(|a| &a.account_id == id) {
+                eprintln!("error: --account {id}: not an enrolled, active account (see `cm-baseline accounts`)");
+                return EXIT_ERROR;
+            }
+        }
+    }
     if opts.mode == Mode::Initial {
         if let Err(code) =
             initial_only_once(opts.journal.as_deref(), &mut inv, &opts.accounts, apply, args.force_initial).await
@@ -582,6 +611,7 @@ async fn reconcile_as(
             return code;
         }
     }
+    // An apply changes the fleet: one process at a time per state directory.
     let lease = match (&opts.journal, apply) {
         (Some(j), true) => match journal::Lease::take(j.clone(), "apply", shard).await {
             Ok(l) => Some(l),
@@ -592,12 +622,28 @@ async fn reconcile_as(
         },
         _ => None,
     };
-    let code = match run(&fleet, &d, &inv, &opts).await {
-        Ok(report) => emit(&report, &args),
-        Err(e) => {
+    let run = match &caller {
+        Some(caller) => match run_listed(&fleet, &d, caller, shard, &opts).await {
+            Ok((report, None)) => Ok(report),
+            Ok((report, Some(why))) => {
+                // What was started is reported; the run failed.
+                eprintln!("error: {why}: the accounts listed before it are reported, no further account was started");
+                emit(&report, &args);
+                Err(EXIT_ERROR)
+            }
+            Err(e) => {
+                eprintln!("error: cannot write the report: {e}");
+                Err(EXIT_ERROR)
+            }
+        },
+        None => run(&fleet, &d, &inv, &opts).await.map_err(|e| {
             eprintln!("error: cannot write the report: {e}");
             EXIT_ERROR
-        }
+        }),
+    };
+    let code = match run {
+        Ok(report) => emit(&report, &args),
+        Err(code) => code,
     };
     let Some(lease) = lease else { return code };
     let lost = lease.lost();

@@ -42,15 +42,59 @@ pub struct Inventory {
     pub calls: BTreeMap<TotalKey, CallCount>,
 }
 
-/// Lists the Organization's accounts (all pages) and joins them with desired state.
-pub async fn inventory(fleet: &Fleet, desired: &DesiredState) -> Result<Inventory, AwsError> {
+/// Who cm-baseline runs as: the first thing an inventory asks (`GetCallerIdentity`).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub management_account_id: String,
+    pub caller_arn: String,
+    /// The fleet's call counts before this call: the inventory's calls are counted from here.
+    before: BTreeMap<TotalKey, CallCount>,
+}
+
+impl Caller {
+    /// The fleet's call counts before the caller was asked.
+    pub fn counted_from(&self) -> &BTreeMap<TotalKey, CallCount> {
+        &self.before
+    }
+
+    /// An inventory of no accounts yet, naming the caller.
+    pub fn inventory(&self) -> Inventory {
+        Inventory {
+            management_account_id: self.management_account_id.clone(),
+            caller_arn: self.caller_arn.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+pub async fn caller(fleet: &Fleet) -> Result<Caller, AwsError> {
     let before = fleet.stats.totals();
     let mgmt = fleet.management();
     let who = mgmt.call(mgmt.sts().get_caller_identity().send()).await?;
     let (Some(management_account_id), Some(caller_arn)) = (who.account(), who.arn()) else {
         return Err(AwsError::new("response", "sts:GetCallerIdentity answered without an account or an ARN"));
     };
-    let (management_account_id, caller_arn) = (management_account_id.to_string(), caller_arn.to_string());
+    Ok(Caller { management_account_id: management_account_id.to_string(), caller_arn: caller_arn.to_string(), before })
+}
+
+/// Lists the Organization's accounts (all pages) and joins them with desired state.
+pub async fn inventory(fleet: &Fleet, desired: &DesiredState) -> Result<Inventory, AwsError> {
+    let who = caller(fleet).await?;
+    list(fleet, desired, &who, |_| {}).await
+}
+
+/// The listing and join of [`inventory`], for `caller`. Each account listed ACTIVE that has
+/// an account file (what the inventory holds as enrolled) is passed to `listed_early` as
+/// soon as its page arrives, once, so that a pass
+/// can start on it while the rest is listed: Organizations lists 20 accounts a page, each
+/// page after the previous one (50 pages, 2.5 s at 50 ms a call, for 1,000 accounts).
+pub async fn list(
+    fleet: &Fleet,
+    desired: &DesiredState,
+    caller: &Caller,
+    mut listed_early: impl FnMut(&AccountFile),
+) -> Result<Inventory, AwsError> {
+    let mgmt = fleet.management();
     let org = mgmt.organizations();
     let mut listed: BTreeMap<String, OrgAccount> = BTreeMap::new();
     let mut token = None;
@@ -59,6 +103,10 @@ pub async fn inventory(fleet: &Fleet, desired: &DesiredState) -> Result<Inventor
         for a in out.accounts() {
             let id = a.id().unwrap_or_default().to_string();
             let status = a.status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "UNKNOWN".into());
+            let file = AccountId::parse(&id).ok().and_then(|k| desired.accounts.get(&k));
+            if let (Some(file), "ACTIVE", false) = (file, status.as_str(), listed.contains_key(&id)) {
+                listed_early(file);
+            }
             listed.insert(id.clone(), OrgAccount { id, name: a.name().unwrap_or_default().to_string(), status });
         }
         token = out.next_token;
@@ -66,9 +114,9 @@ pub async fn inventory(fleet: &Fleet, desired: &DesiredState) -> Result<Inventor
             break;
         }
     }
-    let mut inv = join(management_account_id, &listed, desired);
-    inv.caller_arn = caller_arn;
-    inv.calls = crate::aws::counter::since(&before, &fleet.stats.totals());
+    let mut inv = join(caller.management_account_id.clone(), &listed, desired);
+    inv.caller_arn = caller.caller_arn.clone();
+    inv.calls = crate::aws::counter::since(&caller.before, &fleet.stats.totals());
     Ok(inv)
 }
 

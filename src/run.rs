@@ -495,7 +495,8 @@ fn progress_bar(total: usize, command: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// Runs the pass. Each account's report is spooled as the account finishes (see
+/// Runs the pass over the inventory's enrolled accounts (those of `opts.accounts`, when it
+/// names any). Each account's report is spooled as the account finishes (see
 /// [`RunReport`]); the report lists the accounts by id. Fails only when the spool cannot be
 /// written.
 pub async fn run(
@@ -506,28 +507,142 @@ pub async fn run(
 ) -> std::io::Result<RunReport> {
     let before = fleet.stats.totals();
     let paced_before = fleet.pacing.held().0;
-    let command = if opts.apply { "apply" } else { "plan" };
-    let mut report = RunReport::new(command, opts.mode, inv.clone())?;
-    let selected: Vec<&AccountFile> =
-        inv.enrolled.iter().filter(|a| opts.accounts.is_empty() || opts.accounts.contains(&a.account_id)).collect();
-    let bar = (opts.progress && selected.len() > 1).then(|| progress_bar(selected.len(), command));
+    let mut report = RunReport::new(command(opts), opts.mode, inv.clone())?;
+    let selected: Vec<AccountFile> = inv
+        .enrolled
+        .iter()
+        .filter(|a| opts.accounts.is_empty() || opts.accounts.contains(&a.account_id))
+        .cloned()
+        .collect();
+    let bar = (opts.progress && selected.len() > 1).then(|| progress_bar(selected.len(), command(opts)));
+    pass_over(Pass::new(fleet, desired, inv, opts), stream::iter(selected), bar, &mut report).await?;
+    // The inventory's own calls were made before this pass began; they are this run's too.
+    let mut totals = crate::aws::counter::since(&before, &fleet.stats.totals());
+    crate::aws::counter::add_into(&mut totals, &inv.calls);
+    let mut calls = ApiCalls::of_totals(&totals);
+    calls.paced = fleet.pacing.held().0 - paced_before;
+    report.finish(calls)?;
+    Ok(report)
+}
+
+/// A fleet-wide pass over the Organization while it is listed: each enrolled account of
+/// `shard` starts as soon as its page of the listing arrives ([`crate::inventory::list`]),
+/// not once every page has. Accounts the journal has offboarded are left out, as
+/// [`crate::journal::drop_offboarded`] leaves them out of an inventory.
+///
+/// Returns the report and, when the listing was cut short (an error listing the
+/// Organization, or reading the journal), why: the accounts started before are let finish
+/// and reported, no further one is started, and the report's inventory names the caller
+/// only, as which accounts are missing or not enrolled is not known. Fails only when the
+/// spool cannot be written.
+pub async fn run_listed(
+    fleet: &Fleet,
+    desired: &DesiredState,
+    caller: &crate::inventory::Caller,
+    shard: crate::inventory::Shard,
+    opts: &RunOptions,
+) -> std::io::Result<(RunReport, Option<String>)> {
+    let paced_before = fleet.pacing.held().0;
+    let mut report = RunReport::new(command(opts), opts.mode, caller.inventory())?;
+    let (listed, ready) = futures::channel::mpsc::unbounded::<AccountFile>();
+    let listing = async move {
+        let mine = |a: &AccountFile| {
+            shard.contains(a.account_id.as_str()) && (opts.accounts.is_empty() || opts.accounts.contains(&a.account_id))
+        };
+        crate::inventory::list(fleet, desired, caller, |a| {
+            // Refused only once the pass takes no further account (it was cut short,
+            // which it reports): the rest of the listing is then for the report alone.
+            if mine(a) && listed.unbounded_send(a.clone()).is_err() {
+                tracing::debug!(account = %a.account_id, "listed after the pass stopped taking accounts");
+            }
+        })
+        .await
+    };
+    let offboarded = std::sync::Mutex::new(Vec::<AccountId>::new());
+    let journal_error = std::sync::Mutex::new(None::<String>);
+    let journal = opts.journal.as_deref();
+    // The progress line counts the accounts listed so far.
+    let bar = opts.progress.then(|| progress_bar(0, command(opts)));
+    let taken = |account: AccountFile, ready| {
+        if let Some(bar) = &bar {
+            bar.inc_length(1);
+        }
+        Some((account, ready))
+    };
+    let accounts = stream::unfold(ready, |mut ready| async {
+        loop {
+            let account = ready.next().await?;
+            let Some(j) = journal else { return taken(account, ready) };
+            match crate::journal::is_offboarded(j, account.account_id.as_str()).await {
+                Ok(false) => return taken(account, ready),
+                Ok(true) => offboarded.lock().unwrap_or_else(|p| p.into_inner()).push(account.account_id.clone()),
+                Err(e) => {
+                    *journal_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(format!("cannot read the journal: {e}"));
+                    return None;
+                }
+            }
+        }
+    });
+    let pass = Pass::new(fleet, desired, &caller.inventory(), opts);
+    let (listing, passed) = tokio::join!(listing, pass_over(pass, Box::pin(accounts), bar.clone(), &mut report));
+    passed?;
+    let offboarded = offboarded.into_inner().unwrap_or_else(|p| p.into_inner());
+    let cut_short = match (listing, journal_error.into_inner().unwrap_or_else(|p| p.into_inner())) {
+        (_, Some(why)) => Some(why),
+        (Err(e), None) => {
+            Some(format!("cannot list the Organization's accounts: {}", e.explain().unwrap_or_else(|| e.to_string())))
+        }
+        (Ok(mut inv), None) => {
+            inv.enrolled.retain(|a| shard.contains(a.account_id.as_str()) && !offboarded.contains(&a.account_id));
+            if !offboarded.is_empty() {
+                tracing::info!(accounts = ?offboarded, "offboarded accounts are no longer maintained");
+            }
+            inv.offboarded = offboarded;
+            report.inventory = inv;
+            None
+        }
+    };
+    // Every call since the caller was asked is this run's: the listing's and the pass's.
+    let mut calls = ApiCalls::of_totals(&crate::aws::counter::since(caller.counted_from(), &fleet.stats.totals()));
+    calls.paced = fleet.pacing.held().0 - paced_before;
+    report.finish(calls)?;
+    Ok((report, cut_short))
+}
+
+fn command(opts: &RunOptions) -> &'static str {
+    if opts.apply {
+        "apply"
+    } else {
+        "plan"
+    }
+}
+
+/// Runs `accounts` through `pass`, at most `opts.parallel_accounts` at a time, each
+/// spooled to `report` as it finishes.
+async fn pass_over(
+    pass: std::sync::Arc<Pass>,
+    accounts: impl futures::Stream<Item = AccountFile> + Unpin,
+    bar: Option<indicatif::ProgressBar>,
+    report: &mut RunReport,
+) -> std::io::Result<()> {
     let (mut changed, mut failed) = (0, 0);
-    let pass = Pass::new(fleet, desired, inv, opts);
     let pass = &pass;
-    let mut finished = stream::iter(selected)
-        .map(|a: &AccountFile| async move { pass.account(a.clone()).await.unwrap_or_else(|why| not_started(a, why)) })
-        .buffer_unordered(opts.parallel_accounts.max(1));
+    let bar = &bar;
+    let mut finished = accounts
+        .map(|a: AccountFile| async move { pass.account(a.clone()).await.unwrap_or_else(|why| not_started(&a, why)) })
+        .buffer_unordered(pass.opts.parallel_accounts.max(1));
     // Accounts in flight are always let finish, even when the spool fails: an apply is
     // never cut off half-way. The error is returned once they have.
     let mut spool_error = None;
     while let Some(account) = finished.next().await {
-        if let Some(bar) = &bar {
+        if let Some(bar) = bar {
             changed += account
                 .applied
                 .as_ref()
                 .map_or(account.changes.len(), |ap| ap.iter().filter(|r| r.outcome == ChangeOutcome::Done).count());
             failed += usize::from(matches!(account.status, AccountStatus::Failed | AccountStatus::NotConverged));
-            let verb = if opts.apply { "made" } else { "planned" };
+            let verb = if pass.opts.apply { "made" } else { "planned" };
             bar.set_message(format!("{changed} changes {verb}, {failed} failed"));
             bar.inc(1);
         }
@@ -541,16 +656,10 @@ pub async fn run(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if let Some(e) = spool_error {
-        return Err(e);
+    match spool_error {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    // The inventory's own calls were made before this pass began; they are this run's too.
-    let mut totals = crate::aws::counter::since(&before, &fleet.stats.totals());
-    crate::aws::counter::add_into(&mut totals, &inv.calls);
-    let mut calls = ApiCalls::of_totals(&totals);
-    calls.paced = fleet.pacing.held().0 - paced_before;
-    report.finish(calls)?;
-    Ok(report)
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ pub async fn record_offboarded(j: &dyn Journal, account: &str, digest: &str) -> 
 pub async fn drop_offboarded(j: &dyn Journal, inv: &mut crate::inventory::Inventory) -> Result<()> {
     let mut gone = vec![];
     for a in &inv.enrolled {
-        if j.records(a.account_id.as_str()).await?.iter().any(|r| r.kind == OFFBOARDED) {
+        if is_offboarded(j, a.account_id.as_str()).await? {
             gone.push(a.account_id.clone());
         }
     }
@@ -151,6 +151,11 @@ pub async fn drop_offboarded(j: &dyn Journal, inv: &mut crate::inventory::Invent
         inv.offboarded = gone;
     }
     Ok(())
+}
+
+/// Whether `account` was offboarded (`cm-baseline offboard`), and so is no longer maintained.
+pub async fn is_offboarded(j: &dyn Journal, account: &str) -> Result<bool> {
+    Ok(j.records(account).await?.iter().any(|r| r.kind == OFFBOARDED))
 }
 
 /// An account's initial setup as the journal has it.
