@@ -583,6 +583,35 @@ def test_compute_optimizer_enrolls_organization_members(aws):
     assert aws("compute-optimizer", region=OTHER_REGION).get_enrollment_status()["numberOfMemberAccountsOptedIn"] >= 1
 
 
+def test_organizations_lists_accounts_20_a_page_as_aws(aws):
+    """AWS answers ListAccounts 20 accounts a page at most (MaxResults 1 to 20); moto 100."""
+    org = aws("organizations")
+    try:
+        org.create_organization(FeatureSet="ALL")
+    except ClientError:
+        pass
+    for i in range(25):
+        org.create_account(Email=f"page-{i}@example.com", AccountName=f"page-{i}")
+    pages, token = [], None
+    while True:
+        out = org.list_accounts(**({"NextToken": token} if token else {}))
+        pages.append(len(out["Accounts"]))
+        token = out.get("NextToken")
+        if not token:
+            break
+    total = sum(pages)
+    assert total >= 26 and all(n == 20 for n in pages[:-1]) and 0 < pages[-1] <= 20, pages
+    assert len(org.list_accounts(MaxResults=7)["Accounts"]) == 7
+    root = org.list_roots()["Roots"][0]["Id"]
+    assert len(org.list_accounts_for_parent(ParentId=root)["Accounts"]) == 20
+    for bad, reason in ((21, "MAX_VALUE_EXCEEDED"), (100, "MAX_VALUE_EXCEEDED")):
+        with pytest.raises(ClientError) as e:
+            org.list_accounts(MaxResults=bad)
+        assert e.value.response["Error"]["Code"] == "InvalidInputException"
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert e.value.response["Reason"] == reason
+
+
 def test_compute_optimizer_rust_shaped_cbor(aws, endpoint):
     """The request as aws-sdk-computeoptimizer (Rust, RPC v2 CBOR) sends it: an indefinite-length
     CBOR map; the answer is read with botocore's CBOR parser against the model."""

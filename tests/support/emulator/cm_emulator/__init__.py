@@ -35,6 +35,8 @@ Modules (each documents what it implements or corrects, and why):
 - guardduty: one detector per Region, GetDetector foundational features/data sources,
   UpdateDetector feature merge, detector tagging.
 - stepfunctions: CreateStateMachine name conflict.
+- organizations: ListAccounts and ListAccountsForParent 20 accounts a page at most, as AWS
+  (moto lists 100), MaxResults above 20 refused (InvalidInputException).
 - cloudtrail: CreateTrail/UpdateTrail KmsKeyId resolved to the key's ARN, as AWS keeps it.
 - trail_delivery: CreateTrail/UpdateTrail refused unless the bucket policy lets CloudTrail
   deliver (InsufficientS3BucketPolicyException) and the key policy lets it encrypt

@@ -35,15 +35,15 @@ from urllib.parse import unquote
 
 from moto.iam.models import get_account_id_from
 
-from . import (accessanalyzer, cloudtrail, computeoptimizer, detective, ec2, faults, guardduty, iam, s3, securityhub,
-               stepfunctions)
+from . import (accessanalyzer, cloudtrail, computeoptimizer, detective, ec2, faults, guardduty, iam, organizations, s3,
+               securityhub, stepfunctions)
 from . import iamtrust
 from . import config, s3_policy, trail_delivery
 from .wire import Request, Response
 
 # A service's modules are asked in this order: trail_delivery after cloudtrail (which resolves KmsKeyId first).
 MODULES = (s3, securityhub, detective, accessanalyzer, computeoptimizer, guardduty, stepfunctions, ec2, cloudtrail,
-           trail_delivery, s3_policy)
+           trail_delivery, s3_policy, organizations)
 MODULES += (iamtrust,)  # last: a service's own answers (Step Functions' name conflict) come first
 MODULES += (config,)  # after iamtrust, whose answer to a recorder role Config cannot assume comes first
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
