@@ -627,7 +627,9 @@ async fn reconcile_as(
             Ok((report, None)) => Ok(report),
             Ok((report, Some(why))) => {
                 // What was started is reported; the run failed.
-                eprintln!("error: {why}: the accounts listed before it are reported, no further account was started");
+                eprintln!(
+                    "error: {why}: the accounts of the pages listed before it were run and are reported, no other"
+                );
                 emit(&report, &args);
                 Err(EXIT_ERROR)
             }

@@ -877,6 +877,63 @@ fn expired_management_credentials_pause_the_run_until_they_work_again_and_nothin
     assert!(stderr.contains("the management account answers again"), "{stderr}");
 }
 
+/// Organizations lists 20 accounts a page (the emulator as AWS): a fleet-wide plan runs the
+/// enrolled accounts of every page, counts each page's call, and names the accounts without
+/// an account file. When the listing fails part-way (the management account's credentials
+/// expire after its first page), the accounts of the page listed are run and reported, none
+/// of the rest, and the run fails saying why.
+#[test]
+fn a_fleet_wide_run_takes_the_listing_page_by_page_and_a_listing_cut_short_fails_the_run() {
+    let fleet = Fleet::new(&[("first-co", "basic"), ("second-co", "basic")]);
+    let names: Vec<String> = (0..20).map(|i| format!("extra-{i:02}")).collect();
+    let extras = fleet.emu.add_members(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    // The last account created is listed on the second page (the management account and
+    // 21 members before it fill the first).
+    let late = extras.last().expect("an extra account").clone();
+    fleet.enrol(&late, "late-co", "basic", &[]);
+    let (code, plan) = fleet.report(&["plan", "--parallel-accounts", "1"]);
+    assert_eq!(code, 0, "{plan}");
+    for a in [&fleet.accounts[0], &fleet.accounts[1], &late] {
+        assert_eq!(account(&plan, a)["status"], "changes", "{a}: {}", account(&plan, a));
+    }
+    assert_eq!(plan["api_calls"]["by_operation"]["organizations:ListAccounts"], 2, "{}", plan["api_calls"]);
+    assert_eq!(plan["inventory"]["not_enrolled"].as_array().map(Vec::len), Some(19), "{}", plan["inventory"]);
+
+    // GetCallerIdentity and the first page pass; the second page, and entering the first
+    // account, meet expired credentials. Once both have, the credentials work again.
+    fleet.emu.hook("/cm-emulator/expire-credentials", json!({"account_id": "management", "after_requests": 2}));
+    let endpoint = fleet.emu.endpoint.clone();
+    let port: u16 = endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).expect("the emulator's port");
+    let restore = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(60) {
+            let state = support::http_get(port, "/cm-emulator/expire-credentials")
+                .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok());
+            if state.is_some_and(|s| s["expired"].as_u64().unwrap_or(0) >= 2) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        support::post_hook(&endpoint, "/cm-emulator/expire-credentials", json!([]));
+    });
+    let out = fleet.run(&["plan", "--parallel-accounts", "1", "--format", "json"]);
+    restore.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(out.status.code(), Some(1), "{report}\n{stderr}");
+    assert!(stderr.contains("cannot list the Organization's accounts"), "{stderr}");
+    let listed: Vec<&str> =
+        report["accounts"].as_array().unwrap().iter().filter_map(|a| a["account_id"].as_str()).collect();
+    let mut first_page: Vec<&str> = fleet.accounts.iter().map(String::as_str).collect();
+    first_page.sort();
+    assert_eq!(listed, first_page, "{stderr}");
+    for a in &fleet.accounts {
+        assert_eq!(account(&report, a)["status"], "changes", "{a}: {}", account(&report, a));
+    }
+    // What is missing or not enrolled is not known from part of the listing.
+    assert_eq!(report["inventory"]["not_enrolled"].as_array().map(Vec::len), Some(0), "{}", report["inventory"]);
+}
+
 #[test]
 fn a_service_whose_endpoint_does_not_resolve_is_skipped_and_the_rest_of_the_account_converges() {
     // A service not offered in a region has no endpoint there: its host name does not
