@@ -586,7 +586,28 @@ class ReplayEndpoint(Endpoint):
             self.base, self.base_held = st["requests"], st.get("held_us", 0)
             return {}
         return {"requests": st["requests"] - self.base, "misses": st["misses"], "miss_examples": st["miss_examples"],
-                "held_us": st.get("held_us", 0) - self.base_held, "by_operation": []}
+                "held_us": st.get("held_us", 0) - self.base_held, "by_operation": [],
+                "arrivals_per_100ms": st.get("arrivals_per_100ms", [])}
+
+
+def timeline(arrivals, c, latency_ms):
+    """From the replay's arrivals per 100 ms (its first request on): the span from the first
+    request to the last, the median rate of the whole seconds between the first and the last
+    (the steady state), that rate against C / L, and how long the last 1 % of requests took."""
+    if not arrivals or not latency_ms:
+        return None
+    seconds = [sum(arrivals[i:i + 10]) for i in range(0, len(arrivals), 10)]
+    inner = sorted(seconds[1:-1]) or sorted(seconds)
+    steady = inner[len(inner) // 2]
+    total, done, t99 = sum(arrivals), 0, 0
+    for i, n in enumerate(arrivals):
+        done += n
+        if done >= 0.99 * total:
+            t99 = i + 1
+            break
+    bound = c * 1000 / latency_ms
+    return {"span_s": round(len(arrivals) / 10, 1), "steady_calls_per_s": steady, "bound_calls_per_s": round(bound),
+            "steady_share": round(steady / bound, 3), "last_percent_s": round((len(arrivals) - t99) / 10, 1)}
 
 
 def record_templates(emu, args, workdir, repo):
@@ -836,7 +857,8 @@ def replay_main(args, repo, workdir, started, source):
                   args.latency_ms, c)
     s["replay"] = {"misses": raw["served"].get("misses"), "miss_examples": raw["served"].get("miss_examples"),
                    "server_cpu_s": round(replay_cpu, 2), "threads": args.replay_threads,
-                   "mean_held_ms": round(raw["served"].get("held_us", 0) / 1000 / max(1, raw["served"].get("requests", 0)), 3)}
+                   "mean_held_ms": round(raw["served"].get("held_us", 0) / 1000 / max(1, raw["served"].get("requests", 0)), 3),
+                   "timeline": timeline(raw["served"].get("arrivals_per_100ms"), c, args.latency_ms)}
     s["emulator_cpu_s"] = s["replay"]["server_cpu_s"]
     problems = []
     if s["exit_code"] != 0 or s["changes"] != 0 or raw["served"].get("misses"):
@@ -867,6 +889,11 @@ def replay_main(args, repo, workdir, started, source):
               f"{100 * (s['wall_s'] / s['latency_bound_s'] - 1):+.1f} %); mean calls in flight {s['mean_in_flight']:.1f} of {c}")
         print(f"the replay held each answer {s['replay']['mean_held_ms']:.2f} ms on average from its arrival "
               f"(latency {args.latency_ms:g} ms)")
+        t = s["replay"]["timeline"]
+        if t:
+            print(f"the replay's timeline: {t['span_s']:.1f} s from the first request to the last; steady "
+                  f"{t['steady_calls_per_s']} requests/s (median second), {100 * t['steady_share']:.1f} % of C / L = "
+                  f"{t['bound_calls_per_s']}/s; the last 1 % of requests took {t['last_percent_s']:.1f} s")
     print_projection(proj)
     return finish(problems, args.out, workdir)
 

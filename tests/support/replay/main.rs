@@ -15,7 +15,9 @@
 //!
 //! A request the recording does not hold is answered 400 `ReplayMiss` (not retried by the
 //! SDK) and counted; `GET /replay/stats` answers `{"requests", "misses", "miss_examples",
-//! "held_us"}`, the last the time answers were held from their arrival, latency included.
+//! "held_us", "arrivals_per_100ms"}`: `held_us` the time answers were held from their
+//! arrival, latency included; `arrivals_per_100ms` the run's timeline, the requests that
+//! arrived in each 100 ms from the first one.
 //! Answers are held by a clock thread of its own (see `Clock`), to within a fraction of a
 //! millisecond of the latency asked for.
 //!
@@ -56,6 +58,8 @@ struct Replay {
     clock: Clock,
     requests: AtomicU64,
     held_us: AtomicU64,
+    /// Arrivals per 100 ms since the first request (the run's timeline).
+    arrivals: Mutex<(Option<std::time::Instant>, Vec<u32>)>,
     misses: AtomicU64,
     miss_examples: Mutex<Vec<String>>,
 }
@@ -258,6 +262,7 @@ impl Replay {
             clock: Clock::start(),
             requests: AtomicU64::new(0),
             held_us: AtomicU64::new(0),
+            arrivals: Mutex::new((None, Vec::new())),
             misses: AtomicU64::new(0),
             miss_examples: Mutex::new(Vec::new()),
         })
@@ -409,11 +414,21 @@ async fn handle(State(replay): State<Arc<Replay>>, req: Request) -> Response<Bod
             "misses": replay.misses.load(Ordering::Relaxed),
             "held_us": replay.held_us.load(Ordering::Relaxed),
             "miss_examples": examples,
+            "arrivals_per_100ms": replay.arrivals.lock().unwrap_or_else(|p| p.into_inner()).1.clone(),
         });
         return Response::new(Body::from(doc.to_string()));
     }
     let arrived = std::time::Instant::now();
     replay.requests.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut a = replay.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        let first = *a.0.get_or_insert(arrived);
+        let bucket = (arrived - first).as_millis() as usize / 100;
+        if a.1.len() <= bucket {
+            a.1.resize(bucket + 1, 0);
+        }
+        a.1[bucket] += 1;
+    }
     let body = match to_bytes(body, 64 << 20).await {
         Ok(b) => b,
         Err(e) => return replay.miss(format!("unreadable body: {e}")),
