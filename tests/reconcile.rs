@@ -862,11 +862,9 @@ fn expired_management_credentials_pause_the_run_until_they_work_again_and_nothin
         std::thread::sleep(std::time::Duration::from_secs(5));
         support::post_hook(&endpoint, "/cm-emulator/expire-credentials", json!([]));
     });
-    let out = fleet.run(&["apply", "--parallel-accounts", "1", "--format", "json"]);
+    let (code, report, stderr) = fleet.report_and_stderr(&["apply", "--parallel-accounts", "1", "--format", "json"]);
     restore.join().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
-    assert_eq!(out.status.code(), Some(0), "{report}\n{stderr}");
+    assert_eq!(code, Some(0), "{report}\n{stderr}");
     for a in &fleet.accounts {
         assert_eq!(account(&report, a)["status"], "converged", "{a}: {}", account(&report, a));
         let role = fleet.emu.call(a, "iam", "get_role", json!({"RoleName": "cm-helpdesk"}));
@@ -916,11 +914,9 @@ fn a_fleet_wide_run_takes_the_listing_page_by_page_and_a_listing_cut_short_fails
         }
         support::post_hook(&endpoint, "/cm-emulator/expire-credentials", json!([]));
     });
-    let out = fleet.run(&["plan", "--parallel-accounts", "1", "--format", "json"]);
+    let (code, report, stderr) = fleet.report_and_stderr(&["plan", "--parallel-accounts", "1", "--format", "json"]);
     restore.join().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
-    assert_eq!(out.status.code(), Some(1), "{report}\n{stderr}");
+    assert_eq!(code, Some(1), "{report}\n{stderr}");
     assert!(stderr.contains("cannot list the Organization's accounts"), "{stderr}");
     let listed: Vec<&str> =
         report["accounts"].as_array().unwrap().iter().filter_map(|a| a["account_id"].as_str()).collect();

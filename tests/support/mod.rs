@@ -263,6 +263,15 @@ impl Fleet {
         self.report_with(args, &[])
     }
 
+    /// Runs with `args`, which ask for `--format json`, and returns the exit code, the parsed
+    /// report and stderr (a test of a run that fails yet reports reads both).
+    pub fn report_and_stderr(&self, args: &[&str]) -> (Option<i32>, Value, String) {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no JSON report: {e}: {stderr}"));
+        (out.status.code(), report, stderr)
+    }
+
     /// [`report`](Self::report) with environment variables `env` set for the binary.
     pub fn report_with(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
         let mut all = args.to_vec();

@@ -131,6 +131,16 @@ def error_of(call, *args, **kwargs):
     return e.value.response["Error"]["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
+def organization(aws):
+    """The management account's Organizations client, the Organization made if no test made it yet."""
+    org = aws("organizations")
+    try:
+        org.create_organization(FeatureSet="ALL")
+    except ClientError:
+        pass  # made by an earlier test (the emulator is shared by the module)
+    return org
+
+
 def trusting(service):
     """A trust policy that lets `service` assume the role (a service refuses a role it cannot assume)."""
     return json.dumps({"Version": "2012-10-17", "Statement": [
@@ -433,11 +443,7 @@ def test_securityhub_isolation_by_account_and_region(aws):
 def test_securityhub_administrator_account(aws):
     """Organization admin stays moto's; the answer's InvitedAt is made RFC 3339 (wirecheck)."""
     R = "ca-west-1"
-    org = aws("organizations")
-    try:
-        org.create_organization(FeatureSet="ALL")
-    except ClientError:
-        pass
+    org = organization(aws)
     status = org.create_account(Email="sh-member@example.com", AccountName="sh-member")["CreateAccountStatus"]
     member = status["AccountId"]
     aws("securityhub", region=R).enable_security_hub(EnableDefaultStandards=False)
@@ -571,11 +577,7 @@ def test_compute_optimizer_enrollment(aws, protocol, tmp_path):
 
 
 def test_compute_optimizer_enrolls_organization_members(aws):
-    org = aws("organizations")
-    try:
-        org.create_organization(FeatureSet="ALL")
-    except ClientError:
-        pass
+    org = organization(aws)
     member = org.create_account(Email="co-member@example.com", AccountName="co-member")["CreateAccountStatus"]["AccountId"]
     assert aws("compute-optimizer", account=member).get_enrollment_status()["status"] == "Inactive"
     aws("compute-optimizer").update_enrollment_status(status="Active", includeMemberAccounts=True)
@@ -585,11 +587,7 @@ def test_compute_optimizer_enrolls_organization_members(aws):
 
 def test_organizations_lists_accounts_20_a_page_as_aws(aws):
     """AWS answers ListAccounts 20 accounts a page at most (MaxResults 1 to 20); moto 100."""
-    org = aws("organizations")
-    try:
-        org.create_organization(FeatureSet="ALL")
-    except ClientError:
-        pass
+    org = organization(aws)
     for i in range(25):
         org.create_account(Email=f"page-{i}@example.com", AccountName=f"page-{i}")
     pages, token = [], None
