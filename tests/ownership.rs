@@ -363,6 +363,7 @@ fn an_offboarding_removes_only_what_is_ours_keeps_the_evidence_and_ends_maintena
     assert_eq!(code, 0);
     let ids: Vec<&str> = p["accounts"].as_array().unwrap().iter().map(|a| a["account_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [staying.as_str()]);
+    assert_eq!(p["inventory"]["offboarded"], json!([id]), "{}", p["inventory"]);
     let listed = String::from_utf8_lossy(&fleet.run(&["accounts"]).stdout).to_string();
     assert!(listed.contains(&format!("{id:<13}")) && listed.contains("offboarded: no longer maintained"), "{listed}");
 }
