@@ -279,10 +279,7 @@ async fn fleet_inventory_of(
             Ok(inv)
         }
         Err(e) => {
-            match e.explain() {
-                Some(why) => eprintln!("error: cannot list the Organization's accounts: {why}"),
-                None => eprintln!("error: cannot list the Organization's accounts: {e}"),
-            }
+            eprintln!("error: {}", inventory::cannot_list(&e));
             Err(EXIT_ERROR)
         }
     }
@@ -578,10 +575,7 @@ async fn reconcile_as(
         match inventory::caller(&fleet).await {
             Ok(c) => caller = Some(c),
             Err(e) => {
-                eprintln!(
-                    "error: cannot list the Organization's accounts: {}",
-                    e.explain().unwrap_or_else(|| e.to_string())
-                );
+                eprintln!("error: {}", inventory::cannot_list(&e));
                 return EXIT_ERROR;
             }
         }

@@ -42,6 +42,11 @@ pub struct Inventory {
     pub calls: BTreeMap<TotalKey, CallCount>,
 }
 
+/// What a run says when the Organization cannot be listed (or its caller not asked).
+pub fn cannot_list(e: &AwsError) -> String {
+    format!("cannot list the Organization's accounts: {}", e.explain().unwrap_or_else(|| e.to_string()))
+}
+
 /// Who cm-baseline runs as: the first thing an inventory asks (`GetCallerIdentity`).
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -85,9 +90,9 @@ pub async fn inventory(fleet: &Fleet, desired: &DesiredState) -> Result<Inventor
 
 /// The listing and join of [`inventory`], for `caller`. Each account listed ACTIVE that has
 /// an account file (what the inventory holds as enrolled) is passed to `listed_early` as
-/// soon as its page arrives, once, so that a pass
-/// can start on it while the rest is listed: Organizations lists 20 accounts a page, each
-/// page after the previous one (50 pages, 2.5 s at 50 ms a call, for 1,000 accounts).
+/// soon as its page arrives, once, so that a pass can start on it while the rest is listed:
+/// Organizations lists 20 accounts a page, each page after the previous one (50 pages,
+/// 2.5 s at 50 ms a call, for 1,000 accounts).
 pub async fn list(
     fleet: &Fleet,
     desired: &DesiredState,

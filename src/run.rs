@@ -590,9 +590,7 @@ pub async fn run_listed(
     let offboarded = offboarded.into_inner().unwrap_or_else(|p| p.into_inner());
     let cut_short = match (listing, journal_error.into_inner().unwrap_or_else(|p| p.into_inner())) {
         (_, Some(why)) => Some(why),
-        (Err(e), None) => {
-            Some(format!("cannot list the Organization's accounts: {}", e.explain().unwrap_or_else(|| e.to_string())))
-        }
+        (Err(e), None) => Some(crate::inventory::cannot_list(&e)),
         (Ok(mut inv), None) => {
             inv.enrolled.retain(|a| shard.contains(a.account_id.as_str()) && !offboarded.contains(&a.account_id));
             if !offboarded.is_empty() {

@@ -776,7 +776,7 @@ impl Daemon {
             i
         });
         self.metrics.aws_ok.store(inv.is_ok(), Ordering::Relaxed);
-        let mut inv = inv.map_err(|e| format!("cannot list the Organization's accounts: {e}"))?;
+        let mut inv = inv.map_err(|e| inventory::cannot_list(&e))?;
         // Offboarded accounts are no longer maintained, nor onboarded.
         journal::drop_offboarded(&*self.journal, &mut inv)
             .await
